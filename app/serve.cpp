@@ -1,0 +1,144 @@
+// `infergate serve`: wires config, Postgres, Redis, the router and the HTTP server together,
+// runs the io threads, and drains gracefully on SIGTERM/SIGINT.
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <thread>
+
+#include "cli.h"
+#include "infergate/engine/device.h"
+#include "infergate/gateway/health.h"
+#include "infergate/gateway/server.h"
+#include "infergate/infra/log.h"
+#include "infergate/infra/pg_pool.h"
+#include "infergate/infra/redis_client.h"
+
+namespace infergate::app {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::vector<gateway::ReadinessCheck> readiness_checks(infra::PgPool& pg, infra::RedisClient& redis) {
+  std::vector<gateway::ReadinessCheck> checks(2);
+  checks[0].name = "postgres";
+  checks[0].check = [&pg]() -> asio::awaitable<std::optional<std::string>> {
+                      try {
+                        co_await pg.ping(1000ms);
+                        co_return std::nullopt;
+                      } catch (const std::exception& e) {
+                        co_return std::string(e.what());
+                      }
+                    };
+  checks[1].name = "redis";
+  checks[1].check = [&redis]() -> asio::awaitable<std::optional<std::string>> {
+                      try {
+                        // (built before co_await: GCC 12 miscompiles braced lists there)
+                        std::vector<std::string> ping{"PING"};
+                        auto r = co_await redis.command(std::move(ping), 1000ms);
+                        if (r.is_error()) co_return "PING answered " + r.str;
+                        co_return std::nullopt;
+                      } catch (const std::exception& e) {
+                        co_return std::string(e.what());
+                      }
+                    };
+  return checks;
+}
+
+// Waits for a signal, then drains: stop accepting, let requests in progress finish for up to
+// shutdown_grace, close what is left, and stop the io threads. A second signal cuts the grace.
+asio::awaitable<void> shutdown_on_signal(asio::io_context& io, gateway::HttpServer& server,
+                                         infra::RedisClient& redis, infra::Millis grace) {
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  auto [ec, sig] = co_await signals.async_wait(asio::as_tuple(asio::use_awaitable));
+  if (ec) co_return;
+  infra::log::info("shutdown started", {{"signal", sig},
+                                        {"connections", server.active_connections()},
+                                        {"grace_ms", grace.count()}});
+  server.begin_drain();
+  bool hurry = false;
+  signals.async_wait([&hurry](const boost::system::error_code& e, int) {
+    if (!e) hurry = true;
+  });
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  asio::steady_timer tick(io);
+  while (server.active_connections() > 0 && std::chrono::steady_clock::now() < deadline && !hurry) {
+    tick.expires_after(10ms);
+    co_await tick.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  signals.cancel();
+  if (auto left = server.active_connections(); left > 0) {
+    infra::log::warn("closing connections after grace period", {{"connections", left}});
+    server.close_all();
+    for (int i = 0; i < 100 && server.active_connections() > 0; ++i) {
+      tick.expires_after(10ms);
+      co_await tick.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+  }
+  redis.stop();
+  tick.expires_after(10ms);  // let the Redis close run on its strand
+  co_await tick.async_wait(asio::as_tuple(asio::use_awaitable));
+  io.stop();
+}
+
+}  // namespace
+
+int cmd_serve(const std::vector<std::string>& args) {
+  Flags flags = parse_flags(args, {"config"});
+  if (!flags.positional.empty()) throw UsageError("unexpected argument " + flags.positional[0]);
+  const infra::Config cfg = load_config_for(flags);  // exits 2 on a bad config, before binding
+  infra::log::set_level(infra::log::parse_level(cfg.log.level));
+
+  const auto cpu = kernels::detect_cpu();
+  const auto gpus = kernels::detect_gpus();
+  const auto device = engine::resolve_device(engine::DeviceChoice::automatic, cpu, gpus);
+  infra::log::info("starting", {{"version", INFERGATE_VERSION},
+                                {"config", cfg.source},
+                                {"io_threads", cfg.server.io_threads},
+                                {"compute", device.description},
+                                {"gpu_note", gpus.note}});
+
+  asio::io_context io(cfg.server.io_threads);
+  infra::MetricsRegistry metrics;
+  infra::PgPool pg(cfg.postgres, metrics);
+  infra::RedisClient redis(io, cfg.redis, metrics);
+  redis.start();
+
+  gateway::Router router;
+  gateway::HttpServer server(io, cfg.server, router, metrics);
+  gateway::add_health_routes(router, readiness_checks(pg, redis), metrics,
+                             [&server] { return server.draining(); });
+  try {
+    server.start();
+  } catch (const std::system_error& e) {
+    infra::log::error("cannot start", {{"error", e.what()}});
+    return kExitFailed;
+  }
+  infra::log::info("listening", {{"address", cfg.server.listen_address}, {"port", server.port()}});
+
+  // Probe both dependencies once so the log states up front what is down.
+  asio::co_spawn(io, [&pg]() -> asio::awaitable<void> {
+    try {
+      co_await pg.ping(2000ms);
+    } catch (const std::exception&) {
+      // PgPool logged the state change.
+    }
+  }, asio::detached);
+  asio::co_spawn(io, shutdown_on_signal(io, server, redis, cfg.server.shutdown_grace),
+                 asio::detached);
+
+  std::vector<std::thread> threads;
+  for (int i = 1; i < cfg.server.io_threads; ++i) threads.emplace_back([&io] { io.run(); });
+  io.run();
+  for (auto& t : threads) t.join();
+  pg.stop();
+  infra::log::info("shutdown complete");
+  return kExitOk;
+}
+
+}  // namespace infergate::app

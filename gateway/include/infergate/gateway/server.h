@@ -1,0 +1,65 @@
+// The HTTP/1.1 server: one coroutine per connection on its own strand, keep-alive, a deadline
+// on every read and write, limits on header and body size, and a graceful drain: stop accepting,
+// close idle keep-alive connections, let requests in progress finish, then close the rest.
+// Every response carries x-request-id; each request is counted and timed in /metrics by route and
+// status, and logged as one JSON line. Thread-safe.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "infergate/gateway/router.h"
+#include "infergate/infra/config.h"
+#include "infergate/infra/metrics.h"
+
+namespace infergate::gateway {
+
+class Session;
+
+class HttpServer {
+ public:
+  HttpServer(boost::asio::io_context& io, infra::ServerConfig cfg, const Router& router,
+             infra::MetricsRegistry& metrics);
+  ~HttpServer();
+
+  // Binds and listens (throws std::system_error naming the address on failure), then accepts
+  // in the background.
+  void start();
+  std::uint16_t port() const { return port_; }
+
+  // Stops accepting and closes idle connections; requests in progress finish, and their
+  // responses say Connection: close.
+  void begin_drain();
+  // Closes every connection now (after the grace period).
+  void close_all();
+  std::size_t active_connections() const;
+  bool draining() const { return draining_.load(); }
+
+ private:
+  friend class Session;
+  boost::asio::awaitable<void> accept_loop();
+  void register_session(std::uint64_t id, const std::shared_ptr<Session>& s);
+  void unregister_session(std::uint64_t id);
+
+  boost::asio::io_context& io_;
+  infra::ServerConfig cfg_;
+  const Router& router_;
+  infra::MetricsRegistry& metrics_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> draining_{false};
+  mutable std::mutex mu_;
+  std::map<std::uint64_t, std::weak_ptr<Session>> sessions_;
+  std::uint64_t next_id_ = 0;
+  infra::Family<infra::Counter>* requests_;
+  infra::Family<infra::Histogram>* latency_;
+  infra::Gauge* connections_;
+};
+
+}  // namespace infergate::gateway

@@ -1,0 +1,300 @@
+#include "infergate/gateway/server.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <chrono>
+
+#include "infergate/infra/ids.h"
+#include "infergate/infra/log.h"
+
+namespace infergate::gateway {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(HttpServer& server, tcp::socket socket, std::uint64_t id)
+      : server_(server), stream_(std::move(socket)), id_(id) {}
+
+  asio::any_io_executor executor() { return stream_.get_executor(); }
+
+  // Runs on the session's strand: wakes an idle connection so it can close during a drain.
+  void cancel_if_idle() {
+    if (idle_) stream_.socket().cancel();
+  }
+  void close() {
+    boost::system::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.socket().close(ec);
+  }
+
+  asio::awaitable<void> run() {
+    auto self = shared_from_this();
+    const auto& cfg = server_.cfg_;
+    beast::flat_buffer buffer;
+    for (;;) {
+      // Idle: no byte of the next request yet. This is the only state a drain interrupts.
+      if (buffer.size() == 0) {
+        idle_ = true;
+        if (server_.draining()) break;
+        stream_.expires_after(cfg.idle_timeout);
+        auto [ec, n] = co_await stream_.async_read_some(buffer.prepare(8192), kTuple);
+        idle_ = false;
+        if (ec) break;  // closed by the peer, idle timeout, or drain
+        buffer.commit(n);
+      }
+
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
+      parser.body_limit(cfg.max_body_bytes);
+      stream_.expires_after(cfg.read_timeout);
+      auto [rec, rn] = co_await http::async_read(stream_, buffer, parser, kTuple);
+      (void)rn;
+      const auto start = std::chrono::steady_clock::now();
+      RequestContext ctx;
+      ctx.request_id = infra::new_request_id();
+      if (rec) {
+        if (rec == http::error::end_of_stream || rec == asio::error::operation_aborted) break;
+        auto res = parse_error_response(rec, parser.is_header_done() ? parser.get().version() : 11);
+        if (!res) break;  // the connection itself failed: nothing to answer
+        res->keep_alive(false);
+        ctx.route = "invalid";
+        co_await write(*res, ctx, "-", "-", start);
+        co_await linger_close();
+        co_return;
+      }
+
+      Request req = parser.release();
+      Response res = co_await dispatch(req, ctx);
+      const bool keep_alive = req.keep_alive() && !server_.draining();
+      res.keep_alive(keep_alive);
+      if (req.method() == http::verb::head) {
+        auto len = res.body().size();
+        res.body().clear();
+        res.content_length(len);
+      }
+      bool ok = co_await write(res, ctx, std::string(req.method_string()), std::string(ctx.path),
+                               start, req.method() == http::verb::head);
+      if (!ok || !keep_alive) break;
+    }
+    close();
+  }
+
+ private:
+  asio::awaitable<Response> dispatch(Request& req, RequestContext& ctx) {
+    std::string_view target = req.target();
+    auto q = target.find('?');
+    ctx.path = target.substr(0, q);
+    ctx.query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+    auto m = server_.router_.match(req.method(), ctx.path, ctx);
+    ctx.route = m.route;
+    if (!m.handler) co_return route_miss_response(m, req);
+    try {
+      co_return co_await (*m.handler)(req, ctx);
+    } catch (const std::exception& e) {
+      infra::log::error("handler failed", {{"request_id", ctx.request_id},
+                                           {"route", ctx.route},
+                                           {"error", e.what()}});
+    }
+    co_return error_response(http::status::internal_server_error,
+                             "The server failed to handle the request (request id " +
+                                 ctx.request_id + "). Retry; if it persists, report the id.",
+                             "server_error", "internal_error", std::nullopt, req.version());
+  }
+
+  static std::optional<Response> parse_error_response(const boost::system::error_code& ec,
+                                                      unsigned version) {
+    if (ec == http::error::header_limit)
+      return error_response(http::status::request_header_fields_too_large,
+                            "The request headers are larger than the server's limit "
+                            "(server.max_header_bytes). Send fewer or smaller headers.",
+                            "invalid_request_error", "request_header_fields_too_large",
+                            std::nullopt, version);
+    if (ec == http::error::body_limit)
+      return error_response(http::status::payload_too_large,
+                            "The request body is larger than the server's limit "
+                            "(server.max_body_bytes). Send a smaller body.",
+                            "invalid_request_error", "request_too_large", std::nullopt, version);
+    if (ec == beast::error::timeout)
+      return error_response(http::status::request_timeout,
+                            "The request was not received completely within the server's read "
+                            "timeout (server.read_timeout_ms).",
+                            "invalid_request_error", "request_timeout", std::nullopt, version);
+    if (ec == http::error::partial_message) return std::nullopt;  // the peer went away
+    if (ec.category() == http::make_error_code(http::error::bad_target).category())
+      return error_response(http::status::bad_request,
+                            "Malformed HTTP request: " + ec.message() + ".",
+                            "invalid_request_error", "bad_request", std::nullopt, version);
+    return std::nullopt;
+  }
+
+  asio::awaitable<bool> write(Response& res, const RequestContext& ctx, const std::string& method,
+                              const std::string& path, std::chrono::steady_clock::time_point start,
+                              bool head = false) {
+    res.set("x-request-id", ctx.request_id);
+    res.set(http::field::server, "infergate");
+    if (!head) res.prepare_payload();  // HEAD keeps the Content-Length of the GET
+    stream_.expires_after(server_.cfg_.write_timeout);
+    auto [ec, n] = co_await http::async_write(stream_, res, kTuple);
+    (void)n;
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const std::string status = std::to_string(res.result_int());
+    server_.requests_->with({ctx.route, status}).inc();
+    server_.latency_->with({ctx.route, status}).observe(seconds);
+    if (server_.cfg_.access_log) {
+      boost::json::object line{{"request_id", ctx.request_id},
+                               {"method", method},
+                               {"path", path},
+                               {"route", ctx.route},
+                               {"status", res.result_int()},
+                               {"latency_us", static_cast<std::int64_t>(seconds * 1e6)}};
+      if (ec) line["write_error"] = ec.message();
+      infra::log::info("request", std::move(line));
+    }
+    co_return !ec;
+  }
+
+  // After an error response on a connection whose request we did not read to the end: stop
+  // sending, then read and discard for a moment so the peer sees our response before the close
+  // (closing with unread data would reset the connection and could destroy the response).
+  asio::awaitable<void> linger_close() {
+    boost::system::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    std::array<char, 16384> sink;
+    std::size_t discarded = 0;
+    while (discarded < (1u << 20)) {
+      stream_.expires_after(std::chrono::milliseconds(500));
+      auto [rec, n] = co_await stream_.async_read_some(asio::buffer(sink), kTuple);
+      if (rec) break;
+      discarded += n;
+    }
+    close();
+  }
+
+  HttpServer& server_;
+  beast::tcp_stream stream_;
+  std::uint64_t id_;
+  bool idle_ = false;
+};
+
+HttpServer::HttpServer(asio::io_context& io, infra::ServerConfig cfg, const Router& router,
+                       infra::MetricsRegistry& metrics)
+    : io_(io), cfg_(std::move(cfg)), router_(router), metrics_(metrics),
+      acceptor_(asio::make_strand(io)) {
+  requests_ = &metrics.counter("infergate_http_requests_total",
+                               "HTTP requests by route pattern and status", {"route", "status"});
+  latency_ = &metrics.histogram("infergate_http_request_duration_seconds",
+                                "HTTP request latency (read done to response written)",
+                                {"route", "status"});
+  connections_ = &metrics.gauge("infergate_http_connections", "Open client connections").with({});
+}
+
+HttpServer::~HttpServer() = default;
+
+void HttpServer::start() {
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(cfg_.listen_address, ec);
+  if (ec)
+    throw std::system_error(ec, "server.listen_address '" + cfg_.listen_address +
+                                    "' is not an IP address");
+  tcp::endpoint ep(addr, cfg_.port);
+  const std::string where = cfg_.listen_address + ":" + std::to_string(cfg_.port);
+  acceptor_.open(ep.protocol(), ec);
+  if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(ep, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) throw std::system_error(ec, "cannot listen on " + where);
+  port_ = acceptor_.local_endpoint().port();
+  asio::co_spawn(acceptor_.get_executor(), accept_loop(), [](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      infra::log::error("accept loop failed", {{"error", ex.what()}});
+    }
+  });
+}
+
+asio::awaitable<void> HttpServer::accept_loop() {
+  for (;;) {
+    auto [ec, socket] = co_await acceptor_.async_accept(asio::make_strand(io_), kTuple);
+    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+    if (ec) {
+      // Out of descriptors or similar: back off briefly instead of spinning.
+      infra::log::warn("accept failed", {{"error", ec.message()}});
+      asio::steady_timer t(acceptor_.get_executor(), std::chrono::milliseconds(50));
+      co_await t.async_wait(kTuple);
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    std::uint64_t id;
+    {
+      std::lock_guard lock(mu_);
+      id = next_id_++;
+    }
+    auto session = std::make_shared<Session>(*this, std::move(socket), id);
+    register_session(id, session);
+    asio::co_spawn(session->executor(), session->run(), [this, id](std::exception_ptr e) {
+      unregister_session(id);
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        infra::log::error("connection failed", {{"error", ex.what()}});
+      }
+    });
+  }
+}
+
+void HttpServer::register_session(std::uint64_t id, const std::shared_ptr<Session>& s) {
+  std::lock_guard lock(mu_);
+  sessions_[id] = s;
+  connections_->add(1);
+}
+
+void HttpServer::unregister_session(std::uint64_t id) {
+  std::lock_guard lock(mu_);
+  if (sessions_.erase(id)) connections_->add(-1);
+}
+
+std::size_t HttpServer::active_connections() const {
+  std::lock_guard lock(mu_);
+  return sessions_.size();
+}
+
+void HttpServer::begin_drain() {
+  if (draining_.exchange(true)) return;
+  asio::post(acceptor_.get_executor(), [this] {
+    boost::system::error_code ec;
+    acceptor_.close(ec);
+  });
+  std::lock_guard lock(mu_);
+  for (auto& [id, w] : sessions_) {
+    if (auto s = w.lock()) asio::post(s->executor(), [s] { s->cancel_if_idle(); });
+  }
+}
+
+void HttpServer::close_all() {
+  std::lock_guard lock(mu_);
+  for (auto& [id, w] : sessions_) {
+    if (auto s = w.lock()) asio::post(s->executor(), [s] { s->close(); });
+  }
+}
+
+}  // namespace infergate::gateway

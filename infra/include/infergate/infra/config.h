@@ -1,0 +1,82 @@
+// Typed configuration, parsed once at startup from a TOML file plus environment overrides.
+// Every key is documented with its default in config/infergate.toml. After startup nobody reads
+// raw config again; components receive the struct for their section.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+
+namespace infergate::infra {
+
+using Millis = std::chrono::milliseconds;
+
+struct ServerConfig {
+  std::string listen_address = "127.0.0.1";
+  std::uint16_t port = 8080;  // 0 picks a free port (logged at startup)
+  int io_threads = 2;
+  Millis read_timeout{15000};   // to read one request once its first byte arrived
+  Millis idle_timeout{60000};   // keep-alive connection with no request in progress
+  Millis write_timeout{30000};  // to write one response
+  std::size_t max_header_bytes = 16 * 1024;
+  std::size_t max_body_bytes = 4 * 1024 * 1024;
+  Millis shutdown_grace{10000};  // in-flight requests get this long after SIGTERM
+  bool access_log = true;
+};
+
+struct PostgresConfig {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 54329;
+  std::string user = "infergate";
+  std::string password;
+  std::string database = "infergate";
+  int pool_size = 4;
+  Millis connect_timeout{2000};
+  Millis query_timeout{5000};
+  Millis reconnect_backoff{500};
+
+  // libpq connection string built from the fields above (values quoted as libpq requires).
+  std::string conninfo() const;
+};
+
+struct RedisConfig {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 63799;
+  Millis connect_timeout{1000};
+  Millis command_timeout{500};
+  Millis reconnect_min{100};
+  Millis reconnect_max{5000};
+};
+
+struct LogConfig {
+  std::string level = "info";  // debug | info | warn | error
+};
+
+struct Config {
+  std::string source = "<defaults>";  // the file it came from, for messages
+  ServerConfig server;
+  PostgresConfig postgres;
+  RedisConfig redis;
+  LogConfig log;
+};
+
+// A config problem: the message names the file and the key and says what is expected.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Environment variables that override file values: INFERGATE_<SECTION>__<KEY>=value,
+// e.g. INFERGATE_SERVER__PORT=9000. Variables without the double underscore are ignored.
+using EnvMap = std::map<std::string, std::string>;
+EnvMap environment_overrides(char** envp);
+
+// Parses TOML text. `source` names the file in error messages. Throws ConfigError.
+Config parse_config(std::string_view toml_text, std::string source, const EnvMap& env = {});
+
+// Reads and parses a file. Throws ConfigError (also when the file cannot be read).
+Config load_config(const std::string& path, const EnvMap& env = {});
+
+}  // namespace infergate::infra

@@ -1,0 +1,282 @@
+#include "infergate/infra/config.h"
+
+#include <toml++/toml.h>
+
+#include <charconv>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <set>
+#include <sstream>
+#include <vector>
+
+namespace infergate::infra {
+namespace {
+
+std::string describe(const toml::node& n) {
+  std::ostringstream out;
+  if (n.is_string()) {
+    out << '"' << *n.value<std::string>() << '"';
+  } else if (n.is_table()) {
+    out << "a table";
+  } else if (n.is_array()) {
+    out << "an array";
+  } else {
+    n.visit([&](auto&& v) { out << v; });
+  }
+  return out.str();
+}
+
+// Reads one section: each read_* call consumes a key (from the environment if overridden there,
+// else from the file); finish() reports any key nobody asked for.
+class Section {
+ public:
+  Section(const toml::table* table, std::string name, const std::string& source, const EnvMap& env,
+          std::set<std::string>& used_env)
+      : table_(table), name_(std::move(name)), source_(source), env_(env), used_env_(used_env) {}
+
+  void read_string(const std::string& key, std::string& out,
+                   const std::function<std::string(const std::string&)>& check = {}) {
+    std::string value = out;
+    if (auto e = from_env(key)) {
+      value = *e;
+    } else if (const toml::node* n = node(key)) {
+      if (!n->is_string()) fail(key, "expected a string, got " + describe(*n));
+      value = *n->value<std::string>();
+    } else {
+      return;
+    }
+    if (check) {
+      if (std::string why = check(value); !why.empty()) fail(key, why);
+    }
+    out = value;
+  }
+
+  void read_int(const std::string& key, std::int64_t& out, std::int64_t min, std::int64_t max) {
+    std::int64_t value = out;
+    if (auto e = from_env(key)) {
+      auto [p, ec] = std::from_chars(e->data(), e->data() + e->size(), value);
+      if (ec != std::errc() || p != e->data() + e->size() || e->empty())
+        fail(key, "expected an integer, got \"" + *e + "\"");
+    } else if (const toml::node* n = node(key)) {
+      if (!n->is_integer()) fail(key, "expected an integer, got " + describe(*n));
+      value = *n->value<std::int64_t>();
+    } else {
+      return;
+    }
+    if (value < min || value > max)
+      fail(key, "must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                    ", got " + std::to_string(value));
+    out = value;
+  }
+
+  template <class T>
+  void read_number(const std::string& key, T& out, std::int64_t min, std::int64_t max) {
+    std::int64_t v = static_cast<std::int64_t>(out);
+    read_int(key, v, min, max);
+    out = static_cast<T>(v);
+  }
+
+  void read_ms(const std::string& key, Millis& out, std::int64_t min, std::int64_t max) {
+    std::int64_t v = out.count();
+    read_int(key, v, min, max);
+    out = Millis(v);
+  }
+
+  void read_bool(const std::string& key, bool& out) {
+    if (auto e = from_env(key)) {
+      if (*e == "true") {
+        out = true;
+      } else if (*e == "false") {
+        out = false;
+      } else {
+        fail(key, "expected true or false, got \"" + *e + "\"");
+      }
+    } else if (const toml::node* n = node(key)) {
+      if (!n->is_boolean()) fail(key, "expected true or false, got " + describe(*n));
+      out = *n->value<bool>();
+    }
+  }
+
+  void finish() const {
+    if (!table_) return;
+    for (auto&& [k, v] : *table_) {
+      std::string key(k.str());
+      if (!seen_.count(key))
+        throw ConfigError(source_ + ": unknown key '" + name_ + "." + key +
+                          "' (see config/infergate.toml for the valid keys)");
+    }
+  }
+
+  [[noreturn]] void fail(const std::string& key, const std::string& why) const {
+    bool env = env_.count(env_name(key)) > 0;
+    throw ConfigError((env ? "environment variable " + env_name(key) : source_) + ": key '" +
+                      name_ + "." + key + "': " + why);
+  }
+
+ private:
+  std::string env_name(const std::string& key) const {
+    std::string n = "INFERGATE_" + name_ + "__" + key;
+    for (auto& c : n) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return n;
+  }
+
+  std::optional<std::string> from_env(const std::string& key) {
+    seen_.insert(key);
+    auto it = env_.find(env_name(key));
+    if (it == env_.end()) return std::nullopt;
+    used_env_.insert(it->first);
+    return it->second;
+  }
+
+  const toml::node* node(const std::string& key) {
+    seen_.insert(key);
+    return table_ ? table_->get(key) : nullptr;
+  }
+
+  const toml::table* table_;
+  std::string name_;
+  const std::string& source_;
+  const EnvMap& env_;
+  std::set<std::string>& used_env_;
+  std::set<std::string> seen_;
+};
+
+std::string check_level(const std::string& v) {
+  static const std::set<std::string> levels{"debug", "info", "warn", "error"};
+  return levels.count(v) ? "" : "expected one of debug, info, warn, error, got \"" + v + "\"";
+}
+
+std::string check_nonempty(const std::string& v) {
+  return v.empty() ? "must not be empty" : "";
+}
+
+constexpr std::int64_t kMaxMs = 24LL * 3600 * 1000;
+
+}  // namespace
+
+std::string PostgresConfig::conninfo() const {
+  auto quote = [](const std::string& v) {
+    std::string out = "'";
+    for (char c : v) {
+      if (c == '\'' || c == '\\') out += '\\';
+      out += c;
+    }
+    return out + "'";
+  };
+  std::string s = "host=" + quote(host) + " port=" + std::to_string(port) + " user=" + quote(user) +
+                  " dbname=" + quote(database) + " application_name='infergate'" +
+                  " connect_timeout=" +
+                  std::to_string(std::max<long>(1, (connect_timeout.count() + 999) / 1000)) +
+                  " keepalives=1 keepalives_idle=10 keepalives_interval=5 keepalives_count=3" +
+                  " options='-c statement_timeout=" + std::to_string(query_timeout.count()) + "'";
+  if (!password.empty()) s += " password=" + quote(password);
+  return s;
+}
+
+EnvMap environment_overrides(char** envp) {
+  EnvMap out;
+  for (char** e = envp; e && *e; ++e) {
+    std::string_view kv(*e);
+    auto eq = kv.find('=');
+    if (eq == std::string_view::npos) continue;
+    std::string_view name = kv.substr(0, eq);
+    if (name.rfind("INFERGATE_", 0) != 0 || name.find("__") == std::string_view::npos) continue;
+    out.emplace(std::string(name), std::string(kv.substr(eq + 1)));
+  }
+  return out;
+}
+
+Config parse_config(std::string_view toml_text, std::string source, const EnvMap& env) {
+  toml::table root;
+  try {
+    root = toml::parse(toml_text, source);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream msg;
+    msg << source << ":" << e.source().begin.line << ":" << e.source().begin.column
+        << ": not valid TOML: " << e.description();
+    throw ConfigError(msg.str());
+  }
+
+  Config cfg;
+  cfg.source = source;
+  std::set<std::string> used_env;
+  static const std::set<std::string> sections{"server", "postgres", "redis", "log"};
+  for (auto&& [k, v] : root) {
+    std::string name(k.str());
+    if (!sections.count(name))
+      throw ConfigError(source + ": unknown section '" + name +
+                        "' (valid sections: server, postgres, redis, log)");
+    if (!v.is_table())
+      throw ConfigError(source + ": '" + name + "' must be a table ([" + name + "])");
+  }
+  auto section = [&](const char* name) {
+    return Section(root.get_as<toml::table>(name), name, cfg.source, env, used_env);
+  };
+
+  {
+    auto s = section("server");
+    auto& c = cfg.server;
+    s.read_string("listen_address", c.listen_address, check_nonempty);
+    s.read_number("port", c.port, 0, 65535);
+    s.read_number("io_threads", c.io_threads, 1, 256);
+    s.read_ms("read_timeout_ms", c.read_timeout, 1, kMaxMs);
+    s.read_ms("idle_timeout_ms", c.idle_timeout, 1, kMaxMs);
+    s.read_ms("write_timeout_ms", c.write_timeout, 1, kMaxMs);
+    s.read_number("max_header_bytes", c.max_header_bytes, 1024, 1 << 20);
+    s.read_number("max_body_bytes", c.max_body_bytes, 1024, std::int64_t{1} << 30);
+    s.read_ms("shutdown_grace_ms", c.shutdown_grace, 0, kMaxMs);
+    s.read_bool("access_log", c.access_log);
+    s.finish();
+  }
+  {
+    auto s = section("postgres");
+    auto& c = cfg.postgres;
+    s.read_string("host", c.host, check_nonempty);
+    s.read_number("port", c.port, 1, 65535);
+    s.read_string("user", c.user, check_nonempty);
+    s.read_string("password", c.password);
+    s.read_string("database", c.database, check_nonempty);
+    s.read_number("pool_size", c.pool_size, 1, 256);
+    s.read_ms("connect_timeout_ms", c.connect_timeout, 1, kMaxMs);
+    s.read_ms("query_timeout_ms", c.query_timeout, 1, kMaxMs);
+    s.read_ms("reconnect_backoff_ms", c.reconnect_backoff, 0, kMaxMs);
+    s.finish();
+  }
+  {
+    auto s = section("redis");
+    auto& c = cfg.redis;
+    s.read_string("host", c.host, check_nonempty);
+    s.read_number("port", c.port, 1, 65535);
+    s.read_ms("connect_timeout_ms", c.connect_timeout, 1, kMaxMs);
+    s.read_ms("command_timeout_ms", c.command_timeout, 1, kMaxMs);
+    s.read_ms("reconnect_min_ms", c.reconnect_min, 1, kMaxMs);
+    s.read_ms("reconnect_max_ms", c.reconnect_max, 1, kMaxMs);
+    if (c.reconnect_max < c.reconnect_min)
+      s.fail("reconnect_max_ms", "must not be smaller than redis.reconnect_min_ms");
+    s.finish();
+  }
+  {
+    auto s = section("log");
+    s.read_string("level", cfg.log.level, check_level);
+    s.finish();
+  }
+
+  for (const auto& [name, value] : env) {
+    if (!used_env.count(name))
+      throw ConfigError("environment variable " + name +
+                        ": no such config key (the form is INFERGATE_<SECTION>__<KEY>, e.g. "
+                        "INFERGATE_SERVER__PORT)");
+  }
+  return cfg;
+}
+
+Config load_config(const std::string& path, const EnvMap& env) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(path + ": cannot open config file (check --config)");
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return parse_config(buf.str(), path, env);
+}
+
+}  // namespace infergate::infra
