@@ -62,9 +62,20 @@ class Session : public std::enable_shared_from_this<Session> {
       http::request_parser<http::string_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
       parser.body_limit(cfg.max_body_bytes);
-      stream_.expires_after(cfg.read_timeout);
+      // The read deadline cancels the read instead of closing the socket (as the stream's own
+      // timeout would), so that the client still gets a 408.
+      stream_.expires_never();
+      bool read_timed_out = false;
+      asio::steady_timer deadline(stream_.get_executor(), cfg.read_timeout);
+      deadline.async_wait([this, &read_timed_out](const boost::system::error_code& ec) {
+        if (ec) return;
+        read_timed_out = true;
+        stream_.socket().cancel();
+      });
       auto [rec, rn] = co_await http::async_read(stream_, buffer, parser, kTuple);
       (void)rn;
+      deadline.cancel();
+      if (read_timed_out && rec) rec = beast::error::timeout;
       const auto start = std::chrono::steady_clock::now();
       RequestContext ctx;
       ctx.request_id = infra::new_request_id();

@@ -61,26 +61,32 @@ std::vector<Migration> load_migrations(const std::string& dir) {
 
 MigrationResult migrate(pqxx::connection& conn, const std::vector<Migration>& migrations) {
   validate_migrations(migrations);
-  pqxx::nontransaction session(conn);
-  session.exec("SELECT pg_advisory_lock(" + std::to_string(kMigrationLockKey) + ")");
+  // A session-level lock: it outlives the short statements below and every migration's own
+  // transaction (libpqxx allows one transaction object at a time on a connection).
+  auto exec = [&conn](const std::string& sql) {
+    pqxx::nontransaction tx(conn);
+    return tx.exec(sql);
+  };
+  exec("SELECT pg_advisory_lock(" + std::to_string(kMigrationLockKey) + ")");
   struct Unlock {
-    pqxx::nontransaction& s;
+    pqxx::connection& c;
     ~Unlock() {
       try {
-        s.exec("SELECT pg_advisory_unlock(" + std::to_string(kMigrationLockKey) + ")");
+        pqxx::nontransaction tx(c);
+        tx.exec("SELECT pg_advisory_unlock(" + std::to_string(kMigrationLockKey) + ")");
       } catch (...) {
         // The lock goes with the session anyway.
       }
     }
-  } unlock{session};
+  } unlock{conn};
 
-  session.exec(
+  exec(
       "CREATE TABLE IF NOT EXISTS schema_migrations ("
       " name text PRIMARY KEY,"
       " checksum text NOT NULL,"
       " applied_at timestamptz NOT NULL DEFAULT now())");
   std::map<std::string, std::string> applied;
-  for (const auto& row : session.exec("SELECT name, checksum FROM schema_migrations"))
+  for (const auto& row : exec("SELECT name, checksum FROM schema_migrations"))
     applied.emplace(row[0].as<std::string>(), row[1].as<std::string>());
 
   // Refuse before changing anything.

@@ -26,7 +26,9 @@ struct RedisClient::Conn : std::enable_shared_from_this<RedisClient::Conn> {
   asio::steady_timer watchdog;
   std::shared_ptr<Conn> self_hold;
   bool reading = false, writing = false, read_armed = false, write_armed = false;
-  bool dead = false, connected = false;
+  bool dead = false;
+  bool connected = false;  // TCP connected (hiredis' view)
+  bool ready = false;      // answered our PING: only now do commands go out
   std::size_t outstanding = 0;  // commands sent, replies not yet received
   std::chrono::steady_clock::time_point last_progress{};
 
@@ -79,6 +81,18 @@ struct RedisClient::Conn : std::enable_shared_from_this<RedisClient::Conn> {
   static void on_connect(const redisAsyncContext* ac, int status) {
     auto* c = static_cast<Conn*>(ac->data);
     c->client->on_connected(*c, status == REDIS_OK, ac->errstr ? ac->errstr : "connect failed");
+  }
+  // The first reply on a new connection: a live server, not just an accepting socket.
+  static void on_hello(redisAsyncContext* ac, void* r, void*) {
+    auto* c = static_cast<Conn*>(ac->ev.data);
+    if (r == nullptr || c == nullptr || c->dead) return;
+    auto* reply = static_cast<redisReply*>(r);
+    if (reply->type == REDIS_REPLY_ERROR) {
+      c->client->mark_down(std::string("redis refused PING: ") + reply->str);
+      redisAsyncDisconnect(ac);
+      return;
+    }
+    c->client->on_ready(*c);
   }
   static void on_disconnect(const redisAsyncContext* ac, int status) {
     auto* c = static_cast<Conn*>(ac->data);
@@ -259,10 +273,11 @@ void RedisClient::do_connect() {
   connect_timer_.expires_after(cfg_.connect_timeout);
   connect_timer_.async_wait([this, w = std::weak_ptr<Conn>(c)](const boost::system::error_code& ec) {
     auto conn = w.lock();
-    if (ec || !conn || conn->dead || conn->connected) return;
+    if (ec || !conn || conn->dead || conn->ready) return;
     if (conn_ == conn) conn_.reset();
-    mark_down("connect timed out after " + std::to_string(cfg_.connect_timeout.count()) + " ms");
-    redisAsyncFree(conn->ac);  // not connected: no disconnect callback
+    mark_down("no answer within the connect timeout of " +
+              std::to_string(cfg_.connect_timeout.count()) + " ms");
+    redisAsyncFree(conn->ac);  // disconnect callback only if TCP was up
     schedule_reconnect();
   });
 }
@@ -283,14 +298,23 @@ void RedisClient::schedule_reconnect() {
 }
 
 void RedisClient::on_connected(Conn& c, bool ok, const std::string& err) {
-  connect_timer_.cancel();
   if (!ok) {
+    connect_timer_.cancel();
     if (conn_.get() == &c) conn_.reset();
     mark_down(err);
     schedule_reconnect();
     return;
   }
   c.connected = true;
+  if (redisAsyncCommand(c.ac, &Conn::on_hello, nullptr, "PING") != REDIS_OK) {
+    mark_down("could not send PING");
+    redisAsyncDisconnect(c.ac);
+  }
+}
+
+void RedisClient::on_ready(Conn& c) {
+  connect_timer_.cancel();
+  c.ready = true;
   c.last_progress = std::chrono::steady_clock::now();
   connected_ = true;
   backoff_ = cfg_.reconnect_min;
@@ -300,6 +324,7 @@ void RedisClient::on_connected(Conn& c, bool ok, const std::string& err) {
 
 void RedisClient::on_disconnected(Conn& c, const std::string& err) {
   c.connected = false;
+  c.ready = false;
   if (conn_.get() == &c) {
     conn_.reset();
     connected_ = false;
@@ -312,7 +337,7 @@ void RedisClient::on_disconnected(Conn& c, const std::string& err) {
 void RedisClient::send(std::vector<std::vector<std::string>> cmds,
                        std::shared_ptr<Completion<std::vector<RedisReply>>> done) {
   if (done->done()) return;  // timed out while queued on the strand
-  if (!conn_ || !conn_->connected || conn_->dead) {
+  if (!conn_ || !conn_->ready || conn_->dead) {
     cmd_unavailable_->inc();
     std::string why = last_error();
     done->complete(std::make_exception_ptr(RedisUnavailable(

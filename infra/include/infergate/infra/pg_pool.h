@@ -102,14 +102,14 @@ auto PgPool::run(Fn fn, std::optional<Millis> timeout)
     job.deadline = deadline;
     job.fail = [done](std::exception_ptr e) { done->complete(e, std::nullopt); };
     job.run = [done, shared_fn](pqxx::connection& conn) -> bool {
-      auto& fn = *shared_fn;
+      auto& job_fn = *shared_fn;
       if (done->done()) return true;  // the caller gave up already
       try {
         if constexpr (std::is_void_v<R>) {
-          fn(conn);
+          job_fn(conn);
           done->complete(nullptr, true);
         } else {
-          done->complete(nullptr, fn(conn));
+          done->complete(nullptr, job_fn(conn));
         }
         return true;
       } catch (const pqxx::broken_connection& e) {

@@ -75,6 +75,7 @@ class RedisClient {
   void do_connect();
   void schedule_reconnect();
   void on_connected(Conn& c, bool ok, const std::string& err);
+  void on_ready(Conn& c);
   void on_disconnected(Conn& c, const std::string& err);
   void on_command_timeout(const std::shared_ptr<Conn>& c, std::uint64_t replies_at_send);
   void mark_down(const std::string& why);

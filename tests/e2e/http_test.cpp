@@ -1,0 +1,156 @@
+// The real binary over real sockets: operational endpoints, the error shape of every failure,
+// keep-alive, deadlines and size limits.
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include <regex>
+
+#include "server_harness.h"
+#include "support/http_client.h"
+
+namespace infergate {
+namespace {
+
+using namespace std::chrono_literals;
+namespace json = boost::json;
+
+void expect_openai_error(const test::HttpResponse& r, int status, const std::string& code) {
+  EXPECT_EQ(r.status, status) << r.body;
+  EXPECT_EQ(r.header("content-type"), "application/json");
+  EXPECT_TRUE(std::regex_match(r.header("x-request-id"), std::regex("req_[0-9a-f]{24}")))
+      << r.header("x-request-id");
+  json::value v = json::parse(r.body);
+  const auto& err = v.at("error").as_object();
+  EXPECT_EQ(err.at("code").as_string(), code);
+  EXPECT_FALSE(err.at("message").as_string().empty());
+  EXPECT_TRUE(err.at("type").is_string());
+  EXPECT_TRUE(err.contains("param"));
+}
+
+class HttpTest : public ::testing::Test {
+ protected:
+  test::ServerProcess server{test::base_config({{"server",
+                                                 {{"max_body_bytes", "2048"},
+                                                  {"max_header_bytes", "2048"},
+                                                  {"read_timeout_ms", "400"},
+                                                  {"idle_timeout_ms", "600"}}}})};
+};
+
+TEST_F(HttpTest, HealthzReadyzAndMetrics) {
+  auto h = test::http_request(server.port(), "GET", "/healthz");
+  EXPECT_EQ(h.status, 200);
+  EXPECT_EQ(json::parse(h.body).at("status").as_string(), "ok");
+  EXPECT_TRUE(std::regex_match(h.header("x-request-id"), std::regex("req_[0-9a-f]{24}")));
+
+  // readyz: both dependencies are the shared test services; allow the first connect.
+  test::HttpResponse r;
+  for (int i = 0; i < 50; ++i) {
+    r = test::http_request(server.port(), "GET", "/readyz");
+    if (r.status == 200) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto ready = json::parse(r.body);
+  EXPECT_EQ(ready.at("status").as_string(), "ready");
+  EXPECT_TRUE(ready.at("checks").at("postgres").at("ok").as_bool());
+  EXPECT_TRUE(ready.at("checks").at("redis").at("ok").as_bool());
+
+  test::http_request(server.port(), "GET", "/nope");
+  auto m = test::http_request(server.port(), "GET", "/metrics");
+  EXPECT_EQ(m.status, 200);
+  EXPECT_NE(m.header("content-type").find("text/plain"), std::string::npos);
+  EXPECT_NE(m.body.find("infergate_http_requests_total{route=\"/healthz\",status=\"200\"} 1\n"),
+            std::string::npos)
+      << m.body;
+  EXPECT_NE(m.body.find("infergate_http_requests_total{route=\"unmatched\",status=\"404\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(m.body.find("infergate_http_request_duration_seconds_count{route=\"/healthz\","
+                        "status=\"200\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(m.body.find("infergate_redis_up 1"), std::string::npos);
+  EXPECT_NE(m.body.find("infergate_postgres_up 1"), std::string::npos);
+
+  // One JSON log line per request, with its id.
+  EXPECT_TRUE(server.wait_for_log(h.header("x-request-id"), 2s));
+  EXPECT_NE(server.log().find("\"route\":\"/healthz\",\"status\":200"), std::string::npos);
+}
+
+TEST_F(HttpTest, NotFoundAndMethodNotAllowed) {
+  expect_openai_error(test::http_request(server.port(), "GET", "/v1/nothing-here"), 404,
+                      "not_found");
+  auto r = test::http_request(server.port(), "DELETE", "/healthz");
+  expect_openai_error(r, 405, "method_not_allowed");
+  EXPECT_EQ(r.header("allow"), "GET");
+  auto head = test::http_request(server.port(), "HEAD", "/healthz");
+  EXPECT_EQ(head.status, 200);
+}
+
+TEST_F(HttpTest, BodyOverTheLimitIs413) {
+  test::Connection c(server.port());
+  c.send("POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" +
+         std::string(4096, 'a'));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  expect_openai_error(*r, 413, "request_too_large");
+  EXPECT_TRUE(c.wait_closed(2s));
+}
+
+TEST_F(HttpTest, HeadersOverTheLimitAre431) {
+  test::Connection c(server.port());
+  c.send("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(4000, 'b') + "\r\n\r\n");
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  expect_openai_error(*r, 431, "request_header_fields_too_large");
+}
+
+TEST_F(HttpTest, MalformedRequestIs400) {
+  test::Connection c(server.port());
+  c.send("THIS IS NOT HTTP\r\n\r\n");
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  expect_openai_error(*r, 400, "bad_request");
+}
+
+TEST_F(HttpTest, KeepAliveServesSeveralRequestsOnOneConnection) {
+  test::Connection c(server.port());
+  for (int i = 0; i < 3; ++i) {
+    c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    auto r = c.read_response();
+    ASSERT_TRUE(r) << "request " << i;
+    EXPECT_EQ(r->status, 200);
+    EXPECT_NE(r->header("connection"), "close");
+  }
+  // Pipelined: two requests in one write, two responses in order.
+  c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto a = c.read_response();
+  auto b = c.read_response();
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->status, 200);
+  EXPECT_EQ(b->status, 404);
+}
+
+TEST_F(HttpTest, IncompleteRequestGets408AtTheReadDeadline) {
+  test::Connection c(server.port());
+  auto t0 = std::chrono::steady_clock::now();
+  c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n");  // headers never finished
+  auto r = c.read_response(3s);
+  ASSERT_TRUE(r);
+  expect_openai_error(*r, 408, "request_timeout");
+  auto waited = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(waited, 350ms);
+  EXPECT_LT(waited, 2500ms);
+  EXPECT_TRUE(c.wait_closed(2s));
+}
+
+TEST_F(HttpTest, IdleKeepAliveConnectionIsClosedAfterIdleTimeout) {
+  test::Connection c(server.port());
+  c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_TRUE(c.read_response());
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(c.wait_closed(3s));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 500ms);
+}
+
+}  // namespace
+}  // namespace infergate
