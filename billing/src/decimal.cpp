@@ -58,6 +58,8 @@ Decimal Decimal::parse(std::string_view text) {
       throw DecimalError("decimal " + shown + " has more than 30 digits after the point");
   }
   if (!seen_digit) throw DecimalError("not a decimal: " + shown + " has no digits");
+  if (text[negative ? 1 : 0] == '.')
+    throw DecimalError("not a decimal: " + shown + " must start with a digit (write 0.5, not .5)");
   if (seen_point && text.back() == '.')
     throw DecimalError("not a decimal: " + shown + " ends with '.'");
   return Decimal(negative ? -m : m, scale);
@@ -65,7 +67,11 @@ Decimal Decimal::parse(std::string_view text) {
 
 Decimal Decimal::with_scale(int scale) const {
   if (scale > kMaxScale) throw DecimalError("decimal scale over 30");
-  return Decimal(checked(mantissa_ * pow10(scale - scale_)), scale);
+  const i128 factor = pow10(scale - scale_);
+  // Check before multiplying: the product itself could overflow 128 bits.
+  if (mantissa_ > kMaxMantissa / factor || mantissa_ < -kMaxMantissa / factor)
+    throw DecimalError("decimal overflow");
+  return Decimal(mantissa_ * factor, scale);
 }
 
 void Decimal::align(Decimal& a, Decimal& b) {

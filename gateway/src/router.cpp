@@ -71,7 +71,8 @@ Router::Match Router::match(http::verb method, std::string_view path, RequestCon
       return m;
     }
     if (m.route.empty()) m.route = r.pattern;
-    m.allowed.push_back(r.method);
+    if (std::find(m.allowed.begin(), m.allowed.end(), r.method) == m.allowed.end())
+      m.allowed.push_back(r.method);
   }
   if (m.route.empty()) m.route = "unmatched";
   return m;

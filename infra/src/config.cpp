@@ -253,7 +253,10 @@ Config parse_config(std::string_view toml_text, std::string source, const EnvMap
     s.read_ms("reconnect_min_ms", c.reconnect_min, 1, kMaxMs);
     s.read_ms("reconnect_max_ms", c.reconnect_max, 1, kMaxMs);
     if (c.reconnect_max < c.reconnect_min)
-      s.fail("reconnect_max_ms", "must not be smaller than redis.reconnect_min_ms");
+      throw ConfigError(cfg.source + " (with INFERGATE_REDIS__* overrides applied): key "
+                        "'redis.reconnect_max_ms' (" + std::to_string(c.reconnect_max.count()) +
+                        ") must not be smaller than 'redis.reconnect_min_ms' (" +
+                        std::to_string(c.reconnect_min.count()) + ")");
     s.finish();
   }
   {

@@ -41,7 +41,12 @@ void write(Level level, std::string_view msg, boost::json::object fields) {
   line["ts"] = format_rfc3339_millis(std::chrono::system_clock::now());
   line["level"] = level_name(level);
   line["msg"] = msg;
-  for (auto& kv : fields) line[kv.key()] = std::move(kv.value());
+  for (auto& kv : fields) {
+    // A field may not replace the line's own keys; keep it under another name instead.
+    std::string key(kv.key());
+    if (key == "ts" || key == "level" || key == "msg") key = "field_" + key;
+    line[key] = std::move(kv.value());
+  }
   std::string text = boost::json::serialize(line);
   text += '\n';
   // One write(2) per line: atomic for pipes up to PIPE_BUF and never interleaved mid-line for

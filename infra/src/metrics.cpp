@@ -52,6 +52,21 @@ void add_double(std::atomic<std::uint64_t>& bits, double d) {
   }
 }
 
+// HELP lines escape backslash and newline (but not quotes).
+std::string escape_help(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string escape_label_value(const std::string& v) {
@@ -176,6 +191,8 @@ Family<Gauge>& MetricsRegistry::gauge(const std::string& name, const std::string
 Family<Histogram>& MetricsRegistry::histogram(const std::string& name, const std::string& help,
                                               std::vector<std::string> label_names,
                                               std::vector<double> bounds) {
+  if (!std::is_sorted(bounds.begin(), bounds.end()))
+    throw std::invalid_argument("metric " + name + ": histogram bounds must be sorted");
   std::lock_guard lock(mu_);
   auto& e = entry(name, "histogram");
   if (!e.histogram) {
@@ -200,7 +217,8 @@ std::string MetricsRegistry::render() const {
   std::lock_guard lock(mu_);
   for (const auto& [name, e] : entries_) {
     const std::string type = e.kind == "callback" ? "gauge" : e.kind;
-    out << "# HELP " << name << ' ' << e.help << '\n' << "# TYPE " << name << ' ' << type << '\n';
+    out << "# HELP " << name << ' ' << escape_help(e.help) << '\n'
+        << "# TYPE " << name << ' ' << type << '\n';
     if (e.kind == "callback") {
       out << name << ' ' << format_double(e.read ? e.read() : 0) << '\n';
     } else if (e.counter) {

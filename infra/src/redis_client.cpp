@@ -6,6 +6,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include <future>
 #include <random>
 
 #include "infergate/infra/log.h"
@@ -205,10 +206,29 @@ RedisClient::RedisClient(asio::io_context& io, RedisConfig cfg, MetricsRegistry&
 }
 
 RedisClient::~RedisClient() {
-  // The io threads are gone by now: free the hiredis context directly.
+  // hiredis state belongs to the strand. While io threads still run, close there and wait;
+  // once the io_context has stopped nothing else can touch it, so close right here.
+  if (!io_.stopped() && !strand_.running_in_this_thread()) {
+    auto done = std::make_shared<std::promise<void>>();
+    auto fut = done->get_future();
+    asio::post(strand_, [this, done] {
+      close_now();
+      done->set_value();
+    });
+    if (fut.wait_for(std::chrono::seconds(2)) == std::future_status::ready) return;
+  }
+  close_now();
+}
+
+void RedisClient::close_now() {
   stopping_ = true;
-  if (conn_ && !conn_->dead) redisAsyncFree(conn_->ac);
-  conn_.reset();
+  reconnect_timer_.cancel();
+  connect_timer_.cancel();
+  if (conn_) {
+    auto c = std::move(conn_);
+    connected_ = false;
+    if (!c->dead) redisAsyncFree(c->ac);
+  }
 }
 
 void RedisClient::start() {
@@ -219,17 +239,7 @@ void RedisClient::start() {
 }
 
 void RedisClient::stop() {
-  asio::dispatch(strand_, [this] {
-    stopping_ = true;
-    reconnect_timer_.cancel();
-    connect_timer_.cancel();
-    if (conn_) {
-      auto c = conn_;
-      conn_.reset();
-      connected_ = false;
-      if (!c->dead) redisAsyncFree(c->ac);
-    }
-  });
+  asio::dispatch(strand_, [this] { close_now(); });
 }
 
 std::string RedisClient::last_error() const {

@@ -7,7 +7,8 @@ namespace infergate::infra {
 
 std::string format_rfc3339_millis(std::chrono::system_clock::time_point t) {
   using namespace std::chrono;
-  auto ms = duration_cast<milliseconds>(t.time_since_epoch()).count();
+  // floor, not duration_cast: an instant before 1970 belongs to the earlier millisecond.
+  auto ms = floor<milliseconds>(t.time_since_epoch()).count();
   std::time_t secs = static_cast<std::time_t>(ms / 1000);
   int millis = static_cast<int>(ms % 1000);
   if (millis < 0) {

@@ -24,7 +24,8 @@ class Decimal {
   Decimal() = default;
   static Decimal from_integer(std::int64_t v) { return Decimal(v, 0); }
 
-  // Strict parser: optional '-', digits, optional '.' and digits. No exponent, no spaces, no '+'.
+  // Strict parser: optional '-', digits, optional '.' and digits ("0.5", not ".5"). No exponent,
+  // no spaces, no '+'.
   // Throws DecimalError saying what is wrong.
   static Decimal parse(std::string_view text);
 

@@ -52,8 +52,9 @@ class RedisClient {
 
   // Begins connecting in the background.
   void start();
-  // Closes the connection and stops reconnecting; pending commands fail. Call from any thread
-  // before the io_context stops.
+  // Closes the connection and stops reconnecting; pending commands fail. Asynchronous: it runs
+  // on the client's strand. The destructor closes synchronously; destroy the client from a thread
+  // that is not running the io_context, or after the io_context has stopped.
   void stop();
 
   // Sends one command; a Redis error reply is returned as a reply of type error, not thrown.
@@ -73,6 +74,7 @@ class RedisClient {
  private:
   friend struct Conn;
   void do_connect();
+  void close_now();  // strand only (or no io threads left)
   void schedule_reconnect();
   void on_connected(Conn& c, bool ok, const std::string& err);
   void on_ready(Conn& c);
