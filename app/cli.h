@@ -37,5 +37,9 @@ infra::Config load_config_for(const Flags& flags);
 
 int cmd_serve(const std::vector<std::string>& args);
 int cmd_migrate(const std::vector<std::string>& args);
+int cmd_plans(const std::vector<std::string>& args);
+int cmd_tenants(const std::vector<std::string>& args);
+int cmd_keys(const std::vector<std::string>& args);
+int cmd_demo_setup(const std::vector<std::string>& args);
 
 }  // namespace infergate::app

@@ -14,7 +14,18 @@ commands:
   serve    [--config PATH]                 run the gateway until SIGTERM/SIGINT
   migrate  [--config PATH] [--dir DIR]     apply pending database migrations (embedded ones,
                                            or the *.sql files in DIR)
+  plans create --name N [--requests-per-minute N] [--tokens-per-minute N]
+               [--max-concurrent-requests N] [--tokens-per-day N] [--tokens-per-month N]
+               [--tiers a,b] [--weight N]          (limits: a number or 'unlimited')
+  tenants create --name N --plan PLAN [--timezone IANA] [--currency XXX]
+  keys create --tenant TENANT [--name N] [--expires-at RFC3339]
+                                           issue an inference key (printed once)
+  keys create-admin [--name N]             issue an admin key (printed once)
+  demo-setup                               create the demo plan and tenant if missing, and
+                                           print a new API key for it
   version                                  print the version
+
+Every command takes --config PATH.
 
 Config: --config PATH, else ./config/infergate.toml if present, else built-in defaults.
 Any key can be overridden from the environment as INFERGATE_<SECTION>__<KEY>
@@ -34,6 +45,10 @@ int main(int argc, char** argv) {
   try {
     if (cmd == "serve") return cmd_serve(args);
     if (cmd == "migrate") return cmd_migrate(args);
+    if (cmd == "plans") return cmd_plans(args);
+    if (cmd == "tenants") return cmd_tenants(args);
+    if (cmd == "keys") return cmd_keys(args);
+    if (cmd == "demo-setup") return cmd_demo_setup(args);
     if (cmd == "version" || cmd == "--version") {
       std::printf("infergate %s\n", INFERGATE_VERSION);
       return kExitOk;
