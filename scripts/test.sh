@@ -7,7 +7,8 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 "$IG_ROOT/scripts/install-deps.sh"
+t0=$(date +%s)
 INFERGATE_CMAKE_ARGS="${INFERGATE_CMAKE_ARGS:-} -DINFERGATE_WERROR=ON" "$IG_ROOT/scripts/build.sh"
-say "running tests"
+say "build took $(( $(date +%s) - t0 ))s; running tests"
 cd "$IG_BUILD_DIR"
 ctest --output-on-failure --timeout 300 -j "$(nproc)" "$@"
