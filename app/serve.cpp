@@ -11,6 +11,8 @@
 
 #include "cli.h"
 #include "infergate/engine/device.h"
+#include "infergate/gateway/admin_api.h"
+#include "infergate/gateway/auth.h"
 #include "infergate/gateway/health.h"
 #include "infergate/gateway/server.h"
 #include "infergate/infra/log.h"
@@ -40,7 +42,7 @@ std::vector<gateway::ReadinessCheck> readiness_checks(infra::PgPool& pg, infra::
                       try {
                         // (built before co_await: GCC 12 miscompiles braced lists there)
                         std::vector<std::string> ping{"PING"};
-                        auto r = co_await redis.command(std::move(ping), 1000ms);
+                        auto r = co_await redis.command(ping, 1000ms);
                         if (r.is_error()) co_return "PING answered " + r.str;
                         co_return std::nullopt;
                       } catch (const std::exception& e) {
@@ -53,7 +55,8 @@ std::vector<gateway::ReadinessCheck> readiness_checks(infra::PgPool& pg, infra::
 // Waits for a signal, then drains: stop accepting, let requests in progress finish for up to
 // shutdown_grace, close what is left, and stop the io threads. A second signal cuts the grace.
 asio::awaitable<void> shutdown_on_signal(asio::io_context& io, gateway::HttpServer& server,
-                                         infra::RedisClient& redis, infra::Millis grace) {
+                                         infra::RedisClient& redis,
+                                         infra::RedisClient& subscriber, infra::Millis grace) {
   asio::signal_set signals(io, SIGINT, SIGTERM);
   auto [ec, sig] = co_await signals.async_wait(asio::as_tuple(asio::use_awaitable));
   if (ec) co_return;
@@ -81,6 +84,7 @@ asio::awaitable<void> shutdown_on_signal(asio::io_context& io, gateway::HttpServ
     }
   }
   redis.stop();
+  subscriber.stop();
   tick.expires_after(10ms);  // let the Redis close run on its strand
   co_await tick.async_wait(asio::as_tuple(asio::use_awaitable));
   io.stop();
@@ -109,10 +113,27 @@ int cmd_serve(const std::vector<std::string>& args) {
   infra::RedisClient redis(io, cfg.redis, metrics);
   redis.start();
 
+  // Cached API keys are dropped on every instance when an admin changes them: a second Redis
+  // connection listens for invalidations; after a reconnect (messages may have been missed) the
+  // whole cache is dropped.
+  gateway::Authenticator auth(pg, cfg.auth, metrics);
+  // Its own registry: the subscriber's connection counters would collide with the command
+  // client's series, and /metrics reports the command client.
+  infra::MetricsRegistry subscriber_metrics;
+  infra::RedisClient subscriber(io, cfg.redis, subscriber_metrics, "redis subscriber");
+  subscriber.subscribe(
+      {gateway::kInvalidationChannel},
+      [&auth](const std::string&, const std::string& message) { auth.on_invalidation(message); },
+      [&auth] { auth.cache().clear(); });
+  subscriber.start();
+
   gateway::Router router;
   gateway::HttpServer server(io, cfg.server, router, metrics);
   gateway::add_health_routes(router, readiness_checks(pg, redis), metrics,
                              [&server] { return server.draining(); });
+  gateway::AdminApi admin(pg, &redis, auth);
+  admin.add_routes(router);
+  gateway::add_inference_routes(router, auth);
   try {
     server.start();
   } catch (const std::system_error& e) {
@@ -129,7 +150,8 @@ int cmd_serve(const std::vector<std::string>& args) {
       // PgPool logged the state change.
     }
   }, asio::detached);
-  asio::co_spawn(io, shutdown_on_signal(io, server, redis, cfg.server.shutdown_grace),
+  asio::co_spawn(io,
+                 shutdown_on_signal(io, server, redis, subscriber, cfg.server.shutdown_grace),
                  asio::detached);
 
   std::vector<std::thread> threads;

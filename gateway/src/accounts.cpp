@@ -216,18 +216,29 @@ std::optional<Plan> find_plan(pqxx::work& tx, const std::string& id_or_name) {
   return plan_from(res[0]);
 }
 
-Tenant create_tenant(pqxx::work& tx, const NewTenant& t, const std::string& actor) {
-  check_name(t.name, "name");
+namespace {
+
+void check_currency(const std::string& c) {
   static const std::regex currency("^[A-Z]{3}$");
-  if (!std::regex_match(t.currency, currency))
+  if (!std::regex_match(c, currency))
     throw AccountError(Kind::invalid, "currency",
                        "currency must be a three-letter ISO 4217 code such as USD or EUR");
-  if (!tx.exec_params1("SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)",
-                       t.billing_timezone)[0]
+}
+
+void check_timezone(pqxx::work& tx, const std::string& tz) {
+  if (!tx.exec_params1("SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)", tz)[0]
            .as<bool>())
     throw AccountError(Kind::invalid, "billing_timezone",
-                       "billing_timezone '" + t.billing_timezone +
+                       "billing_timezone '" + tz +
                            "' is not an IANA time zone name (e.g. Europe/Berlin, UTC)");
+}
+
+}  // namespace
+
+Tenant create_tenant(pqxx::work& tx, const NewTenant& t, const std::string& actor) {
+  check_name(t.name, "name");
+  check_currency(t.currency);
+  check_timezone(tx, t.billing_timezone);
   validate_overrides(t.limit_overrides, "limit_overrides");
   auto plan = find_plan(tx, t.plan);
   if (!plan) throw AccountError(Kind::invalid, "plan", "no plan '" + t.plan + "'");
@@ -295,6 +306,186 @@ CreatedKey create_key(pqxx::work& tx, const NewKey& k, const std::string& actor)
   CreatedKey out{key_from(r), m.full_key};
   audit(tx, actor, "key.create", "api_key", out.key.id, nullptr, to_json(out.key));
   return out;
+}
+
+std::vector<Plan> list_plans(pqxx::work& tx) {
+  std::vector<Plan> out;
+  for (const auto& r : tx.exec("SELECT " + kPlanColumns + " FROM plans ORDER BY name"))
+    out.push_back(plan_from(r));
+  return out;
+}
+
+Plan update_plan(pqxx::work& tx, const std::string& id, const PlanPatch& patch,
+                 const std::string& actor) {
+  auto before = tx.exec_params("SELECT " + kPlanColumns + " FROM plans WHERE id = $1 FOR UPDATE",
+                               id);
+  if (before.empty()) throw AccountError(Kind::not_found, "id", "no plan with id '" + id + "'");
+  const Plan old = plan_from(before[0]);
+  if (patch.name && *patch.name != old.name) {
+    check_name(*patch.name, "name");
+    if (find_plan(tx, *patch.name))
+      throw AccountError(Kind::conflict, "name",
+                         "a plan named '" + *patch.name + "' already exists");
+    tx.exec_params("UPDATE plans SET name = $2 WHERE id = $1", id, *patch.name);
+  }
+  const auto& names = limit_names();
+  for (const auto& [limit, value] : patch.limits) {
+    if (std::find(names.begin(), names.end(), limit) == names.end())
+      throw AccountError(Kind::invalid, "limits." + limit, "unknown limit '" + limit + "'");
+    check_limit(value, "limits." + limit);
+    // The column name comes from the fixed list above, never from the request.
+    tx.exec_params("UPDATE plans SET " + limit + " = $2 WHERE id = $1", id, value);
+  }
+  if (patch.allowed_tiers) {
+    for (const auto& tier : *patch.allowed_tiers) check_name(tier, "allowed_tiers");
+    tx.exec_params(
+        "UPDATE plans SET allowed_tiers = ARRAY(SELECT json_array_elements_text($2::json)) "
+        "WHERE id = $1",
+        id, pg_array(*patch.allowed_tiers));
+  }
+  if (patch.scheduling_weight) {
+    if (*patch.scheduling_weight < 1 || *patch.scheduling_weight > 1000)
+      throw AccountError(Kind::invalid, "scheduling_weight",
+                         "scheduling_weight must be between 1 and 1000");
+    tx.exec_params("UPDATE plans SET scheduling_weight = $2 WHERE id = $1", id,
+                   *patch.scheduling_weight);
+  }
+  auto r = tx.exec_params1(
+      "UPDATE plans SET updated_at = now() WHERE id = $1 RETURNING " + kPlanColumns, id);
+  Plan plan = plan_from(r);
+  audit(tx, actor, "plan.update", "plan", id, to_json(old), to_json(plan));
+  return plan;
+}
+
+TenantPage list_tenants(pqxx::work& tx, const std::optional<std::string>& status,
+                        const std::optional<std::string>& plan,
+                        const std::optional<std::string>& cursor, int limit) {
+  TenantPage page;
+  auto res = tx.exec_params("SELECT " + kTenantColumns +
+                                " FROM tenants WHERE ($1::text IS NULL OR status = $1) "
+                                "AND ($2::text IS NULL OR plan_id = $2) "
+                                "AND ($3::text IS NULL OR id > $3) ORDER BY id LIMIT $4",
+                            status, plan, cursor, limit + 1);
+  for (const auto& r : res) page.tenants.push_back(tenant_from(r));
+  if (static_cast<int>(page.tenants.size()) > limit) {
+    page.tenants.pop_back();
+    page.next_cursor = page.tenants.back().id;
+  }
+  return page;
+}
+
+Tenant update_tenant(pqxx::work& tx, const std::string& id, const TenantPatch& patch,
+                     const std::string& actor) {
+  auto before = tx.exec_params(
+      "SELECT " + kTenantColumns + " FROM tenants WHERE id = $1 FOR UPDATE", id);
+  if (before.empty()) throw AccountError(Kind::not_found, "id", "no tenant with id '" + id + "'");
+  const Tenant old = tenant_from(before[0]);
+  if (patch.name && *patch.name != old.name) {
+    check_name(*patch.name, "name");
+    if (find_tenant(tx, *patch.name))
+      throw AccountError(Kind::conflict, "name",
+                         "a tenant named '" + *patch.name + "' already exists");
+    tx.exec_params("UPDATE tenants SET name = $2 WHERE id = $1", id, *patch.name);
+  }
+  if (patch.plan) {
+    auto p = find_plan(tx, *patch.plan);
+    if (!p) throw AccountError(Kind::invalid, "plan", "no plan '" + *patch.plan + "'");
+    tx.exec_params("UPDATE tenants SET plan_id = $2 WHERE id = $1", id, p->id);
+  }
+  if (patch.billing_timezone) {
+    check_timezone(tx, *patch.billing_timezone);
+    tx.exec_params("UPDATE tenants SET billing_timezone = $2 WHERE id = $1", id,
+                   *patch.billing_timezone);
+  }
+  if (patch.currency) {
+    check_currency(*patch.currency);
+    tx.exec_params("UPDATE tenants SET currency = $2 WHERE id = $1", id, *patch.currency);
+  }
+  if (patch.status) {
+    if (*patch.status != "active" && *patch.status != "suspended")
+      throw AccountError(Kind::invalid, "status", "status must be 'active' or 'suspended'");
+    tx.exec_params("UPDATE tenants SET status = $2 WHERE id = $1", id, *patch.status);
+  }
+  if (patch.limit_overrides) {
+    validate_overrides(*patch.limit_overrides, "limit_overrides");
+    tx.exec_params("UPDATE tenants SET limit_overrides = $2::jsonb WHERE id = $1", id,
+                   json::serialize(*patch.limit_overrides));
+  }
+  auto r = tx.exec_params1(
+      "UPDATE tenants SET updated_at = now() WHERE id = $1 RETURNING " + kTenantColumns, id);
+  Tenant tenant = tenant_from(r);
+  std::string action = "tenant.update";
+  if (patch.status && !patch.name && !patch.plan && !patch.billing_timezone && !patch.currency &&
+      !patch.limit_overrides)
+    action = *patch.status == "suspended" ? "tenant.suspend" : "tenant.reactivate";
+  audit(tx, actor, action, "tenant", id, to_json(old), to_json(tenant));
+  return tenant;
+}
+
+std::vector<ApiKey> list_keys(pqxx::work& tx, const std::string& tenant) {
+  auto t = find_tenant(tx, tenant);
+  if (!t) throw AccountError(Kind::not_found, "id", "no tenant '" + tenant + "'");
+  std::vector<ApiKey> out;
+  for (const auto& r : tx.exec_params("SELECT " + kKeyColumns +
+                                          " FROM api_keys WHERE tenant_id = $1 ORDER BY "
+                                          "created_at, id",
+                                      t->id))
+    out.push_back(key_from(r));
+  return out;
+}
+
+std::optional<ApiKey> find_key(pqxx::work& tx, const std::string& id) {
+  auto res = tx.exec_params("SELECT " + kKeyColumns + " FROM api_keys WHERE id = $1", id);
+  if (res.empty()) return std::nullopt;
+  return key_from(res[0]);
+}
+
+ApiKey revoke_key(pqxx::work& tx, const std::string& id, const std::string& actor) {
+  auto before = tx.exec_params("SELECT " + kKeyColumns + " FROM api_keys WHERE id = $1 FOR UPDATE",
+                               id);
+  if (before.empty()) throw AccountError(Kind::not_found, "id", "no API key with id '" + id + "'");
+  const ApiKey old = key_from(before[0]);
+  // Revoking twice keeps the first revocation time.
+  auto r = tx.exec_params1("UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) "
+                           "WHERE id = $1 RETURNING " +
+                               kKeyColumns,
+                           id);
+  ApiKey key = key_from(r);
+  audit(tx, actor, "key.revoke", "api_key", id, to_json(old), to_json(key));
+  return key;
+}
+
+CreatedKey rotate_key(pqxx::work& tx, const std::string& id, std::int64_t grace_seconds,
+                      const std::string& actor) {
+  if (grace_seconds < 0 || grace_seconds > 30LL * 24 * 3600)
+    throw AccountError(Kind::invalid, "grace_period_seconds",
+                       "grace_period_seconds must be between 0 and 2592000 (30 days)");
+  auto before = tx.exec_params("SELECT " + kKeyColumns + " FROM api_keys WHERE id = $1 FOR UPDATE",
+                               id);
+  if (before.empty()) throw AccountError(Kind::not_found, "id", "no API key with id '" + id + "'");
+  const ApiKey old = key_from(before[0]);
+  if (old.revoked_at)
+    throw AccountError(Kind::conflict, "id", "API key '" + id + "' is revoked; issue a new one");
+  if (!tx.exec_params1("SELECT expires_at IS NULL OR expires_at > now() FROM api_keys "
+                       "WHERE id = $1",
+                       id)[0]
+           .as<bool>())
+    throw AccountError(Kind::conflict, "id", "API key '" + id + "' has expired; issue a new one");
+  NewKey k;
+  k.tenant = old.tenant_id;
+  k.name = old.name;
+  k.scopes = old.scopes;
+  k.limit_overrides = old.limit_overrides;
+  // The new key inherits the old one's expiry, if any.
+  if (old.expires_at) k.expires_at = old.expires_at;
+  CreatedKey created = create_key(tx, k, actor);
+  auto r = tx.exec_params1(
+      "UPDATE api_keys SET replaced_by = $2, expires_at = least(coalesce(expires_at, "
+      "'infinity'::timestamptz), now() + make_interval(secs => $3)) WHERE id = $1 RETURNING " +
+          kKeyColumns,
+      id, created.key.id, grace_seconds);
+  audit(tx, actor, "key.rotate", "api_key", id, to_json(old), to_json(key_from(r)));
+  return created;
 }
 
 json::object to_json(const Plan& p) {

@@ -23,6 +23,47 @@ boost::json::object error_body(std::string_view message, std::string_view type,
   return body;
 }
 
+std::map<std::string, std::string> parse_query(std::string_view query) {
+  auto decode = [](std::string_view in) {
+    std::string out;
+    for (std::size_t i = 0; i < in.size(); ++i) {
+      char c = in[i];
+      if (c == '+') {
+        out += ' ';
+      } else if (c == '%') {
+        auto hex = [](char h) -> int {
+          if (h >= '0' && h <= '9') return h - '0';
+          if (h >= 'a' && h <= 'f') return h - 'a' + 10;
+          if (h >= 'A' && h <= 'F') return h - 'A' + 10;
+          return -1;
+        };
+        int hi = i + 1 < in.size() ? hex(in[i + 1]) : -1;
+        int lo = i + 2 < in.size() ? hex(in[i + 2]) : -1;
+        if (hi < 0 || lo < 0) throw std::invalid_argument("bad %-escape in the query string");
+        out += static_cast<char>(hi * 16 + lo);
+        i += 2;
+      } else {
+        out += c;
+      }
+    }
+    return out;
+  };
+  std::map<std::string, std::string> out;
+  std::size_t pos = 0;
+  while (pos < query.size()) {
+    auto amp = query.find('&', pos);
+    if (amp == std::string_view::npos) amp = query.size();
+    auto part = query.substr(pos, amp - pos);
+    if (!part.empty()) {
+      auto eq = part.find('=');
+      out[decode(part.substr(0, eq))] =
+          eq == std::string_view::npos ? std::string() : decode(part.substr(eq + 1));
+    }
+    pos = amp + 1;
+  }
+  return out;
+}
+
 Response error_response(http::status status, std::string_view message, std::string_view type,
                         std::string_view code, std::optional<std::string_view> param,
                         unsigned version) {

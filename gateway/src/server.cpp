@@ -85,7 +85,8 @@ class Session : public std::enable_shared_from_this<Session> {
         if (!res) break;  // the connection itself failed: nothing to answer
         res->keep_alive(false);
         ctx.route = "invalid";
-        co_await write(*res, ctx, "-", "-", start);
+        const std::string unknown = "-";
+        co_await write(*res, ctx, unknown, unknown, start);
         co_await linger_close();
         co_return;
       }
@@ -99,8 +100,9 @@ class Session : public std::enable_shared_from_this<Session> {
         res.body().clear();
         res.content_length(len);
       }
-      bool ok = co_await write(res, ctx, std::string(req.method_string()), std::string(ctx.path),
-                               start, req.method() == http::verb::head);
+      const std::string method(req.method_string()), path(ctx.path);
+      const bool head = req.method() == http::verb::head;
+      bool ok = co_await write(res, ctx, method, path, start, head);
       if (!ok || !keep_alive) break;
     }
     close();

@@ -201,12 +201,12 @@ Config parse_config(std::string_view toml_text, std::string source, const EnvMap
   Config cfg;
   cfg.source = source;
   std::set<std::string> used_env;
-  static const std::set<std::string> sections{"server", "postgres", "redis", "log"};
+  static const std::set<std::string> sections{"server", "postgres", "redis", "auth", "log"};
   for (auto&& [k, v] : root) {
     std::string name(k.str());
     if (!sections.count(name))
       throw ConfigError(source + ": unknown section '" + name +
-                        "' (valid sections: server, postgres, redis, log)");
+                        "' (valid sections: server, postgres, redis, auth, log)");
     if (!v.is_table())
       throw ConfigError(source + ": '" + name + "' must be a table ([" + name + "])");
   }
@@ -257,6 +257,12 @@ Config parse_config(std::string_view toml_text, std::string source, const EnvMap
                         "'redis.reconnect_max_ms' (" + std::to_string(c.reconnect_max.count()) +
                         ") must not be smaller than 'redis.reconnect_min_ms' (" +
                         std::to_string(c.reconnect_min.count()) + ")");
+    s.finish();
+  }
+  {
+    auto s = section("auth");
+    s.read_ms("cache_ttl_ms", cfg.auth.cache_ttl, 0, kMaxMs);
+    s.read_number("cache_max_entries", cfg.auth.cache_max_entries, 1, 100000000);
     s.finish();
   }
   {

@@ -95,6 +95,25 @@ struct RedisClient::Conn : std::enable_shared_from_this<RedisClient::Conn> {
     }
     c->client->on_ready(*c);
   }
+  // Replies on a subscribed connection: confirmations, then messages.
+  static void on_subscription(redisAsyncContext* ac, void* r, void*) {
+    auto* c = static_cast<Conn*>(ac->ev.data);
+    auto* reply = static_cast<redisReply*>(r);
+    if (reply == nullptr || c == nullptr || c->dead || reply->type != REDIS_REPLY_ARRAY ||
+        reply->elements < 3)
+      return;
+    std::string kind(reply->element[0]->str ? reply->element[0]->str : "",
+                     reply->element[0]->len);
+    RedisClient& client = *c->client;
+    if (kind == "subscribe") {
+      if (reply->element[2]->integer == static_cast<long long>(client.sub_channels_.size()) &&
+          client.on_subscribed_)
+        client.on_subscribed_();
+    } else if (kind == "message" && client.on_message_) {
+      client.on_message_(std::string(reply->element[1]->str, reply->element[1]->len),
+                         std::string(reply->element[2]->str, reply->element[2]->len));
+    }
+  }
   static void on_disconnect(const redisAsyncContext* ac, int status) {
     auto* c = static_cast<Conn*>(ac->data);
     std::string why = (status == REDIS_OK || ac->errstr == nullptr || ac->err == 0)
@@ -186,8 +205,10 @@ void on_reply(redisAsyncContext* ac, void* r, void* privdata) {
 
 }  // namespace
 
-RedisClient::RedisClient(asio::io_context& io, RedisConfig cfg, MetricsRegistry& metrics)
-    : io_(io),
+RedisClient::RedisClient(asio::io_context& io, RedisConfig cfg, MetricsRegistry& metrics,
+                         std::string name)
+    : name_(std::move(name)),
+      io_(io),
       strand_(asio::make_strand(io)),
       cfg_(std::move(cfg)),
       reconnect_timer_(strand_),
@@ -253,7 +274,7 @@ void RedisClient::mark_down(const std::string& why) {
     last_error_ = why;
   }
   if (state_.exchange(2) != 2)
-    log::warn("redis down", {{"host", cfg_.host}, {"port", cfg_.port}, {"error", why}});
+    log::warn(name_ + " down", {{"host", cfg_.host}, {"port", cfg_.port}, {"error", why}});
 }
 
 void RedisClient::do_connect() {
@@ -328,8 +349,28 @@ void RedisClient::on_ready(Conn& c) {
   c.last_progress = std::chrono::steady_clock::now();
   connected_ = true;
   backoff_ = cfg_.reconnect_min;
-  if (state_.exchange(1) != 1) log::info("redis up", {{"host", cfg_.host}, {"port", cfg_.port}});
+  if (state_.exchange(1) != 1) log::info(name_ + " up", {{"host", cfg_.host}, {"port", cfg_.port}});
   c.arm_watchdog(std::max(Millis(50), cfg_.command_timeout / 2));
+  if (!sub_channels_.empty()) {
+    std::vector<const char*> argv{"SUBSCRIBE"};
+    std::vector<std::size_t> lens{9};
+    for (const auto& ch : sub_channels_) {
+      argv.push_back(ch.data());
+      lens.push_back(ch.size());
+    }
+    if (redisAsyncCommandArgv(c.ac, &Conn::on_subscription, nullptr, static_cast<int>(argv.size()),
+                              argv.data(), lens.data()) != REDIS_OK) {
+      mark_down("could not send SUBSCRIBE");
+      redisAsyncDisconnect(c.ac);
+    }
+  }
+}
+
+void RedisClient::subscribe(std::vector<std::string> channels, MessageHandler on_message,
+                            std::function<void()> on_subscribed) {
+  sub_channels_ = std::move(channels);
+  on_message_ = std::move(on_message);
+  on_subscribed_ = std::move(on_subscribed);
 }
 
 void RedisClient::on_disconnected(Conn& c, const std::string& err) {
@@ -391,9 +432,9 @@ void RedisClient::send(std::vector<std::vector<std::string>> cmds,
 }
 
 asio::awaitable<std::vector<RedisReply>> RedisClient::pipeline(
-    std::vector<std::vector<std::string>> cmds, std::optional<Millis> timeout) {
+    const std::vector<std::vector<std::string>>& cmds, std::optional<Millis> timeout) {
   const Millis limit = timeout.value_or(cfg_.command_timeout);
-  auto shared_cmds = std::make_shared<std::vector<std::vector<std::string>>>(std::move(cmds));
+  auto shared_cmds = std::make_shared<std::vector<std::vector<std::string>>>(cmds);
   const std::function<void(std::shared_ptr<Completion<std::vector<RedisReply>>>)> start =
       [this, shared_cmds](std::shared_ptr<Completion<std::vector<RedisReply>>> done) {
         asio::dispatch(strand_, [this, shared_cmds, done = std::move(done)]() mutable {
@@ -410,11 +451,10 @@ asio::awaitable<std::vector<RedisReply>> RedisClient::pipeline(
   co_return replies;
 }
 
-asio::awaitable<RedisReply> RedisClient::command(std::vector<std::string> args,
+asio::awaitable<RedisReply> RedisClient::command(const std::vector<std::string>& args,
                                                  std::optional<Millis> timeout) {
-  std::vector<std::vector<std::string>> cmds;
-  cmds.push_back(std::move(args));
-  std::vector<RedisReply> replies = co_await pipeline(std::move(cmds), timeout);
+  const std::vector<std::vector<std::string>> cmds{args};
+  std::vector<RedisReply> replies = co_await pipeline(cmds, timeout);
   RedisReply first = std::move(replies.front());
   co_return first;
 }

@@ -113,3 +113,44 @@ boost::json::object to_json(const ApiKey& k);
 void validate_overrides(const boost::json::object& overrides, const std::string& field);
 
 }  // namespace infergate::gateway::accounts
+
+namespace infergate::gateway::accounts {
+
+// Partial updates: absent fields keep their value.
+struct PlanPatch {
+  std::optional<std::string> name;
+  // limit name -> new value (nullopt = unlimited); absent names unchanged
+  std::vector<std::pair<std::string, std::optional<std::int64_t>>> limits;
+  std::optional<std::vector<std::string>> allowed_tiers;
+  std::optional<int> scheduling_weight;
+};
+
+struct TenantPatch {
+  std::optional<std::string> name, plan, billing_timezone, currency, status;
+  std::optional<boost::json::object> limit_overrides;  // replaces the whole object
+};
+
+struct TenantPage {
+  std::vector<Tenant> tenants;
+  std::optional<std::string> next_cursor;  // pass as `cursor` for the next page
+};
+
+std::vector<Plan> list_plans(pqxx::work& tx);
+Plan update_plan(pqxx::work& tx, const std::string& id, const PlanPatch& patch,
+                 const std::string& actor);
+
+// Ordered by id; `cursor` is the last id of the previous page.
+TenantPage list_tenants(pqxx::work& tx, const std::optional<std::string>& status,
+                        const std::optional<std::string>& plan,
+                        const std::optional<std::string>& cursor, int limit);
+Tenant update_tenant(pqxx::work& tx, const std::string& id, const TenantPatch& patch,
+                     const std::string& actor);
+
+std::vector<ApiKey> list_keys(pqxx::work& tx, const std::string& tenant);
+std::optional<ApiKey> find_key(pqxx::work& tx, const std::string& id);
+ApiKey revoke_key(pqxx::work& tx, const std::string& id, const std::string& actor);
+// Issues a new key like the old one; the old one keeps working for `grace_seconds`, then stops.
+CreatedKey rotate_key(pqxx::work& tx, const std::string& id, std::int64_t grace_seconds,
+                      const std::string& actor);
+
+}  // namespace infergate::gateway::accounts

@@ -35,6 +35,10 @@ Response error_response(http::status status, std::string_view message, std::stri
                         std::string_view code, std::optional<std::string_view> param = std::nullopt,
                         unsigned version = 11);
 
+// Parses "a=1&b=x%20y" (percent- and plus-decoding). Throws std::invalid_argument on a bad
+// escape.
+std::map<std::string, std::string> parse_query(std::string_view query);
+
 boost::json::object error_body(std::string_view message, std::string_view type,
                                std::string_view code,
                                std::optional<std::string_view> param = std::nullopt);

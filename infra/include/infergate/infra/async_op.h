@@ -83,8 +83,11 @@ class DeadlineOp final : public Completion<T>,
 // timeout the coroutine resumes with the exception made by on_timeout(). Errors the producer
 // passes are rethrown in the coroutine.
 //
-// Callers keep `start` and `on_timeout` in named locals: GCC 12 mishandles temporaries with
-// destructors inside a co_await expression when the awaited operation throws.
+// A rule for every co_await in this code base (GCC 12 coroutine bug): no temporary with a
+// destructor inside a co_await expression — no lambda with captures, no std::string built in
+// the argument list. Name it first (`const auto job = [..]{..}; co_await pool.run(job);`).
+// GCC 12 destroys such temporaries twice, which corrupts the heap. Coroutine parameters with
+// destructors are taken by const reference for the same reason.
 template <class T>
 asio::awaitable<T> await_completion(
     std::chrono::steady_clock::duration timeout,

@@ -50,6 +50,11 @@ struct RedisConfig {
   Millis reconnect_max{5000};
 };
 
+struct AuthConfig {
+  Millis cache_ttl{5000};            // a cached key is re-read from Postgres after this long
+  std::size_t cache_max_entries = 100000;
+};
+
 struct LogConfig {
   std::string level = "info";  // debug | info | warn | error
 };
@@ -59,6 +64,7 @@ struct Config {
   ServerConfig server;
   PostgresConfig postgres;
   RedisConfig redis;
+  AuthConfig auth;
   LogConfig log;
 };
 

@@ -44,8 +44,10 @@ class PgPool {
 
   // Runs fn(connection) on a worker and returns its result. `timeout` bounds the whole wait
   // (queueing included); the server-side statement_timeout is postgres.query_timeout_ms.
+  // fn may still be running after a timeout resumed the caller: capture by value, never
+  // references to the caller's locals.
   template <class Fn>
-  auto run(Fn fn, std::optional<Millis> timeout = std::nullopt)
+  auto run(const Fn& fn, std::optional<Millis> timeout = std::nullopt)
       -> asio::awaitable<std::invoke_result_t<Fn, pqxx::connection&>>;
 
   // SELECT 1. Throws PgUnavailable / PgTimeout.
@@ -89,13 +91,13 @@ class PgPool {
 };
 
 template <class Fn>
-auto PgPool::run(Fn fn, std::optional<Millis> timeout)
+auto PgPool::run(const Fn& fn, std::optional<Millis> timeout)
     -> asio::awaitable<std::invoke_result_t<Fn, pqxx::connection&>> {
   using R = std::invoke_result_t<Fn, pqxx::connection&>;
   using T = std::conditional_t<std::is_void_v<R>, bool, R>;
   const Millis limit = timeout.value_or(cfg_.query_timeout);
   const auto deadline = std::chrono::steady_clock::now() + limit;
-  auto shared_fn = std::make_shared<Fn>(std::move(fn));
+  auto shared_fn = std::make_shared<Fn>(fn);
   const std::function<void(std::shared_ptr<Completion<T>>)> start =
       [this, shared_fn, deadline](std::shared_ptr<Completion<T>> done) {
     Job job;

@@ -11,6 +11,7 @@
 #include <boost/asio/strand.hpp>
 
 #include <atomic>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -45,7 +46,9 @@ class RedisTimeout : public std::runtime_error {
 
 class RedisClient {
  public:
-  RedisClient(asio::io_context& io, RedisConfig cfg, MetricsRegistry& metrics);
+  // `name` starts its log lines ("redis up", "redis subscriber down").
+  RedisClient(asio::io_context& io, RedisConfig cfg, MetricsRegistry& metrics,
+              std::string name = "redis");
   ~RedisClient();
   RedisClient(const RedisClient&) = delete;
   RedisClient& operator=(const RedisClient&) = delete;
@@ -59,12 +62,22 @@ class RedisClient {
 
   // Sends one command; a Redis error reply is returned as a reply of type error, not thrown.
   // Throws RedisUnavailable or RedisTimeout.
-  asio::awaitable<RedisReply> command(std::vector<std::string> args,
+  asio::awaitable<RedisReply> command(const std::vector<std::string>& args,
                                       std::optional<Millis> timeout = std::nullopt);
 
   // Sends several commands in one write and returns their replies in order.
-  asio::awaitable<std::vector<RedisReply>> pipeline(std::vector<std::vector<std::string>> cmds,
-                                                    std::optional<Millis> timeout = std::nullopt);
+  asio::awaitable<std::vector<RedisReply>> pipeline(
+      const std::vector<std::vector<std::string>>& cmds,
+      std::optional<Millis> timeout = std::nullopt);
+
+  using MessageHandler =
+      std::function<void(const std::string& channel, const std::string& payload)>;
+  // Makes this client a subscriber; call before start(). After every (re)connect it subscribes
+  // to `channels`; on_subscribed runs when the server has confirmed them all (messages published
+  // while disconnected are lost, so that is where callers resynchronize); on_message runs for
+  // each message. Both run on the client's strand. A subscriber sends no other commands.
+  void subscribe(std::vector<std::string> channels, MessageHandler on_message,
+                 std::function<void()> on_subscribed);
 
   bool connected() const { return connected_.load(); }
   std::string last_error() const;
@@ -84,6 +97,11 @@ class RedisClient {
   void send(std::vector<std::vector<std::string>> cmds,
             std::shared_ptr<Completion<std::vector<RedisReply>>> done);
 
+  std::vector<std::string> sub_channels_;
+  MessageHandler on_message_;
+  std::function<void()> on_subscribed_;
+
+  std::string name_;
   asio::io_context& io_;
   asio::strand<asio::io_context::executor_type> strand_;
   RedisConfig cfg_;

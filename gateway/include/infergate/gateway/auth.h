@@ -1,0 +1,131 @@
+// Authentication of API keys (Authorization: Bearer ig_live_<id>_<secret>). Keys are cached in
+// memory for auth.cache_ttl_ms (bounded size), so the hot path does not touch Postgres for a
+// cached key; changes reach every instance at once through invalidation messages on Redis
+// (on_invalidation), and within the TTL when Redis is unreachable. The secret is compared by
+// hash in constant time, and an unknown key id costs the same work as a wrong secret.
+// Thread-safe.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <pqxx/connection>
+
+#include <chrono>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "infergate/infra/config.h"
+#include "infergate/infra/metrics.h"
+#include "infergate/infra/pg_pool.h"
+
+namespace infergate::gateway {
+
+// Who is calling, once authenticated.
+struct Principal {
+  std::string key_id;
+  std::optional<std::string> tenant_id;  // none for admin keys
+  std::string tenant_name;
+  std::vector<std::string> scopes;
+  std::string plan_id;
+  std::vector<std::string> allowed_tiers;
+  int scheduling_weight = 1;
+  bool has_scope(std::string_view scope) const;
+};
+
+// A key as stored, with what authentication decides on.
+struct KeyRecord {
+  std::string secret_sha256;  // 32 raw bytes
+  Principal principal;
+  std::string tenant_status;  // "active" | "suspended" ("active" for admin keys)
+  std::optional<std::int64_t> expires_at_ms, revoked_at_ms;  // Unix epoch milliseconds
+};
+
+// Reads one key with its tenant and plan; nullopt if no such id.
+std::optional<KeyRecord> load_key_record(pqxx::connection& conn, const std::string& key_id);
+
+class KeyCache {
+ public:
+  KeyCache(infra::Millis ttl, std::size_t max_entries);
+  // Outer nullopt: not cached (or stale). Inner null: cached as "no such key".
+  std::optional<std::shared_ptr<const KeyRecord>> get(const std::string& key_id);
+  void put(const std::string& key_id, std::shared_ptr<const KeyRecord> record);
+  void erase_key(const std::string& key_id);
+  void erase_tenant(const std::string& tenant_id);
+  void erase_plan(const std::string& plan_id);
+  void clear();
+  std::size_t size() const;
+
+ private:
+  struct Entry {
+    std::shared_ptr<const KeyRecord> record;
+    std::chrono::steady_clock::time_point loaded;
+    std::list<std::string>::iterator order;  // position in insertion order, for eviction
+  };
+  void erase_where(const std::function<bool(const KeyRecord&)>& pred);
+  infra::Millis ttl_;
+  std::size_t max_;
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, Entry> map_;
+  std::list<std::string> order_;  // oldest first
+};
+
+enum class AuthOutcome {
+  ok,
+  missing,      // no Authorization header                      -> 401
+  malformed,    // not "Bearer ig_live_..."                     -> 401
+  invalid_key,  // unknown id or wrong secret                   -> 401
+  expired,      //                                              -> 401
+  revoked,      //                                              -> 401
+  suspended,    // the tenant is suspended                      -> 403
+  wrong_scope,  // e.g. an inference key on /admin              -> 403
+  unavailable,  // the key is not cached and Postgres is down   -> 503
+};
+
+struct AuthResult {
+  AuthOutcome outcome = AuthOutcome::invalid_key;
+  std::shared_ptr<const KeyRecord> record;  // set when ok
+  const Principal& principal() const { return record->principal; }
+  bool ok() const { return outcome == AuthOutcome::ok; }
+};
+
+// The response for a failed authentication, in the OpenAI error shape.
+// (Declared here, defined with the HTTP helpers, so handlers need only this header.)
+struct AuthFailure {
+  int status;
+  std::string type, code, message;
+};
+AuthFailure describe_failure(AuthOutcome outcome);
+
+// Channel and message format of cache invalidations: "key:<id>", "tenant:<id>", "plan:<id>",
+// "all".
+inline constexpr const char* kInvalidationChannel = "ig:invalidate";
+
+class Authenticator {
+ public:
+  Authenticator(infra::PgPool& pg, const infra::AuthConfig& cfg, infra::MetricsRegistry& metrics);
+
+  // `authorization` is the header value ("" when absent); `scope` the scope the route needs.
+  boost::asio::awaitable<AuthResult> authenticate(std::string_view authorization,
+                                                  std::string_view scope);
+
+  // Applies one invalidation message (see kInvalidationChannel).
+  void on_invalidation(std::string_view message);
+  KeyCache& cache() { return cache_; }
+
+ private:
+  AuthResult decide(const std::shared_ptr<const KeyRecord>& rec, std::string_view secret,
+                    std::string_view scope);
+  infra::PgPool& pg_;
+  KeyCache cache_;
+  std::string dummy_hash_;
+  infra::Family<infra::Counter>* outcomes_;
+  infra::Counter* hits_;
+  infra::Counter* misses_;
+};
+
+}  // namespace infergate::gateway

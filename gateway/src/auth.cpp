@@ -1,0 +1,280 @@
+#include "infergate/gateway/auth.h"
+
+#include <boost/json/parse.hpp>
+#include <pqxx/pqxx>
+
+#include <algorithm>
+
+#include "infergate/gateway/api_key.h"
+
+namespace infergate::gateway {
+namespace {
+
+// Compares two equal-length byte strings in time independent of where they differ.
+bool equal_constant_time(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string_view outcome_name(AuthOutcome o) {
+  switch (o) {
+    case AuthOutcome::ok: return "ok";
+    case AuthOutcome::missing: return "missing";
+    case AuthOutcome::malformed: return "malformed";
+    case AuthOutcome::invalid_key: return "invalid_key";
+    case AuthOutcome::expired: return "expired";
+    case AuthOutcome::revoked: return "revoked";
+    case AuthOutcome::suspended: return "suspended";
+    case AuthOutcome::wrong_scope: return "wrong_scope";
+    case AuthOutcome::unavailable: return "unavailable";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+bool Principal::has_scope(std::string_view scope) const {
+  return std::find(scopes.begin(), scopes.end(), scope) != scopes.end();
+}
+
+std::optional<KeyRecord> load_key_record(pqxx::connection& conn, const std::string& key_id) {
+  pqxx::read_transaction tx(conn);
+  auto res = tx.exec_params(
+      "SELECT k.id, k.secret_sha256, k.tenant_id, coalesce(t.name, ''), "
+      "coalesce(t.status, 'active'), array_to_json(k.scopes)::text, "
+      "(extract(epoch FROM k.expires_at) * 1000)::bigint, "
+      "(extract(epoch FROM k.revoked_at) * 1000)::bigint, coalesce(t.plan_id, ''), "
+      "coalesce(array_to_json(p.allowed_tiers)::text, '[]'), coalesce(p.scheduling_weight, 1) "
+      "FROM api_keys k LEFT JOIN tenants t ON t.id = k.tenant_id "
+      "LEFT JOIN plans p ON p.id = t.plan_id WHERE k.id = $1",
+      key_id);
+  if (res.empty()) return std::nullopt;
+  const auto& r = res[0];
+  KeyRecord rec;
+  rec.secret_sha256 = pqxx::binarystring(r[1]).str();
+  auto& p = rec.principal;
+  p.key_id = r[0].as<std::string>();
+  if (!r[2].is_null()) p.tenant_id = r[2].as<std::string>();
+  p.tenant_name = r[3].as<std::string>();
+  rec.tenant_status = r[4].as<std::string>();
+  const boost::json::value scopes = boost::json::parse(r[5].as<std::string>());
+  for (const auto& s : scopes.as_array()) p.scopes.emplace_back(s.as_string());
+  if (!r[6].is_null()) rec.expires_at_ms = r[6].as<std::int64_t>();
+  if (!r[7].is_null()) rec.revoked_at_ms = r[7].as<std::int64_t>();
+  p.plan_id = r[8].as<std::string>();
+  const boost::json::value tiers = boost::json::parse(r[9].as<std::string>());
+  for (const auto& s : tiers.as_array()) p.allowed_tiers.emplace_back(s.as_string());
+  p.scheduling_weight = r[10].as<int>();
+  return rec;
+}
+
+// ---- KeyCache ----------------------------------------------------------------------------
+
+KeyCache::KeyCache(infra::Millis ttl, std::size_t max_entries) : ttl_(ttl), max_(max_entries) {}
+
+std::optional<std::shared_ptr<const KeyRecord>> KeyCache::get(const std::string& key_id) {
+  std::lock_guard lock(mu_);
+  auto it = map_.find(key_id);
+  if (it == map_.end()) return std::nullopt;
+  if (std::chrono::steady_clock::now() - it->second.loaded >= ttl_) {
+    order_.erase(it->second.order);
+    map_.erase(it);
+    return std::nullopt;
+  }
+  return it->second.record;
+}
+
+void KeyCache::put(const std::string& key_id, std::shared_ptr<const KeyRecord> record) {
+  if (ttl_.count() == 0) return;
+  std::lock_guard lock(mu_);
+  auto it = map_.find(key_id);
+  if (it != map_.end()) {
+    order_.erase(it->second.order);
+    map_.erase(it);
+  }
+  while (map_.size() >= max_ && !order_.empty()) {
+    map_.erase(order_.front());
+    order_.pop_front();
+  }
+  order_.push_back(key_id);
+  map_.emplace(key_id, Entry{std::move(record), std::chrono::steady_clock::now(),
+                             std::prev(order_.end())});
+}
+
+void KeyCache::erase_key(const std::string& key_id) {
+  std::lock_guard lock(mu_);
+  auto it = map_.find(key_id);
+  if (it == map_.end()) return;
+  order_.erase(it->second.order);
+  map_.erase(it);
+}
+
+void KeyCache::erase_where(const std::function<bool(const KeyRecord&)>& pred) {
+  std::lock_guard lock(mu_);
+  for (auto it = map_.begin(); it != map_.end();) {
+    if (it->second.record && pred(*it->second.record)) {
+      order_.erase(it->second.order);
+      it = map_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void KeyCache::erase_tenant(const std::string& tenant_id) {
+  erase_where([&](const KeyRecord& r) { return r.principal.tenant_id == tenant_id; });
+}
+
+void KeyCache::erase_plan(const std::string& plan_id) {
+  erase_where([&](const KeyRecord& r) { return r.principal.plan_id == plan_id; });
+}
+
+void KeyCache::clear() {
+  std::lock_guard lock(mu_);
+  map_.clear();
+  order_.clear();
+}
+
+std::size_t KeyCache::size() const {
+  std::lock_guard lock(mu_);
+  return map_.size();
+}
+
+// ---- Authenticator -----------------------------------------------------------------------
+
+AuthFailure describe_failure(AuthOutcome outcome) {
+  const std::string bad_key =
+      "Incorrect API key provided. Send 'Authorization: Bearer <key>' with a key issued by your "
+      "administrator.";
+  switch (outcome) {
+    case AuthOutcome::missing:
+      return {401, "invalid_request_error", "invalid_api_key",
+              "No API key provided. Send 'Authorization: Bearer <key>'."};
+    case AuthOutcome::malformed:
+    case AuthOutcome::invalid_key:
+      return {401, "invalid_request_error", "invalid_api_key", bad_key};
+    case AuthOutcome::expired:
+      return {401, "invalid_request_error", "invalid_api_key",
+              "This API key has expired. Ask your administrator for a new one."};
+    case AuthOutcome::revoked:
+      return {401, "invalid_request_error", "invalid_api_key",
+              "This API key has been revoked. Ask your administrator for a new one."};
+    case AuthOutcome::suspended:
+      return {403, "permission_error", "tenant_suspended",
+              "Your organization's access is suspended. Contact your administrator."};
+    case AuthOutcome::wrong_scope:
+      return {403, "permission_error", "insufficient_scope",
+              "This API key is not allowed to use this endpoint (wrong scope: inference keys "
+              "call /v1, admin keys call /admin)."};
+    case AuthOutcome::unavailable:
+      return {503, "server_error", "auth_unavailable",
+              "The key store is temporarily unreachable. Retry shortly."};
+    case AuthOutcome::ok:
+      break;
+  }
+  return {500, "server_error", "internal_error", "unexpected authentication state"};
+}
+
+Authenticator::Authenticator(infra::PgPool& pg, const infra::AuthConfig& cfg,
+                             infra::MetricsRegistry& metrics)
+    : pg_(pg), cache_(cfg.cache_ttl, cfg.cache_max_entries), dummy_hash_(hash_secret("dummy")) {
+  outcomes_ = &metrics.counter("infergate_auth_total", "Authentication attempts by outcome",
+                               {"outcome"});
+  auto& cache = metrics.counter("infergate_auth_cache_total", "Key cache lookups", {"result"});
+  hits_ = &cache.with({"hit"});
+  misses_ = &cache.with({"miss"});
+  metrics.gauge_callback("infergate_auth_cache_entries", "Keys in the in-memory cache",
+                         [this] { return static_cast<double>(cache_.size()); });
+}
+
+AuthResult Authenticator::decide(const std::shared_ptr<const KeyRecord>& rec,
+                                 std::string_view secret, std::string_view scope) {
+  // Hash and compare even for an unknown id, so both failures cost the same.
+  const std::string presented = hash_secret(secret);
+  const bool match = equal_constant_time(presented, rec ? rec->secret_sha256 : dummy_hash_);
+  AuthResult r;
+  if (!rec || !match) {
+    r.outcome = AuthOutcome::invalid_key;
+  } else if (rec->revoked_at_ms && *rec->revoked_at_ms <= now_ms()) {
+    r.outcome = AuthOutcome::revoked;
+  } else if (rec->expires_at_ms && *rec->expires_at_ms <= now_ms()) {
+    r.outcome = AuthOutcome::expired;
+  } else if (!rec->principal.has_scope(scope)) {
+    r.outcome = AuthOutcome::wrong_scope;
+  } else if (rec->tenant_status != "active") {
+    r.outcome = AuthOutcome::suspended;
+  } else {
+    r.outcome = AuthOutcome::ok;
+    r.record = rec;
+  }
+  return r;
+}
+
+boost::asio::awaitable<AuthResult> Authenticator::authenticate(std::string_view authorization,
+                                                               std::string_view scope) {
+  AuthResult result;
+  std::optional<ParsedApiKey> key;
+  if (authorization.empty()) {
+    result.outcome = AuthOutcome::missing;
+  } else {
+    std::string_view token;
+    if (authorization.size() > 7 &&
+        (authorization.substr(0, 7) == "Bearer " || authorization.substr(0, 7) == "bearer "))
+      token = authorization.substr(7);
+    while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+    while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+    key = parse_api_key(token);
+    if (!key) result.outcome = AuthOutcome::malformed;
+  }
+  if (key) {
+    std::shared_ptr<const KeyRecord> rec;
+    bool available = true;
+    if (auto cached = cache_.get(key->id)) {
+      hits_->inc();
+      rec = *cached;
+    } else {
+      misses_->inc();
+      try {
+        const auto load = [id = key->id](pqxx::connection& c) { return load_key_record(c, id); };
+        std::optional<KeyRecord> loaded = co_await pg_.run(load);
+        if (loaded) rec = std::make_shared<const KeyRecord>(std::move(*loaded));
+        cache_.put(key->id, rec);
+      } catch (const std::exception&) {
+        available = false;
+      }
+    }
+    if (available) {
+      result = decide(rec, key->secret, scope);
+    } else {
+      result.outcome = AuthOutcome::unavailable;
+    }
+  }
+  outcomes_->with({std::string(outcome_name(result.outcome))}).inc();
+  co_return result;
+}
+
+void Authenticator::on_invalidation(std::string_view message) {
+  auto colon = message.find(':');
+  std::string_view kind = message.substr(0, colon);
+  std::string id(colon == std::string_view::npos ? std::string_view() : message.substr(colon + 1));
+  if (kind == "key") {
+    cache_.erase_key(id);
+  } else if (kind == "tenant") {
+    cache_.erase_tenant(id);
+  } else if (kind == "plan") {
+    cache_.erase_plan(id);
+  } else {
+    cache_.clear();  // "all", or anything this version does not know: be safe
+  }
+}
+
+}  // namespace infergate::gateway
