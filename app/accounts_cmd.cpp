@@ -10,6 +10,8 @@
 
 #include "cli.h"
 #include "infergate/gateway/accounts.h"
+#include "infergate/gateway/auth.h"
+#include "infergate/infra/redis_client.h"
 
 namespace infergate::app {
 namespace {
@@ -68,6 +70,21 @@ int with_tx(const infra::Config& cfg, const char* what, Fn fn) {
   }
 }
 
+// Tells running instances to drop cached copies (as the admin API does). Best effort: without
+// Redis, instances pick the change up within auth.cache_ttl_ms.
+void invalidate(const infra::Config& cfg, const std::string& message) {
+  std::string error;
+  if (!infra::redis_publish_blocking(cfg.redis, gateway::kInvalidationChannel, message, &error))
+    std::fprintf(stderr,
+                 "warning: could not tell running instances through Redis (%s); they apply the "
+                 "change within auth.cache_ttl_ms (%lld ms)\n",
+                 error.c_str(), static_cast<long long>(cfg.auth.cache_ttl.count()));
+}
+
+void print_json(const boost::json::object& o) {
+  std::printf("%s\n", boost::json::serialize(o).c_str());
+}
+
 void print_key(const acc::CreatedKey& k) {
   std::printf("api key %s created (%s)\n", k.key.id.c_str(), k.key.display_prefix.c_str());
   std::printf("  secret key, shown only now: %s\n", k.secret_key.c_str());
@@ -122,23 +139,113 @@ int keys_create(const std::vector<std::string>& args, bool admin) {
                  [&](pqxx::work& tx) { print_key(acc::create_key(tx, k, kActor)); });
 }
 
+std::string one_positional(const Flags& f, const char* what) {
+  if (f.positional.size() != 1) throw UsageError(std::string("expected one ") + what);
+  return f.positional[0];
+}
+
+int plans_list(const std::vector<std::string>& args) {
+  Flags f = parse_flags(args, {"config"});
+  return with_tx(load_config_for(f), "plans list", [&](pqxx::work& tx) {
+    for (const auto& p : acc::list_plans(tx)) print_json(acc::to_json(p));
+  });
+}
+
+int tenants_list(const std::vector<std::string>& args) {
+  Flags f = parse_flags(args, {"config", "status", "plan"});
+  return with_tx(load_config_for(f), "tenants list", [&](pqxx::work& tx) {
+    std::optional<std::string> plan_id;
+    if (auto p = f.get("plan")) {
+      auto plan = acc::find_plan(tx, *p);
+      if (!plan) throw acc::AccountError(acc::AccountError::Kind::invalid, "plan", "no plan '" + *p + "'");
+      plan_id = plan->id;
+    }
+    std::optional<std::string> cursor;
+    do {
+      auto page = acc::list_tenants(tx, f.get("status"), plan_id, cursor, 500);
+      for (const auto& t : page.tenants) print_json(acc::to_json(t));
+      cursor = page.next_cursor;
+    } while (cursor);
+  });
+}
+
+int tenants_set_status(const std::vector<std::string>& args, const std::string& status) {
+  Flags f = parse_flags(args, {"config"});
+  const std::string who = one_positional(f, "tenant id or name");
+  const auto cfg = load_config_for(f);
+  std::string tenant_id;
+  int rc = with_tx(cfg, status == "suspended" ? "tenants suspend" : "tenants reactivate",
+                   [&](pqxx::work& tx) {
+                     auto t = acc::find_tenant(tx, who);
+                     if (!t)
+                       throw acc::AccountError(acc::AccountError::Kind::not_found, "tenant",
+                                               "no tenant '" + who + "'");
+                     acc::TenantPatch patch;
+                     patch.status = status;
+                     auto updated = acc::update_tenant(tx, t->id, patch, kActor);
+                     tenant_id = updated.id;
+                     print_json(acc::to_json(updated));
+                   });
+  if (rc == kExitOk) invalidate(cfg, "tenant:" + tenant_id);
+  return rc;
+}
+
+int keys_list(const std::vector<std::string>& args) {
+  Flags f = parse_flags(args, {"config", "tenant"});
+  if (!f.get("tenant")) throw UsageError("--tenant is required");
+  return with_tx(load_config_for(f), "keys list", [&](pqxx::work& tx) {
+    for (const auto& k : acc::list_keys(tx, *f.get("tenant"))) print_json(acc::to_json(k));
+  });
+}
+
+int keys_revoke(const std::vector<std::string>& args) {
+  Flags f = parse_flags(args, {"config"});
+  const std::string id = one_positional(f, "key id");
+  const auto cfg = load_config_for(f);
+  int rc = with_tx(cfg, "keys revoke",
+                   [&](pqxx::work& tx) { print_json(acc::to_json(acc::revoke_key(tx, id, kActor))); });
+  if (rc == kExitOk) invalidate(cfg, "key:" + id);
+  return rc;
+}
+
+int keys_rotate(const std::vector<std::string>& args) {
+  Flags f = parse_flags(args, {"config", "grace-seconds"});
+  const std::string id = one_positional(f, "key id");
+  auto grace = limit_flag(f, "grace-seconds");
+  if (!grace) throw UsageError("--grace-seconds is required (0 ends the old key at once)");
+  const auto cfg = load_config_for(f);
+  int rc = with_tx(cfg, "keys rotate",
+                   [&](pqxx::work& tx) { print_key(acc::rotate_key(tx, id, *grace, kActor)); });
+  if (rc == kExitOk) invalidate(cfg, "key:" + id);
+  return rc;
+}
+
 }  // namespace
 
 int cmd_plans(const std::vector<std::string>& args) {
-  if (!args.empty() && args[0] == "create") return plans_create({args.begin() + 1, args.end()});
-  throw UsageError("expected: plans create --name NAME [--requests-per-minute N] ...");
+  const std::vector<std::string> rest(args.empty() ? args.end() : args.begin() + 1, args.end());
+  if (!args.empty() && args[0] == "create") return plans_create(rest);
+  if (!args.empty() && args[0] == "list") return plans_list(rest);
+  throw UsageError("expected: plans create|list");
 }
 
 int cmd_tenants(const std::vector<std::string>& args) {
-  if (!args.empty() && args[0] == "create") return tenants_create({args.begin() + 1, args.end()});
-  throw UsageError("expected: tenants create --name NAME --plan PLAN [--timezone TZ]");
+  const std::vector<std::string> rest(args.empty() ? args.end() : args.begin() + 1, args.end());
+  if (!args.empty() && args[0] == "create") return tenants_create(rest);
+  if (!args.empty() && args[0] == "list") return tenants_list(rest);
+  if (!args.empty() && args[0] == "suspend") return tenants_set_status(rest, "suspended");
+  if (!args.empty() && args[0] == "reactivate") return tenants_set_status(rest, "active");
+  throw UsageError("expected: tenants create|list|suspend|reactivate");
 }
 
 int cmd_keys(const std::vector<std::string>& args) {
-  if (!args.empty() && args[0] == "create") return keys_create({args.begin() + 1, args.end()}, false);
-  if (!args.empty() && args[0] == "create-admin")
-    return keys_create({args.begin() + 1, args.end()}, true);
-  throw UsageError("expected: keys create --tenant TENANT | keys create-admin");
+  const std::vector<std::string> rest(args.empty() ? args.end() : args.begin() + 1, args.end());
+  if (!args.empty() && args[0] == "create") return keys_create(rest, false);
+  if (!args.empty() && args[0] == "create-admin") return keys_create(rest, true);
+  if (!args.empty() && args[0] == "list") return keys_list(rest);
+  if (!args.empty() && args[0] == "revoke") return keys_revoke(rest);
+  if (!args.empty() && args[0] == "rotate") return keys_rotate(rest);
+  throw UsageError("expected: keys create|create-admin|list|revoke|rotate");
 }
 
 // The Quick start's demo: a "demo" plan and tenant (created once) and a fresh inference key

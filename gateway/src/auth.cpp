@@ -93,9 +93,11 @@ std::optional<std::shared_ptr<const KeyRecord>> KeyCache::get(const std::string&
   return it->second.record;
 }
 
-void KeyCache::put(const std::string& key_id, std::shared_ptr<const KeyRecord> record) {
+void KeyCache::put(const std::string& key_id, std::shared_ptr<const KeyRecord> record,
+                   std::optional<std::uint64_t> read_at_generation) {
   if (ttl_.count() == 0) return;
   std::lock_guard lock(mu_);
+  if (read_at_generation && *read_at_generation != generation_) return;
   auto it = map_.find(key_id);
   if (it != map_.end()) {
     order_.erase(it->second.order);
@@ -110,8 +112,14 @@ void KeyCache::put(const std::string& key_id, std::shared_ptr<const KeyRecord> r
                              std::prev(order_.end())});
 }
 
+std::uint64_t KeyCache::generation() const {
+  std::lock_guard lock(mu_);
+  return generation_;
+}
+
 void KeyCache::erase_key(const std::string& key_id) {
   std::lock_guard lock(mu_);
+  ++generation_;
   auto it = map_.find(key_id);
   if (it == map_.end()) return;
   order_.erase(it->second.order);
@@ -120,6 +128,7 @@ void KeyCache::erase_key(const std::string& key_id) {
 
 void KeyCache::erase_where(const std::function<bool(const KeyRecord&)>& pred) {
   std::lock_guard lock(mu_);
+  ++generation_;
   for (auto it = map_.begin(); it != map_.end();) {
     if (it->second.record && pred(*it->second.record)) {
       order_.erase(it->second.order);
@@ -140,6 +149,7 @@ void KeyCache::erase_plan(const std::string& plan_id) {
 
 void KeyCache::clear() {
   std::lock_guard lock(mu_);
+  ++generation_;
   map_.clear();
   order_.clear();
 }
@@ -226,12 +236,17 @@ boost::asio::awaitable<AuthResult> Authenticator::authenticate(std::string_view 
   if (authorization.empty()) {
     result.outcome = AuthOutcome::missing;
   } else {
+    // The scheme is case-insensitive (RFC 9110 §11.1).
     std::string_view token;
+    auto lower = [](char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); };
     if (authorization.size() > 7 &&
-        (authorization.substr(0, 7) == "Bearer " || authorization.substr(0, 7) == "bearer "))
+        std::equal(authorization.begin(), authorization.begin() + 6, "bearer",
+                   [&](char a, char b) { return lower(a) == b; }) &&
+        (authorization[6] == ' ' || authorization[6] == '\t'))
       token = authorization.substr(7);
-    while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
-    while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+    auto blank = [](char c) { return c == ' ' || c == '\t'; };
+    while (!token.empty() && blank(token.front())) token.remove_prefix(1);
+    while (!token.empty() && blank(token.back())) token.remove_suffix(1);
     key = parse_api_key(token);
     if (!key) result.outcome = AuthOutcome::malformed;
   }
@@ -243,11 +258,13 @@ boost::asio::awaitable<AuthResult> Authenticator::authenticate(std::string_view 
       rec = *cached;
     } else {
       misses_->inc();
+      // An invalidation that arrives while we read must win over what we read.
+      const std::uint64_t generation = cache_.generation();
       try {
         const auto load = [id = key->id](pqxx::connection& c) { return load_key_record(c, id); };
         std::optional<KeyRecord> loaded = co_await pg_.run(load);
         if (loaded) rec = std::make_shared<const KeyRecord>(std::move(*loaded));
-        cache_.put(key->id, rec);
+        cache_.put(key->id, rec, generation);
       } catch (const std::exception&) {
         available = false;
       }
@@ -266,7 +283,9 @@ void Authenticator::on_invalidation(std::string_view message) {
   auto colon = message.find(':');
   std::string_view kind = message.substr(0, colon);
   std::string id(colon == std::string_view::npos ? std::string_view() : message.substr(colon + 1));
-  if (kind == "key") {
+  if (id.empty()) {
+    cache_.clear();  // malformed: be safe
+  } else if (kind == "key") {
     cache_.erase_key(id);
   } else if (kind == "tenant") {
     cache_.erase_tenant(id);

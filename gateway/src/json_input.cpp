@@ -7,8 +7,12 @@ namespace infergate::gateway {
 namespace json = boost::json;
 
 json::object parse_json_object(const Request& req) {
+  // The media type, case-insensitively, without parameters (RFC 9110 §8.3.1).
   std::string_view ct = req[http::field::content_type];
-  if (ct.substr(0, 16) != "application/json")
+  std::string type(ct.substr(0, ct.find(';')));
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.pop_back();
+  for (auto& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (type != "application/json")
     throw BadInput("", "Send the body as JSON with 'Content-Type: application/json'.");
   json::error_code ec;
   json::value v = json::parse(req.body(), ec);

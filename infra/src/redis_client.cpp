@@ -460,3 +460,32 @@ asio::awaitable<RedisReply> RedisClient::command(const std::vector<std::string>&
 }
 
 }  // namespace infergate::infra
+
+namespace infergate::infra {
+
+bool redis_publish_blocking(const RedisConfig& cfg, const std::string& channel,
+                            const std::string& message, std::string* error) {
+  timeval tv{};
+  tv.tv_sec = cfg.connect_timeout.count() / 1000;
+  tv.tv_usec = static_cast<suseconds_t>((cfg.connect_timeout.count() % 1000) * 1000);
+  std::unique_ptr<redisContext, void (*)(redisContext*)> c(
+      redisConnectWithTimeout(cfg.host.c_str(), cfg.port, tv), &redisFree);
+  if (!c || c->err) {
+    if (error) *error = c ? c->errstr : "out of memory";
+    return false;
+  }
+  redisSetTimeout(c.get(), tv);
+  const char* argv[] = {"PUBLISH", channel.c_str(), message.c_str()};
+  const std::size_t lens[] = {7, channel.size(), message.size()};
+  auto* reply = static_cast<redisReply*>(redisCommandArgv(c.get(), 3, argv, lens));
+  if (!reply) {
+    if (error) *error = c->errstr;
+    return false;
+  }
+  const bool ok = reply->type != REDIS_REPLY_ERROR;
+  if (!ok && error) *error = reply->str;
+  freeReplyObject(reply);
+  return ok;
+}
+
+}  // namespace infergate::infra

@@ -121,6 +121,44 @@ TEST_F(AccountsCli, BadInputsAreRefusedAndChangeNothing) {
             1);
 }
 
+TEST_F(AccountsCli, ListSuspendRevokeRotate) {
+  std::string out;
+  ASSERT_EQ(run({"plans", "create", "--name", "gold"}, &out), 0) << out;
+  ASSERT_EQ(run({"tenants", "create", "--name", "acme", "--plan", "gold"}, &out), 0) << out;
+  ASSERT_EQ(run({"tenants", "create", "--name", "beta", "--plan", "gold"}, &out), 0) << out;
+  ASSERT_EQ(run({"keys", "create", "--tenant", "acme"}, &out), 0) << out;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("api key ([0-9a-f]{16}) created")));
+  const std::string key_id = m[1];
+
+  ASSERT_EQ(run({"plans", "list"}, &out), 0);
+  EXPECT_NE(out.find("\"name\":\"gold\""), std::string::npos) << out;
+  ASSERT_EQ(run({"tenants", "suspend", "acme"}, &out), 0) << out;
+  EXPECT_NE(out.find("\"status\":\"suspended\""), std::string::npos) << out;
+  ASSERT_EQ(run({"tenants", "list", "--status", "suspended"}, &out), 0);
+  EXPECT_NE(out.find("acme"), std::string::npos);
+  EXPECT_EQ(out.find("beta"), std::string::npos);
+  ASSERT_EQ(run({"tenants", "reactivate", "acme"}, &out), 0) << out;
+  EXPECT_EQ(run({"tenants", "suspend", "ghost"}, &out), 1);
+  EXPECT_NE(out.find("no tenant 'ghost'"), std::string::npos) << out;
+
+  ASSERT_EQ(run({"keys", "rotate", key_id, "--grace-seconds", "60"}, &out), 0) << out;
+  EXPECT_NE(out.find("secret key, shown only now: ig_live_"), std::string::npos) << out;
+  EXPECT_EQ(count("SELECT count(*) FROM api_keys WHERE id = '" + key_id +
+                  "' AND replaced_by IS NOT NULL AND expires_at < now() + interval '61 seconds'"),
+            1);
+  EXPECT_EQ(run({"keys", "rotate", key_id}, &out), 2);
+  EXPECT_NE(out.find("--grace-seconds is required"), std::string::npos) << out;
+  ASSERT_EQ(run({"keys", "revoke", key_id}, &out), 0) << out;
+  EXPECT_EQ(count("SELECT count(*) FROM api_keys WHERE revoked_at IS NOT NULL"), 1);
+  EXPECT_EQ(run({"keys", "rotate", key_id, "--grace-seconds", "0"}, &out), 1);
+  EXPECT_NE(out.find("is revoked"), std::string::npos) << out;
+  EXPECT_EQ(run({"keys", "revoke", "0000000000000000"}, &out), 1);
+  ASSERT_EQ(run({"keys", "list", "--tenant", "acme"}, &out), 0);
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 2);  // the original and its replacement
+  EXPECT_EQ(out.find("secret"), std::string::npos);
+}
+
 TEST_F(AccountsCli, WithoutSchemaTheMessageSaysToMigrate) {
   auto empty = test::fresh_database("acct_empty");
   std::string out;

@@ -53,7 +53,11 @@ class KeyCache {
   KeyCache(infra::Millis ttl, std::size_t max_entries);
   // Outer nullopt: not cached (or stale). Inner null: cached as "no such key".
   std::optional<std::shared_ptr<const KeyRecord>> get(const std::string& key_id);
-  void put(const std::string& key_id, std::shared_ptr<const KeyRecord> record);
+  // With read_at_generation, the entry is stored only if nothing was erased since that
+  // generation() was taken (so a record read before an invalidation cannot be cached after it).
+  void put(const std::string& key_id, std::shared_ptr<const KeyRecord> record,
+           std::optional<std::uint64_t> read_at_generation = std::nullopt);
+  std::uint64_t generation() const;
   void erase_key(const std::string& key_id);
   void erase_tenant(const std::string& tenant_id);
   void erase_plan(const std::string& plan_id);
@@ -72,6 +76,7 @@ class KeyCache {
   mutable std::mutex mu_;
   std::unordered_map<std::string, Entry> map_;
   std::list<std::string> order_;  // oldest first
+  std::uint64_t generation_ = 0;   // bumped by every erase and clear
 };
 
 enum class AuthOutcome {

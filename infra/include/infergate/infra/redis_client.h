@@ -122,3 +122,12 @@ class RedisClient {
 };
 
 }  // namespace infergate::infra
+
+namespace infergate::infra {
+
+// Blocking PUBLISH on a short-lived connection, for command-line tools (never on an io thread).
+// Returns false and sets *error when Redis cannot be reached within the connect timeout.
+bool redis_publish_blocking(const RedisConfig& cfg, const std::string& channel,
+                            const std::string& message, std::string* error);
+
+}  // namespace infergate::infra
