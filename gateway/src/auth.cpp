@@ -47,7 +47,7 @@ bool Principal::has_scope(std::string_view scope) const {
 }
 
 std::optional<KeyRecord> load_key_record(pqxx::connection& conn, const std::string& key_id) {
-  pqxx::read_transaction tx(conn);
+  pqxx::nontransaction tx(conn);  // one statement: no BEGIN/COMMIT round trips
   auto res = tx.exec_params(
       "SELECT k.id, k.secret_sha256, k.tenant_id, coalesce(t.name, ''), "
       "coalesce(t.status, 'active'), array_to_json(k.scopes)::text, "
@@ -197,8 +197,11 @@ AuthFailure describe_failure(AuthOutcome outcome) {
 Authenticator::Authenticator(infra::PgPool& pg, const infra::AuthConfig& cfg,
                              infra::MetricsRegistry& metrics)
     : pg_(pg), cache_(cfg.cache_ttl, cfg.cache_max_entries), dummy_hash_(hash_secret("dummy")) {
-  outcomes_ = &metrics.counter("infergate_auth_total", "Authentication attempts by outcome",
-                               {"outcome"});
+  auto& outcomes = metrics.counter("infergate_auth_total", "Authentication attempts by outcome",
+                                   {"outcome"});
+  for (int o = 0; o <= static_cast<int>(AuthOutcome::unavailable); ++o)
+    outcome_counters_[static_cast<std::size_t>(o)] =
+        &outcomes.with({std::string(outcome_name(static_cast<AuthOutcome>(o)))});
   auto& cache = metrics.counter("infergate_auth_cache_total", "Key cache lookups", {"result"});
   hits_ = &cache.with({"hit"});
   misses_ = &cache.with({"miss"});
@@ -275,7 +278,7 @@ boost::asio::awaitable<AuthResult> Authenticator::authenticate(std::string_view 
       result.outcome = AuthOutcome::unavailable;
     }
   }
-  outcomes_->with({std::string(outcome_name(result.outcome))}).inc();
+  outcome_counters_[static_cast<std::size_t>(result.outcome)]->inc();
   co_return result;
 }
 

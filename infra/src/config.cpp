@@ -201,12 +201,13 @@ Config parse_config(std::string_view toml_text, std::string source, const EnvMap
   Config cfg;
   cfg.source = source;
   std::set<std::string> used_env;
-  static const std::set<std::string> sections{"server", "postgres", "redis", "auth", "log"};
+  static const std::set<std::string> sections{"server", "postgres", "redis", "auth", "admission",
+                                              "log"};
   for (auto&& [k, v] : root) {
     std::string name(k.str());
     if (!sections.count(name))
       throw ConfigError(source + ": unknown section '" + name +
-                        "' (valid sections: server, postgres, redis, auth, log)");
+                        "' (valid sections: server, postgres, redis, auth, admission, log)");
     if (!v.is_table())
       throw ConfigError(source + ": '" + name + "' must be a table ([" + name + "])");
   }
@@ -263,6 +264,13 @@ Config parse_config(std::string_view toml_text, std::string source, const EnvMap
     auto s = section("auth");
     s.read_ms("cache_ttl_ms", cfg.auth.cache_ttl, 0, kMaxMs);
     s.read_number("cache_max_entries", cfg.auth.cache_max_entries, 1, 100000000);
+    s.finish();
+  }
+  {
+    auto s = section("admission");
+    s.read_bool("fail_open", cfg.admission.fail_open);
+    s.read_ms("redis_timeout_ms", cfg.admission.redis_timeout, 1, kMaxMs);
+    s.read_ms("reservation_ttl_ms", cfg.admission.reservation_ttl, 1000, kMaxMs);
     s.finish();
   }
   {

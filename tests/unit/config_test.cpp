@@ -57,6 +57,9 @@ void expect_same_settings(const Config& a, const Config& b) {
 
   EXPECT_EQ(a.auth.cache_ttl, b.auth.cache_ttl);
   EXPECT_EQ(a.auth.cache_max_entries, b.auth.cache_max_entries);
+  EXPECT_EQ(a.admission.fail_open, b.admission.fail_open);
+  EXPECT_EQ(a.admission.redis_timeout, b.admission.redis_timeout);
+  EXPECT_EQ(a.admission.reservation_ttl, b.admission.reservation_ttl);
   EXPECT_EQ(a.log.level, b.log.level);
 }
 
@@ -193,7 +196,7 @@ TEST(ConfigTest, UnknownKeyInEachSectionIsRejected) {
 TEST(ConfigTest, UnknownSectionIsRejected) {
   std::string msg = config_error([] { parse_config("[engine]\ndevice = \"cpu\"\n", "my.toml"); });
   EXPECT_EQ(msg,
-            "my.toml: unknown section 'engine' (valid sections: server, postgres, redis, auth, log)");
+            "my.toml: unknown section 'engine' (valid sections: server, postgres, redis, auth, admission, log)");
   // A top-level key is not a section either.
   msg = config_error([] { parse_config("port = 8080\n", "my.toml"); });
   EXPECT_TRUE(contains(msg, "unknown section 'port'")) << msg;

@@ -9,6 +9,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <pqxx/connection>
 
+#include <array>
 #include <chrono>
 #include <list>
 #include <memory>
@@ -128,7 +129,7 @@ class Authenticator {
   infra::PgPool& pg_;
   KeyCache cache_;
   std::string dummy_hash_;
-  infra::Family<infra::Counter>* outcomes_;
+  std::array<infra::Counter*, 9> outcome_counters_{};  // by AuthOutcome
   infra::Counter* hits_;
   infra::Counter* misses_;
 };

@@ -55,6 +55,12 @@ struct AuthConfig {
   std::size_t cache_max_entries = 100000;
 };
 
+struct AdmissionConfig {
+  bool fail_open = false;               // Redis unreachable: refuse (503) or admit locally
+  Millis redis_timeout{100};            // deadline of one admission or settlement round trip
+  Millis reservation_ttl{600000};       // an unsettled reservation is released after this
+};
+
 struct LogConfig {
   std::string level = "info";  // debug | info | warn | error
 };
@@ -65,6 +71,7 @@ struct Config {
   PostgresConfig postgres;
   RedisConfig redis;
   AuthConfig auth;
+  AdmissionConfig admission;
   LogConfig log;
 };
 

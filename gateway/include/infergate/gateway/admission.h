@@ -1,0 +1,122 @@
+// Admission: rate limits and token quotas, exact across instances. One Redis round trip per
+// admission runs a Lua script (lua/admit.lua) that checks every applicable limit of the tenant
+// and the key and, only if all pass, counts the request and reserves `tokens` (prompt +
+// max_tokens, an upper bound) against the tokens-per-minute windows and the day and month
+// quotas. Settlement (lua/settle.lua) charges what was actually used and refunds the rest;
+// a reservation never settled is released at its expiry. Outcomes: admitted, rate limited,
+// out of quota, Redis error (fail closed) or admitted by the local limiter (fail open), each a
+// counter in /metrics. Thread-safe.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "infergate/infra/config.h"
+#include "infergate/infra/metrics.h"
+#include "infergate/infra/redis_client.h"
+
+namespace infergate::gateway {
+
+// nullopt = unlimited
+struct TenantLimits {
+  std::optional<std::int64_t> requests_per_minute, tokens_per_minute, max_concurrent_requests,
+      tokens_per_day, tokens_per_month;
+};
+struct KeyLimits {
+  std::optional<std::int64_t> requests_per_minute, tokens_per_minute, max_concurrent_requests;
+};
+
+// The tenant's current quota periods in its billing time zone.
+struct QuotaPeriods {
+  std::string day;    // "2026-11-22"
+  std::string month;  // "2026-11"
+  std::int64_t day_end_ms = 0, month_end_ms = 0;  // Unix ms of the (exclusive) ends
+};
+
+struct AdmissionRequest {
+  std::string tenant_id, key_id;
+  std::int64_t tokens = 0;  // reserved: prompt tokens + max_tokens
+  TenantLimits tenant;
+  KeyLimits key;
+  QuotaPeriods periods;
+};
+
+enum class AdmissionOutcome { admitted, rate_limited, quota_exceeded, redis_error, fail_open };
+
+// What a later settle() needs.
+struct Reservation {
+  std::string id, tenant_id, key_id;
+  std::int64_t tokens = 0;
+  std::int64_t minute = 0;  // the admission's minute window (Unix minutes)
+  QuotaPeriods periods;
+  bool local = false;  // admitted by the fail-open local limiter: nothing in Redis to settle
+};
+
+// For the x-ratelimit-* headers: the tighter of the tenant and key windows.
+struct RateLimitState {
+  std::optional<std::int64_t> limit_requests, remaining_requests;
+  std::optional<std::int64_t> limit_tokens, remaining_tokens;
+  std::int64_t reset_ms = 0;  // until the minute window ends
+};
+
+struct AdmissionDecision {
+  AdmissionOutcome outcome = AdmissionOutcome::redis_error;
+  std::string limit;  // which limit refused ("tokens_per_day", "key_requests_per_minute", ...)
+  std::int64_t retry_after_ms = 0;
+  RateLimitState rate;
+  std::optional<Reservation> reservation;  // set when admitted (also fail-open)
+  std::string error;                       // Redis problem, for redis_error / fail_open
+  bool admitted() const {
+    return outcome == AdmissionOutcome::admitted || outcome == AdmissionOutcome::fail_open;
+  }
+};
+
+enum class SettleOutcome { refunded, charged_after_expiry, already_settled, unknown, local,
+                           redis_error };
+struct SettleResult {
+  SettleOutcome outcome = SettleOutcome::redis_error;
+  std::int64_t tokens = 0;  // refunded, or charged after expiry
+};
+
+class Admission {
+ public:
+  Admission(infra::RedisClient& redis, infra::AdmissionConfig cfg,
+            infra::MetricsRegistry& metrics);
+
+  boost::asio::awaitable<AdmissionDecision> admit(const AdmissionRequest& req);
+  // `used_tokens` actually processed (prompt + generated), at most the reservation.
+  boost::asio::awaitable<SettleResult> settle(const Reservation& r, std::int64_t used_tokens);
+
+  // The Redis key prefix of a tenant: one hash tag per tenant (Redis Cluster slot).
+  static std::string tenant_prefix(const std::string& tenant_id);
+
+ private:
+  boost::asio::awaitable<infra::RedisReply> eval(bool admit_script,
+                                                 const std::vector<std::string>& keys,
+                                                 const std::vector<std::string>& args);
+  AdmissionDecision admit_locally(const AdmissionRequest& req, std::int64_t now_ms,
+                                  const std::string& error);
+  void release_locally(const Reservation& r);
+
+  infra::RedisClient& redis_;
+  infra::AdmissionConfig cfg_;
+  std::mutex sha_mu_;
+  std::string admit_sha_, settle_sha_;
+
+  // Fail-open limiter: per tenant, this instance's minute window and in-flight count.
+  struct LocalWindow {
+    std::int64_t minute = -1, requests = 0, tokens = 0, in_flight = 0;
+  };
+  std::mutex local_mu_;
+  std::unordered_map<std::string, LocalWindow> local_;
+
+  infra::Counter* outcome_counters_[5];
+  infra::Counter* settle_errors_;
+};
+
+}  // namespace infergate::gateway

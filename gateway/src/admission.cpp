@@ -1,0 +1,266 @@
+#include "infergate/gateway/admission.h"
+
+#include <chrono>
+
+#include "infergate/infra/ids.h"
+#include "infergate/infra/log.h"
+
+namespace infergate::gateway {
+
+namespace scripts {
+std::string_view admit_lua();
+std::string_view settle_lua();
+}  // namespace scripts
+
+namespace asio = boost::asio;
+
+namespace {
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string limit_arg(const std::optional<std::int64_t>& v) {
+  return v ? std::to_string(*v) : "-1";
+}
+
+std::optional<std::int64_t> from_limit(std::int64_t v) {
+  if (v < 0) return std::nullopt;
+  return v;
+}
+
+struct Keys {
+  std::string rpm, tpm, conc, key_rpm, key_tpm, key_conc, day, month, res, res_exp;
+};
+
+Keys keys_for(const std::string& tenant, const std::string& key_id, std::int64_t minute,
+              const QuotaPeriods& p) {
+  const std::string t = Admission::tenant_prefix(tenant);
+  const std::string m = std::to_string(minute);
+  const std::string k = t + "k:" + key_id + ":";
+  return {t + "rpm:" + m, t + "tpm:" + m, t + "conc",
+          k + "rpm:" + m, k + "tpm:" + m, k + "conc",
+          t + "qd:" + p.day, t + "qm:" + p.month, t + "res", t + "resexp"};
+}
+
+}  // namespace
+
+std::string Admission::tenant_prefix(const std::string& tenant_id) {
+  return "ig:{t:" + tenant_id + "}:";
+}
+
+Admission::Admission(infra::RedisClient& redis, infra::AdmissionConfig cfg,
+                     infra::MetricsRegistry& metrics)
+    : redis_(redis), cfg_(cfg) {
+  auto& f = metrics.counter("infergate_admission_total",
+                            "Admission decisions by outcome (admitted, limited, quota, "
+                            "redis_error, fail_open)",
+                            {"outcome"});
+  const char* names[] = {"admitted", "limited", "quota", "redis_error", "fail_open"};
+  for (int i = 0; i < 5; ++i) outcome_counters_[i] = &f.with({names[i]});
+  settle_errors_ = &metrics
+                        .counter("infergate_admission_settle_errors_total",
+                                 "Settlements that could not reach Redis (the reservation is "
+                                 "released at its expiry instead)")
+                        .with({});
+}
+
+asio::awaitable<infra::RedisReply> Admission::eval(bool admit_script,
+                                                   const std::vector<std::string>& keys,
+                                                   const std::vector<std::string>& args) {
+  // EVALSHA of the script loaded once; on NOSCRIPT (Redis restarted or flushed) load it again.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    std::string sha;
+    {
+      std::lock_guard lock(sha_mu_);
+      sha = admit_script ? admit_sha_ : settle_sha_;
+    }
+    if (sha.empty()) {
+      const std::vector<std::string> load{
+          "SCRIPT", "LOAD",
+          std::string(admit_script ? scripts::admit_lua() : scripts::settle_lua())};
+      infra::RedisReply r = co_await redis_.command(load, cfg_.redis_timeout);
+      if (r.is_error()) throw std::runtime_error("SCRIPT LOAD failed: " + r.str);
+      sha = r.str;
+      std::lock_guard lock(sha_mu_);
+      (admit_script ? admit_sha_ : settle_sha_) = sha;
+    }
+    std::vector<std::string> cmd{"EVALSHA", sha, std::to_string(keys.size())};
+    cmd.insert(cmd.end(), keys.begin(), keys.end());
+    cmd.insert(cmd.end(), args.begin(), args.end());
+    infra::RedisReply reply = co_await redis_.command(cmd, cfg_.redis_timeout);
+    if (reply.is_error() && reply.str.rfind("NOSCRIPT", 0) == 0) {
+      std::lock_guard lock(sha_mu_);
+      (admit_script ? admit_sha_ : settle_sha_).clear();
+      continue;
+    }
+    if (reply.is_error()) throw std::runtime_error("admission script failed: " + reply.str);
+    co_return reply;
+  }
+  throw std::runtime_error("admission script could not be loaded");
+}
+
+asio::awaitable<AdmissionDecision> Admission::admit(const AdmissionRequest& req) {
+  const std::int64_t now = now_ms();
+  const std::int64_t minute = now / 60000;
+  const std::int64_t minute_left = (minute + 1) * 60000 - now;
+  Reservation res;
+  res.id = infra::random_hex(12);
+  res.tenant_id = req.tenant_id;
+  res.key_id = req.key_id;
+  res.tokens = req.tokens;
+  res.minute = minute;
+  res.periods = req.periods;
+  const Keys k = keys_for(req.tenant_id, req.key_id, minute, req.periods);
+  const std::vector<std::string> keys{k.rpm, k.tpm, k.conc, k.key_rpm, k.key_tpm,
+                                      k.key_conc, k.day, k.month, k.res, k.res_exp};
+  const std::vector<std::string> args{
+      std::to_string(now),
+      res.id,
+      std::to_string(req.tokens),
+      std::to_string(now + cfg_.reservation_ttl.count()),
+      limit_arg(req.tenant.requests_per_minute),
+      limit_arg(req.tenant.tokens_per_minute),
+      limit_arg(req.tenant.max_concurrent_requests),
+      limit_arg(req.key.requests_per_minute),
+      limit_arg(req.key.tokens_per_minute),
+      limit_arg(req.key.max_concurrent_requests),
+      limit_arg(req.tenant.tokens_per_day),
+      limit_arg(req.tenant.tokens_per_month),
+      std::to_string(minute_left),
+      std::to_string(std::max<std::int64_t>(0, req.periods.day_end_ms - now)),
+      std::to_string(std::max<std::int64_t>(0, req.periods.month_end_ms - now))};
+
+  AdmissionDecision d;
+  std::string error;
+  try {
+    infra::RedisReply r = co_await eval(true, keys, args);
+    const auto& e = r.elements;
+    d.rate.reset_ms = minute_left;
+    auto num = [&](std::size_t i) { return i < e.size() ? e[i].integer : -1; };
+    if (num(0) == 1) {
+      d.outcome = AdmissionOutcome::admitted;
+      d.rate.limit_requests = from_limit(num(1));
+      d.rate.remaining_requests = from_limit(num(2));
+      d.rate.limit_tokens = from_limit(num(3));
+      d.rate.remaining_tokens = from_limit(num(4));
+      d.reservation = res;
+    } else {
+      d.limit = e.size() > 1 ? e[1].str : "unknown";
+      d.outcome = (d.limit == "tokens_per_day" || d.limit == "tokens_per_month")
+                      ? AdmissionOutcome::quota_exceeded
+                      : AdmissionOutcome::rate_limited;
+      d.retry_after_ms = num(2);
+      d.rate.limit_requests = from_limit(num(3));
+      d.rate.remaining_requests = from_limit(num(4));
+      d.rate.limit_tokens = from_limit(num(5));
+      d.rate.remaining_tokens = from_limit(num(6));
+    }
+  } catch (const std::exception& ex) {
+    error = ex.what();
+  }
+  if (!error.empty()) {
+    if (cfg_.fail_open) {
+      d = admit_locally(req, now, error);
+    } else {
+      d.outcome = AdmissionOutcome::redis_error;
+      d.error = error;
+    }
+  }
+  int idx = 0;
+  switch (d.outcome) {
+    case AdmissionOutcome::admitted: idx = 0; break;
+    case AdmissionOutcome::rate_limited: idx = 1; break;
+    case AdmissionOutcome::quota_exceeded: idx = 2; break;
+    case AdmissionOutcome::redis_error: idx = 3; break;
+    case AdmissionOutcome::fail_open: idx = d.reservation ? 4 : 1; break;
+  }
+  outcome_counters_[idx]->inc();
+  co_return d;
+}
+
+AdmissionDecision Admission::admit_locally(const AdmissionRequest& req, std::int64_t now,
+                                           const std::string& error) {
+  // This instance alone: per-minute requests and tokens and in-flight requests of the tenant.
+  // Quotas cannot be checked without Redis; reconcile restores exact counters afterwards.
+  AdmissionDecision d;
+  d.error = error;
+  const std::int64_t minute = now / 60000;
+  d.rate.reset_ms = (minute + 1) * 60000 - now;
+  std::lock_guard lock(local_mu_);
+  auto& w = local_[req.tenant_id];
+  if (w.minute != minute) {
+    w.minute = minute;
+    w.requests = 0;
+    w.tokens = 0;
+  }
+  auto over = [](const std::optional<std::int64_t>& limit, std::int64_t value) {
+    return limit && value > *limit;
+  };
+  std::string refused;
+  if (over(req.tenant.requests_per_minute, w.requests + 1) ||
+      over(req.key.requests_per_minute, w.requests + 1))
+    refused = "requests_per_minute";
+  else if (over(req.tenant.tokens_per_minute, w.tokens + req.tokens) ||
+           over(req.key.tokens_per_minute, w.tokens + req.tokens))
+    refused = "tokens_per_minute";
+  else if (over(req.tenant.max_concurrent_requests, w.in_flight + 1))
+    refused = "max_concurrent_requests";
+  d.outcome = AdmissionOutcome::fail_open;
+  if (!refused.empty()) {
+    d.limit = refused;
+    d.retry_after_ms = refused == "max_concurrent_requests" ? 1000 : d.rate.reset_ms;
+    return d;
+  }
+  ++w.requests;
+  w.tokens += req.tokens;
+  ++w.in_flight;
+  Reservation r;
+  r.id = infra::random_hex(12);
+  r.tenant_id = req.tenant_id;
+  r.key_id = req.key_id;
+  r.tokens = req.tokens;
+  r.minute = minute;
+  r.periods = req.periods;
+  r.local = true;
+  d.reservation = r;
+  return d;
+}
+
+void Admission::release_locally(const Reservation& r) {
+  std::lock_guard lock(local_mu_);
+  auto it = local_.find(r.tenant_id);
+  if (it != local_.end() && it->second.in_flight > 0) --it->second.in_flight;
+}
+
+asio::awaitable<SettleResult> Admission::settle(const Reservation& r, std::int64_t used_tokens) {
+  SettleResult out;
+  if (r.local) {
+    release_locally(r);
+    out.outcome = SettleOutcome::local;
+    co_return out;
+  }
+  const Keys k = keys_for(r.tenant_id, r.key_id, r.minute, r.periods);
+  const std::vector<std::string> keys{k.res, k.res_exp};
+  const std::vector<std::string> args{r.id, std::to_string(std::min(used_tokens, r.tokens)),
+                                      std::to_string(now_ms())};
+  try {
+    infra::RedisReply reply = co_await eval(false, keys, args);
+    const std::string state = reply.elements.size() > 0 ? reply.elements[0].str : "";
+    out.tokens = reply.elements.size() > 1 ? reply.elements[1].integer : 0;
+    if (state == "refunded") out.outcome = SettleOutcome::refunded;
+    else if (state == "charged") out.outcome = SettleOutcome::charged_after_expiry;
+    else if (state == "already") out.outcome = SettleOutcome::already_settled;
+    else out.outcome = SettleOutcome::unknown;
+  } catch (const std::exception& e) {
+    settle_errors_->inc();
+    infra::log::warn("settlement failed; the reservation is released at its expiry",
+                     {{"reservation", r.id}, {"tenant", r.tenant_id}, {"error", e.what()}});
+    out.outcome = SettleOutcome::redis_error;
+  }
+  co_return out;
+}
+
+}  // namespace infergate::gateway

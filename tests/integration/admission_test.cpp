@@ -1,0 +1,326 @@
+// Admission against a real Redis: every limit, exact settlement, expiry of unsettled
+// reservations, exactness across processes, Redis failures (closed and open), NOSCRIPT.
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "infergate/gateway/admission.h"
+#include "support/io_thread.h"
+#include "support/process.h"
+#include "support/services.h"
+
+namespace infergate {
+namespace {
+
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+using gateway::AdmissionOutcome;
+
+constexpr std::int64_t kFarFuture = 4102444800000;  // 2100-01-01
+
+class AdmissionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    redis.start();
+    for (int i = 0; i < 200 && !redis.connected(); ++i) std::this_thread::sleep_for(10ms);
+    ASSERT_TRUE(redis.connected());
+  }
+  void TearDown() override { redis.stop(); }
+
+  gateway::AdmissionRequest request(std::int64_t tokens) {
+    gateway::AdmissionRequest r;
+    r.tenant_id = tenant;
+    r.key_id = "key1";
+    r.tokens = tokens;
+    r.periods = {"2026-11-22", "2026-11", kFarFuture, kFarFuture};
+    return r;
+  }
+  gateway::AdmissionDecision admit(const gateway::AdmissionRequest& r) {
+    return io.run([&]() -> asio::awaitable<gateway::AdmissionDecision> {
+      gateway::AdmissionDecision d = co_await admission.admit(r);
+      co_return d;
+    }());
+  }
+  gateway::SettleResult settle(const gateway::Reservation& r, std::int64_t used) {
+    return io.run([&]() -> asio::awaitable<gateway::SettleResult> {
+      gateway::SettleResult s = co_await admission.settle(r, used);
+      co_return s;
+    }());
+  }
+  std::int64_t counter(const std::string& suffix) {
+    auto r = io.run([&]() -> asio::awaitable<infra::RedisReply> {
+      const std::vector<std::string> cmd{"GET", gateway::Admission::tenant_prefix(tenant) + suffix};
+      infra::RedisReply reply = co_await redis.command(cmd);
+      co_return reply;
+    }());
+    return r.type == infra::RedisReply::Type::nil ? 0 : std::stoll(r.str);
+  }
+
+  test::IoThread io{2};
+  infra::MetricsRegistry metrics;
+  infra::RedisConfig rcfg = test::redis_config(test::shared_services().redis_port);
+  infra::RedisClient redis{io.io(), rcfg, metrics};
+  infra::AdmissionConfig acfg = [] {
+    infra::AdmissionConfig c;
+    c.redis_timeout = 2000ms;
+    return c;
+  }();
+  gateway::Admission admission{redis, acfg, metrics};
+  std::string tenant = "ten_" + test::unique_name("adm").substr(4);
+};
+
+TEST_F(AdmissionTest, RequestsPerMinuteAdmitsExactlyTheLimit) {
+  auto r = request(0);
+  r.tenant.requests_per_minute = 5;
+  for (int i = 0; i < 5; ++i) {
+    auto d = admit(r);
+    ASSERT_EQ(d.outcome, AdmissionOutcome::admitted) << i;
+    EXPECT_EQ(d.rate.limit_requests, 5);
+    EXPECT_EQ(d.rate.remaining_requests, 4 - i);
+  }
+  auto refused = admit(r);
+  EXPECT_EQ(refused.outcome, AdmissionOutcome::rate_limited);
+  EXPECT_EQ(refused.limit, "requests_per_minute");
+  EXPECT_GT(refused.retry_after_ms, 0);
+  EXPECT_LE(refused.retry_after_ms, 60000);
+  EXPECT_EQ(refused.rate.remaining_requests, 0);
+  EXPECT_FALSE(refused.reservation);
+}
+
+TEST_F(AdmissionTest, KeyLimitsAreSeparateFromTenantLimits) {
+  auto r = request(10);
+  r.key.requests_per_minute = 2;
+  EXPECT_EQ(admit(r).outcome, AdmissionOutcome::admitted);
+  EXPECT_EQ(admit(r).outcome, AdmissionOutcome::admitted);
+  auto d = admit(r);
+  EXPECT_EQ(d.limit, "key_requests_per_minute");
+  r.key_id = "key2";  // another key of the same tenant is not affected
+  EXPECT_EQ(admit(r).outcome, AdmissionOutcome::admitted);
+}
+
+TEST_F(AdmissionTest, TokensPerMinuteAndConcurrency) {
+  auto r = request(40);
+  r.tenant.tokens_per_minute = 100;
+  r.tenant.max_concurrent_requests = 2;
+  auto a = admit(r), b = admit(r);
+  ASSERT_TRUE(a.admitted() && b.admitted());
+  EXPECT_EQ(b.rate.remaining_tokens, 20);
+  auto c = admit(r);  // 120 > 100 tokens and 3 > 2 in flight: tokens are checked first
+  EXPECT_EQ(c.limit, "tokens_per_minute");
+  // Settle one with 10 used: 30 come back to the minute's budget, one slot frees.
+  auto s = settle(*a.reservation, 10);
+  EXPECT_EQ(s.outcome, gateway::SettleOutcome::refunded);
+  EXPECT_EQ(s.tokens, 30);
+  auto small = request(40);
+  small.tenant = r.tenant;
+  auto d = admit(small);  // 50 + 40 = 90 <= 100, 2 in flight
+  EXPECT_TRUE(d.admitted()) << d.limit;
+  auto e = admit(request(0));  // unlimited request of the same tenant: fine
+  EXPECT_TRUE(e.admitted());
+  auto f = request(0);
+  f.tenant.max_concurrent_requests = 2;
+  EXPECT_EQ(admit(f).limit, "max_concurrent_requests");  // b, d and e are in flight
+}
+
+TEST_F(AdmissionTest, DailyAndMonthlyQuotasAreHardAndSettleExactly) {
+  auto r = request(300);
+  r.tenant.tokens_per_day = 1000;
+  r.tenant.tokens_per_month = 5000;
+  std::vector<gateway::Reservation> held;
+  for (int i = 0; i < 3; ++i) {
+    auto d = admit(r);
+    ASSERT_TRUE(d.admitted());
+    held.push_back(*d.reservation);
+  }
+  auto refused = admit(r);  // 900 + 300 > 1000: refused before, never charged after
+  EXPECT_EQ(refused.outcome, AdmissionOutcome::quota_exceeded);
+  EXPECT_EQ(refused.limit, "tokens_per_day");
+  EXPECT_EQ(counter("qd:2026-11-22"), 900);
+
+  EXPECT_EQ(settle(held[0], 120).tokens, 180);
+  EXPECT_EQ(settle(held[1], 300).tokens, 0);
+  EXPECT_EQ(settle(held[2], 0).tokens, 300);
+  EXPECT_EQ(counter("qd:2026-11-22"), 420);  // exactly what was used
+  EXPECT_EQ(counter("qm:2026-11"), 420);
+  // Settling again changes nothing.
+  EXPECT_EQ(settle(held[0], 120).outcome, gateway::SettleOutcome::already_settled);
+  EXPECT_EQ(counter("qd:2026-11-22"), 420);
+
+  auto month = request(4600);
+  month.tenant.tokens_per_month = 5000;
+  auto m = admit(month);  // 420 + 4600 > 5000
+  EXPECT_EQ(m.limit, "tokens_per_month");
+  EXPECT_EQ(m.outcome, AdmissionOutcome::quota_exceeded);
+}
+
+TEST(AdmissionExpiry, UnsettledReservationsAreReleasedAndALateSettleChargesWhatWasUsed) {
+  test::IoThread io{2};
+  infra::MetricsRegistry metrics;
+  infra::RedisClient redis{io.io(), test::redis_config(test::shared_services().redis_port), metrics};
+  redis.start();
+  for (int i = 0; i < 200 && !redis.connected(); ++i) std::this_thread::sleep_for(10ms);
+  infra::AdmissionConfig cfg;
+  cfg.reservation_ttl = 1000ms;
+  gateway::Admission admission(redis, cfg, metrics);
+  gateway::AdmissionRequest r;
+  r.tenant_id = "ten_" + test::unique_name("exp").substr(4);
+  r.key_id = "k";
+  r.tokens = 500;
+  r.tenant.max_concurrent_requests = 1;
+  r.tenant.tokens_per_day = 600;
+  r.periods = {"2026-11-22", "2026-11", kFarFuture, kFarFuture};
+  auto admit = [&] {
+    return io.run([&]() -> asio::awaitable<gateway::AdmissionDecision> {
+      gateway::AdmissionDecision d = co_await admission.admit(r);
+      co_return d;
+    }());
+  };
+  auto first = admit();
+  ASSERT_TRUE(first.admitted());
+  EXPECT_EQ(admit().limit, "max_concurrent_requests");  // the crashed request holds the slot
+  std::this_thread::sleep_for(1200ms);
+  auto second = admit();  // the expired reservation is released: slot and tokens back
+  ASSERT_TRUE(second.admitted()) << second.limit;
+  // The first request's instance comes back and settles late: what it used is charged now.
+  auto late = io.run([&]() -> asio::awaitable<gateway::SettleResult> {
+    gateway::SettleResult s = co_await admission.settle(*first.reservation, 70);
+    co_return s;
+  }());
+  EXPECT_EQ(late.outcome, gateway::SettleOutcome::charged_after_expiry);
+  EXPECT_EQ(late.tokens, 70);
+  auto day = io.run([&]() -> asio::awaitable<infra::RedisReply> {
+    const std::vector<std::string> cmd{"GET", gateway::Admission::tenant_prefix(r.tenant_id) +
+                                                  "qd:2026-11-22"};
+    infra::RedisReply reply = co_await redis.command(cmd);
+    co_return reply;
+  }());
+  EXPECT_EQ(day.str, "570");  // second's 500 reserved + first's 70 used
+  redis.stop();
+}
+
+TEST(AdmissionAcrossProcesses, ThreeProcessesNeverOvershootTheQuota) {
+  const std::string tenant = "ten_" + test::unique_name("multi").substr(4);
+  const int port = test::shared_services().redis_port;
+  // 300 admissions of 70 tokens against 10,000: exactly 142 fit (9,940 tokens).
+  std::vector<test::Child> procs;
+  std::string dir = test::make_temp_dir("probe");
+  for (int i = 0; i < 3; ++i)
+    procs.push_back(test::Child::spawn({IG_ADMISSION_PROBE, std::to_string(port), tenant, "100",
+                                        "70", "10000", "-1"},
+                                       {}, dir + "/out" + std::to_string(i)));
+  int admitted = 0;
+  long long reserved = 0;
+  for (int i = 0; i < 3; ++i) {
+    auto code = procs[static_cast<std::size_t>(i)].wait(60s);
+    ASSERT_TRUE(code && *code == 0);
+    std::string out = test::read_file(dir + "/out" + std::to_string(i));
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(out, m, std::regex("admitted=(\\d+) reserved=(\\d+) errors=0")))
+        << out;
+    admitted += std::stoi(m[1]);
+    reserved += std::stoll(m[2]);
+  }
+  EXPECT_LE(reserved, 10000);  // zero overshoot
+  EXPECT_EQ(admitted, 142);    // and as many as fit
+}
+
+TEST(AdmissionAcrossProcesses, RequestsPerMinuteIsExactAcrossProcesses) {
+  const std::string tenant = "ten_" + test::unique_name("rpm").substr(4);
+  const int port = test::shared_services().redis_port;
+  // Stay clear of a minute boundary: the limit holds per minute window.
+  auto ms_into_minute = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count() %
+                        60000;
+  if (ms_into_minute > 50000) std::this_thread::sleep_for(std::chrono::milliseconds(61000 - ms_into_minute));
+  std::vector<test::Child> procs;
+  std::string dir = test::make_temp_dir("probe");
+  for (int i = 0; i < 3; ++i)
+    procs.push_back(test::Child::spawn({IG_ADMISSION_PROBE, std::to_string(port), tenant, "100",
+                                        "0", "-1", "137"},
+                                       {}, dir + "/out" + std::to_string(i)));
+  int admitted = 0;
+  for (int i = 0; i < 3; ++i) {
+    auto code = procs[static_cast<std::size_t>(i)].wait(60s);
+    ASSERT_TRUE(code && *code == 0);
+    std::smatch m;
+    std::string out = test::read_file(dir + "/out" + std::to_string(i));
+    ASSERT_TRUE(std::regex_search(out, m, std::regex("admitted=(\\d+)"))) << out;
+    admitted += std::stoi(m[1]);
+  }
+  EXPECT_EQ(admitted, 137);
+}
+
+TEST(AdmissionFailures, RedisDownFailsClosedOrOpenAndBothRecover) {
+  test::PrivateRedis server;
+  test::IoThread io{2};
+  infra::MetricsRegistry metrics;
+  auto rc = test::redis_config(server.port());
+  infra::RedisClient redis(io.io(), rc, metrics);
+  redis.start();
+  for (int i = 0; i < 200 && !redis.connected(); ++i) std::this_thread::sleep_for(10ms);
+  infra::AdmissionConfig closed_cfg, open_cfg;
+  open_cfg.fail_open = true;
+  gateway::Admission closed(redis, closed_cfg, metrics), open(redis, open_cfg, metrics);
+  gateway::AdmissionRequest r;
+  r.tenant_id = "ten_" + test::unique_name("down").substr(4);
+  r.key_id = "k";
+  r.tokens = 10;
+  r.tenant.requests_per_minute = 3;
+  r.periods = {"2026-11-22", "2026-11", kFarFuture, kFarFuture};
+  auto run = [&](gateway::Admission& a) {
+    return io.run([&]() -> asio::awaitable<gateway::AdmissionDecision> {
+      gateway::AdmissionDecision d = co_await a.admit(r);
+      co_return d;
+    }());
+  };
+  ASSERT_EQ(run(closed).outcome, AdmissionOutcome::admitted);
+
+  server.stop();
+  for (int i = 0; i < 300 && redis.connected(); ++i) std::this_thread::sleep_for(10ms);
+  auto c = run(closed);
+  EXPECT_EQ(c.outcome, AdmissionOutcome::redis_error);
+  EXPECT_FALSE(c.error.empty());
+  EXPECT_FALSE(c.reservation);
+  // Fail open: the local limiter admits up to the tenant's limit on this instance, no more.
+  int local_admitted = 0;
+  std::optional<gateway::Reservation> one;
+  for (int i = 0; i < 5; ++i) {
+    auto d = run(open);
+    EXPECT_EQ(d.outcome, AdmissionOutcome::fail_open);
+    if (d.reservation) {
+      ++local_admitted;
+      one = d.reservation;
+    }
+  }
+  EXPECT_EQ(local_admitted, 3);
+  auto s = io.run([&]() -> asio::awaitable<gateway::SettleResult> {
+    gateway::SettleResult res = co_await open.settle(*one, 5);
+    co_return res;
+  }());
+  EXPECT_EQ(s.outcome, gateway::SettleOutcome::local);
+  auto text = metrics.render();
+  EXPECT_NE(text.find("infergate_admission_total{outcome=\"redis_error\"} 1"), std::string::npos);
+  EXPECT_NE(text.find("infergate_admission_total{outcome=\"fail_open\"} 3"), std::string::npos)
+      << text;
+
+  // Redis back (empty: it lost its scripts too): both modes use it again.
+  server.start();
+  for (int i = 0; i < 500 && !redis.connected(); ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(run(closed).outcome, AdmissionOutcome::admitted);
+  EXPECT_EQ(run(open).outcome, AdmissionOutcome::admitted);
+  redis.stop();
+}
+
+TEST_F(AdmissionTest, ScriptFlushIsRecoveredFromNoscript) {
+  ASSERT_TRUE(admit(request(1)).admitted());
+  io.run([&]() -> asio::awaitable<int> {
+    const std::vector<std::string> flush{"SCRIPT", "FLUSH"};
+    co_await redis.command(flush);
+    co_return 0;
+  }());
+  EXPECT_TRUE(admit(request(1)).admitted());
+}
+
+}  // namespace
+}  // namespace infergate
