@@ -13,6 +13,7 @@
 #include "infergate/engine/device.h"
 #include "infergate/gateway/admin_api.h"
 #include "infergate/gateway/auth.h"
+#include "infergate/gateway/inference_api.h"
 #include "infergate/gateway/health.h"
 #include "infergate/gateway/server.h"
 #include "infergate/infra/log.h"
@@ -133,7 +134,9 @@ int cmd_serve(const std::vector<std::string>& args) {
                              [&server] { return server.draining(); });
   gateway::AdminApi admin(pg, &redis, auth);
   admin.add_routes(router);
-  gateway::add_inference_routes(router, auth);
+  gateway::Admission admission(redis, cfg.admission, metrics);
+  gateway::InferenceApi inference(auth, admission);
+  inference.add_routes(router);
   try {
     server.start();
   } catch (const std::system_error& e) {

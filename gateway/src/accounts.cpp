@@ -143,15 +143,22 @@ const std::vector<std::string>& limit_names() {
   return names;
 }
 
-void validate_overrides(const json::object& overrides, const std::string& field) {
-  const auto& names = limit_names();
+void validate_overrides(const json::object& overrides, const std::string& field,
+                        bool key_level) {
+  static const std::vector<std::string> key_names{"requests_per_minute", "tokens_per_minute",
+                                                  "max_concurrent_requests"};
+  const auto& names = key_level ? key_names : limit_names();
   for (const auto& kv : overrides) {
     std::string key(kv.key());
     if (std::find(names.begin(), names.end(), key) == names.end())
       throw AccountError(Kind::invalid, field + "." + key,
-                         "unknown limit '" + key +
-                             "' (known: requests_per_minute, tokens_per_minute, "
-                             "max_concurrent_requests, tokens_per_day, tokens_per_month)");
+                         key_level ? "unknown key limit '" + key +
+                                         "' (keys have requests_per_minute, tokens_per_minute, "
+                                         "max_concurrent_requests; quotas are per tenant)"
+                                   : "unknown limit '" + key +
+                                         "' (known: requests_per_minute, tokens_per_minute, "
+                                         "max_concurrent_requests, tokens_per_day, "
+                                         "tokens_per_month)");
     const auto& v = kv.value();
     if (v.is_null()) continue;
     if (!v.is_int64() && !v.is_uint64())
@@ -281,7 +288,7 @@ CreatedKey create_key(pqxx::work& tx, const NewKey& k, const std::string& actor)
     throw AccountError(Kind::invalid, "tenant", "an inference key needs a tenant");
   if (k.name.size() > 128)
     throw AccountError(Kind::invalid, "name", "name is longer than 128 characters");
-  validate_overrides(k.limit_overrides, "limit_overrides");
+  validate_overrides(k.limit_overrides, "limit_overrides", /*key_level=*/true);
   static const std::regex rfc3339(
       "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$");
   if (k.expires_at && !std::regex_match(*k.expires_at, rfc3339))

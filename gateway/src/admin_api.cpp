@@ -73,11 +73,11 @@ acc::Limits read_limits(FieldReader& f) {
 }
 
 // Overrides arrive as an object of limit -> integer | null; checked by the store.
-json::object read_overrides(FieldReader& f, const char* name) {
+json::object read_overrides(FieldReader& f, const char* name, bool key_level = false) {
   auto o = f.object(name);
   if (!o) return {};
   try {
-    acc::validate_overrides(*o, name);
+    acc::validate_overrides(*o, name, key_level);
   } catch (const AccountError& e) {
     throw BadInput(e.field(), e.what());
   }
@@ -373,7 +373,7 @@ void AdminApi::add_routes(Router& r) {
           k.scopes = {"inference"};
           if (auto n = f.string("name")) k.name = *n;
           k.expires_at = f.string("expires_at");
-          k.limit_overrides = read_overrides(f, "limit_overrides");
+          k.limit_overrides = read_overrides(f, "limit_overrides", /*key_level=*/true);
           f.finish();
           const auto job = [=](pqxx::connection& c) {
             pqxx::work tx(c);
@@ -434,19 +434,6 @@ void AdminApi::add_routes(Router& r) {
           out["replaces"] = id;
           co_return json_response(http::status::created, out, req.version());
         }));
-}
-
-void add_inference_routes(Router& router, Authenticator& auth) {
-  router.add(http::verb::get, "/v1/models",
-             [&auth](Request& req, RequestContext&) -> asio::awaitable<Response> {
-               std::string authorization(req[http::field::authorization]);
-               AuthResult a = co_await auth.authenticate(authorization, "inference");
-               if (!a.ok()) co_return auth_failure_response(a.outcome, req);
-               // No models are served yet: the engine adds them (issue 6/7).
-               co_return json_response(http::status::ok,
-                                       json::object{{"object", "list"}, {"data", json::array{}}},
-                                       req.version());
-             });
 }
 
 }  // namespace infergate::gateway

@@ -53,9 +53,18 @@ std::optional<KeyRecord> load_key_record(pqxx::connection& conn, const std::stri
       "coalesce(t.status, 'active'), array_to_json(k.scopes)::text, "
       "(extract(epoch FROM k.expires_at) * 1000)::bigint, "
       "(extract(epoch FROM k.revoked_at) * 1000)::bigint, coalesce(t.plan_id, ''), "
-      "coalesce(array_to_json(p.allowed_tiers)::text, '[]'), coalesce(p.scheduling_weight, 1) "
+      "coalesce(array_to_json(p.allowed_tiers)::text, '[]'), coalesce(p.scheduling_weight, 1), "
+      "p.requests_per_minute, p.tokens_per_minute, p.max_concurrent_requests, p.tokens_per_day, "
+      "p.tokens_per_month, coalesce(t.limit_overrides::text, '{}'), k.limit_overrides::text, "
+      // the tenant's current day and month, and when each ends, in its billing time zone
+      "to_char(now() AT TIME ZONE z.tz, 'YYYY-MM-DD'), to_char(now() AT TIME ZONE z.tz, 'YYYY-MM'), "
+      "(extract(epoch FROM (date_trunc('day', now() AT TIME ZONE z.tz) + interval '1 day') "
+      "AT TIME ZONE z.tz) * 1000)::bigint, "
+      "(extract(epoch FROM (date_trunc('month', now() AT TIME ZONE z.tz) + interval '1 month') "
+      "AT TIME ZONE z.tz) * 1000)::bigint "
       "FROM api_keys k LEFT JOIN tenants t ON t.id = k.tenant_id "
-      "LEFT JOIN plans p ON p.id = t.plan_id WHERE k.id = $1",
+      "LEFT JOIN plans p ON p.id = t.plan_id "
+      "CROSS JOIN LATERAL (SELECT coalesce(t.billing_timezone, 'UTC') AS tz) z WHERE k.id = $1",
       key_id);
   if (res.empty()) return std::nullopt;
   const auto& r = res[0];
@@ -74,6 +83,36 @@ std::optional<KeyRecord> load_key_record(pqxx::connection& conn, const std::stri
   const boost::json::value tiers = boost::json::parse(r[9].as<std::string>());
   for (const auto& s : tiers.as_array()) p.allowed_tiers.emplace_back(s.as_string());
   p.scheduling_weight = r[10].as<int>();
+
+  auto plan_limit = [&](int col) -> std::optional<std::int64_t> {
+    if (r[col].is_null()) return std::nullopt;
+    return r[col].as<std::int64_t>();
+  };
+  const boost::json::value tenant_overrides = boost::json::parse(r[16].as<std::string>());
+  const boost::json::value key_overrides = boost::json::parse(r[17].as<std::string>());
+  // An override present in the object wins (null = unlimited); an absent one inherits.
+  auto pick = [](const boost::json::value& overrides, const char* name,
+                 std::optional<std::int64_t> inherited) -> std::optional<std::int64_t> {
+    const auto& o = overrides.as_object();
+    auto it = o.find(name);
+    if (it == o.end()) return inherited;
+    if (it->value().is_int64()) return it->value().as_int64();
+    return std::nullopt;
+  };
+  auto& tl = rec.tenant_limits;
+  tl.requests_per_minute = pick(tenant_overrides, "requests_per_minute", plan_limit(11));
+  tl.tokens_per_minute = pick(tenant_overrides, "tokens_per_minute", plan_limit(12));
+  tl.max_concurrent_requests = pick(tenant_overrides, "max_concurrent_requests", plan_limit(13));
+  tl.tokens_per_day = pick(tenant_overrides, "tokens_per_day", plan_limit(14));
+  tl.tokens_per_month = pick(tenant_overrides, "tokens_per_month", plan_limit(15));
+  auto& kl = rec.key_limits;
+  kl.requests_per_minute = pick(key_overrides, "requests_per_minute", std::nullopt);
+  kl.tokens_per_minute = pick(key_overrides, "tokens_per_minute", std::nullopt);
+  kl.max_concurrent_requests = pick(key_overrides, "max_concurrent_requests", std::nullopt);
+  rec.periods.day = r[18].as<std::string>();
+  rec.periods.month = r[19].as<std::string>();
+  rec.periods.day_end_ms = r[20].as<std::int64_t>();
+  rec.periods.month_end_ms = r[21].as<std::int64_t>();
   return rec;
 }
 
@@ -256,7 +295,12 @@ boost::asio::awaitable<AuthResult> Authenticator::authenticate(std::string_view 
   if (key) {
     std::shared_ptr<const KeyRecord> rec;
     bool available = true;
-    if (auto cached = cache_.get(key->id)) {
+    auto cached = cache_.get(key->id);
+    // A record read before midnight in the tenant's time zone names yesterday: read it again.
+    if (cached && *cached && (*cached)->periods.day_end_ms != 0 &&
+        (*cached)->periods.day_end_ms <= now_ms())
+      cached.reset();
+    if (cached) {
       hits_->inc();
       rec = *cached;
     } else {

@@ -109,8 +109,10 @@ boost::json::object to_json(const Plan& p);
 boost::json::object to_json(const Tenant& t);
 boost::json::object to_json(const ApiKey& k);
 
-// Checks an overrides object: only known limit names, each a non-negative integer or null.
-void validate_overrides(const boost::json::object& overrides, const std::string& field);
+// Checks an overrides object: only known limit names (for keys: the per-minute and concurrency
+// limits; quotas are per tenant), each a non-negative integer or null.
+void validate_overrides(const boost::json::object& overrides, const std::string& field,
+                        bool key_level = false);
 
 }  // namespace infergate::gateway::accounts
 

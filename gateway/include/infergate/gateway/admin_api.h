@@ -31,7 +31,4 @@ class AdminApi {
   Authenticator& auth_;
 };
 
-// GET /v1/models for inference keys. The list is empty until models are configured (engine).
-void add_inference_routes(Router& router, Authenticator& auth);
-
 }  // namespace infergate::gateway

@@ -20,6 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "infergate/gateway/admission.h"
 #include "infergate/infra/config.h"
 #include "infergate/infra/metrics.h"
 #include "infergate/infra/pg_pool.h"
@@ -38,12 +39,15 @@ struct Principal {
   bool has_scope(std::string_view scope) const;
 };
 
-// A key as stored, with what authentication decides on.
+// A key as stored, with what authentication and admission decide on.
 struct KeyRecord {
   std::string secret_sha256;  // 32 raw bytes
   Principal principal;
   std::string tenant_status;  // "active" | "suspended" ("active" for admin keys)
   std::optional<std::int64_t> expires_at_ms, revoked_at_ms;  // Unix epoch milliseconds
+  TenantLimits tenant_limits;  // the plan's, with the tenant's overrides applied
+  KeyLimits key_limits;        // the key's own overrides (absent: no per-key limit)
+  QuotaPeriods periods;        // current day and month in the tenant's billing time zone
 };
 
 // Reads one key with its tenant and plan; nullopt if no such id.
