@@ -73,9 +73,13 @@ start_postgres() {
   fi
   touch "$logfile"; [ "$(id -u)" = 0 ] && chown postgres:postgres "$logfile"
   if ! as_pg "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
-    as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$logfile" -w -t 30 start \
+    if ! as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$logfile" -w -t 30 start \
       -o "-p $port -c listen_addresses=127.0.0.1 -k $data -c fsync=${PG_FSYNC:-on} -c max_connections=200" \
-      >/dev/null || { tail -20 "$logfile" >&2; die "postgres failed to start on port $port"; }
+      >/dev/null; then
+      if grep -q "Address already in use" "$logfile"; then return 1; fi
+      tail -20 "$logfile" >&2
+      die "postgres failed to start on port $port"
+    fi
   fi
   wait_for "postgres on port $port" 30 "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$port"
   if [ "$fresh" = 1 ]; then
@@ -94,15 +98,25 @@ stop_postgres() {
 }
 
 # start_redis DIR PORT: a Redis 7 on 127.0.0.1:PORT, data and log in DIR, daemonized.
+# Returns 1 (without exiting) when the port is taken, so callers can pick another.
 start_redis() {
-  local dir="$1" port="$2"
+  local dir="$1" port="$2" i
   mkdir -p "$dir"
   if redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1; then return 0; fi
+  : >"$dir/redis.log"
   redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --daemonize yes \
     --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --save "${REDIS_SAVE:-60 1}" \
     --appendonly no --protected-mode no ${REDIS_EXTRA_ARGS:-} >/dev/null ||
     die "redis failed to start on port $port"
-  wait_for "redis on port $port" 15 redis-cli -h 127.0.0.1 -p "$port" ping
+  for ((i = 0; i < 150; i++)); do
+    if redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1; then return 0; fi
+    if grep -q "Address already in use\|Could not create server TCP listening socket" \
+      "$dir/redis.log" 2>/dev/null; then
+      return 1
+    fi
+    sleep 0.1
+  done
+  die "redis on port $port did not come up within 15s (see $dir/redis.log)"
 }
 
 stop_redis() {

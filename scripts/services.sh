@@ -12,8 +12,10 @@ mkdir -p "$IG_LOCAL/log"
 
 case "${1:-}" in
   start)
-    start_postgres "$IG_LOCAL/postgres" "$pg_port" "$IG_LOCAL/log/postgres.log"
-    start_redis "$IG_LOCAL/redis" "$redis_port"
+    start_postgres "$IG_LOCAL/postgres" "$pg_port" "$IG_LOCAL/log/postgres.log" ||
+      die "port $pg_port is in use by something else; set postgres.port in the config (or INFERGATE_POSTGRES__PORT)"
+    start_redis "$IG_LOCAL/redis" "$redis_port" ||
+      die "port $redis_port is in use by something else; set redis.port in the config (or INFERGATE_REDIS__PORT)"
     say "postgres on 127.0.0.1:$pg_port, redis on 127.0.0.1:$redis_port (data in .local/)"
     ;;
   stop)

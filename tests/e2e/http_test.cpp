@@ -57,7 +57,14 @@ TEST_F(HttpTest, HealthzReadyzAndMetrics) {
   EXPECT_TRUE(ready.at("checks").at("redis").at("ok").as_bool());
 
   test::http_request(server.port(), "GET", "/nope");
-  auto m = test::http_request(server.port(), "GET", "/metrics");
+  // A request is counted once its response is written, which can be a moment after the
+  // client has read it: poll briefly.
+  test::HttpResponse m;
+  for (int i = 0; i < 50; ++i) {
+    m = test::http_request(server.port(), "GET", "/metrics");
+    if (m.body.find("route=\"unmatched\",status=\"404\"} 1") != std::string::npos) break;
+    std::this_thread::sleep_for(20ms);
+  }
   EXPECT_EQ(m.status, 200);
   EXPECT_NE(m.header("content-type").find("text/plain"), std::string::npos);
   EXPECT_NE(m.body.find("infergate_http_requests_total{route=\"/healthz\",status=\"200\"} 1\n"),

@@ -86,7 +86,7 @@ TEST(RateLimitHeaders, EveryResponseCarriesThemAnd429IsExact) {
   EXPECT_EQ(r.header("x-ratelimit-remaining-requests"), "0");
   EXPECT_FALSE(r.header("x-request-id").empty());
 
-  auto m = test::http_request(server.port(), "GET", "/metrics");
+  auto m = test::http_request(server.port(), "GET", "/metrics");  // counted before responding
   EXPECT_NE(m.body.find("infergate_admission_total{outcome=\"admitted\"} 3"), std::string::npos);
   EXPECT_NE(m.body.find("infergate_admission_total{outcome=\"limited\"} 1"), std::string::npos);
 }
