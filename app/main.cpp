@@ -23,6 +23,8 @@ commands:
   keys create-admin [--name N]             issue an admin key (printed once)
   demo-setup                               create the demo plan and tenant if missing, and
                                            print a new API key for it
+  reconcile [--tenant T]                   recompute the day and month quota counters in Redis
+                                           from the usage ledger (e.g. after Redis lost data)
   version                                  print the version
 
 Every command takes --config PATH.
@@ -49,6 +51,7 @@ int main(int argc, char** argv) {
     if (cmd == "tenants") return cmd_tenants(args);
     if (cmd == "keys") return cmd_keys(args);
     if (cmd == "demo-setup") return cmd_demo_setup(args);
+    if (cmd == "reconcile") return cmd_reconcile(args);
     if (cmd == "version" || cmd == "--version") {
       std::printf("infergate %s\n", INFERGATE_VERSION);
       return kExitOk;

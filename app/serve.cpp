@@ -7,6 +7,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <pqxx/nontransaction>
+
 #include <thread>
 
 #include "cli.h"
@@ -91,6 +93,34 @@ asio::awaitable<void> shutdown_on_signal(asio::io_context& io, gateway::HttpServ
   io.stop();
 }
 
+// Keeps monthly partitions of the usage ledger created ahead of time: at startup (as soon as
+// Postgres answers) and then daily.
+asio::awaitable<void> maintain_usage_partitions(infra::PgPool& pg) {
+  auto ex = co_await asio::this_coro::executor;
+  asio::steady_timer timer(ex);
+  bool warned = false;
+  for (;;) {
+    std::chrono::milliseconds next = 24h;
+    try {
+      const auto job = [](pqxx::connection& c) {
+        pqxx::nontransaction tx(c);
+        tx.exec("SELECT infergate_ensure_usage_partitions(now(), 3)");
+      };
+      co_await pg.run(job);
+      warned = false;
+    } catch (const std::exception& e) {
+      if (!warned)
+        infra::log::warn("usage ledger partitions not checked; retrying every minute",
+                         {{"error", e.what()}});
+      warned = true;
+      next = 1min;
+    }
+    timer.expires_after(next);
+    auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return;
+  }
+}
+
 }  // namespace
 
 int cmd_serve(const std::vector<std::string>& args) {
@@ -153,6 +183,7 @@ int cmd_serve(const std::vector<std::string>& args) {
       // PgPool logged the state change.
     }
   }, asio::detached);
+  asio::co_spawn(io, maintain_usage_partitions(pg), asio::detached);
   asio::co_spawn(io,
                  shutdown_on_signal(io, server, redis, subscriber, cfg.server.shutdown_grace),
                  asio::detached);

@@ -10,6 +10,7 @@ namespace infergate::gateway {
 namespace scripts {
 std::string_view admit_lua();
 std::string_view settle_lua();
+std::string_view reconcile_lua();
 }  // namespace scripts
 
 namespace asio = boost::asio;
@@ -67,25 +68,27 @@ Admission::Admission(infra::RedisClient& redis, infra::AdmissionConfig cfg,
                         .with({});
 }
 
-asio::awaitable<infra::RedisReply> Admission::eval(bool admit_script,
+asio::awaitable<infra::RedisReply> Admission::eval(Script script,
                                                    const std::vector<std::string>& keys,
                                                    const std::vector<std::string>& args) {
   // EVALSHA of the script loaded once; on NOSCRIPT (Redis restarted or flushed) load it again.
+  std::string& cached_sha = shas_[static_cast<int>(script)];
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::string sha;
     {
       std::lock_guard lock(sha_mu_);
-      sha = admit_script ? admit_sha_ : settle_sha_;
+      sha = cached_sha;
     }
     if (sha.empty()) {
-      const std::vector<std::string> load{
-          "SCRIPT", "LOAD",
-          std::string(admit_script ? scripts::admit_lua() : scripts::settle_lua())};
+      const std::string_view text = script == Script::admit    ? scripts::admit_lua()
+                                    : script == Script::settle ? scripts::settle_lua()
+                                                               : scripts::reconcile_lua();
+      const std::vector<std::string> load{"SCRIPT", "LOAD", std::string(text)};
       infra::RedisReply r = co_await redis_.command(load, cfg_.redis_timeout);
       if (r.is_error()) throw std::runtime_error("SCRIPT LOAD failed: " + r.str);
       sha = r.str;
       std::lock_guard lock(sha_mu_);
-      (admit_script ? admit_sha_ : settle_sha_) = sha;
+      cached_sha = sha;
     }
     std::vector<std::string> cmd{"EVALSHA", sha, std::to_string(keys.size())};
     cmd.insert(cmd.end(), keys.begin(), keys.end());
@@ -93,7 +96,7 @@ asio::awaitable<infra::RedisReply> Admission::eval(bool admit_script,
     infra::RedisReply reply = co_await redis_.command(cmd, cfg_.redis_timeout);
     if (reply.is_error() && reply.str.rfind("NOSCRIPT", 0) == 0) {
       std::lock_guard lock(sha_mu_);
-      (admit_script ? admit_sha_ : settle_sha_).clear();
+      cached_sha.clear();
       continue;
     }
     if (reply.is_error()) throw std::runtime_error("admission script failed: " + reply.str);
@@ -136,7 +139,7 @@ asio::awaitable<AdmissionDecision> Admission::admit(const AdmissionRequest& req)
   AdmissionDecision d;
   std::string error;
   try {
-    infra::RedisReply r = co_await eval(true, keys, args);
+    infra::RedisReply r = co_await eval(Script::admit, keys, args);
     const auto& e = r.elements;
     d.rate.reset_ms = minute_left;
     auto num = [&](std::size_t i) { return i < e.size() ? e[i].integer : -1; };
@@ -247,7 +250,7 @@ asio::awaitable<SettleResult> Admission::settle(const Reservation& r, std::int64
   const std::vector<std::string> args{r.id, std::to_string(std::min(used_tokens, r.tokens)),
                                       std::to_string(now_ms())};
   try {
-    infra::RedisReply reply = co_await eval(false, keys, args);
+    infra::RedisReply reply = co_await eval(Script::settle, keys, args);
     const std::string state = reply.elements.size() > 0 ? reply.elements[0].str : "";
     out.tokens = reply.elements.size() > 1 ? reply.elements[1].integer : 0;
     if (state == "refunded") out.outcome = SettleOutcome::refunded;
@@ -261,6 +264,29 @@ asio::awaitable<SettleResult> Admission::settle(const Reservation& r, std::int64
     out.outcome = SettleOutcome::redis_error;
   }
   co_return out;
+}
+
+asio::awaitable<Admission::ReconcileResult> Admission::reconcile(const std::string& tenant_id,
+                                                                 const QuotaPeriods& periods,
+                                                                 std::int64_t used_day,
+                                                                 std::int64_t used_month) {
+  const std::int64_t now = now_ms();
+  const Keys k = keys_for(tenant_id, "", 0, periods);
+  const std::vector<std::string> keys{k.day, k.month, k.res};
+  const std::vector<std::string> args{
+      std::to_string(used_day), std::to_string(used_month),
+      std::to_string(std::max<std::int64_t>(0, periods.day_end_ms - now)),
+      std::to_string(std::max<std::int64_t>(0, periods.month_end_ms - now))};
+  infra::RedisReply reply = co_await eval(Script::reconcile, keys, args);
+  ReconcileResult r;
+  const auto& e = reply.elements;
+  if (e.size() == 4) {
+    r.reserved_day = e[0].integer;
+    r.reserved_month = e[1].integer;
+    r.day = e[2].integer;
+    r.month = e[3].integer;
+  }
+  co_return r;
 }
 
 }  // namespace infergate::gateway

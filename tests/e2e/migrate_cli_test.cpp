@@ -90,3 +90,37 @@ TEST(MigrateCli, BadInputsFailClearly) {
 
 }  // namespace
 }  // namespace infergate
+
+namespace infergate {
+namespace {
+
+TEST(ReconcileCli, WritesTheLedgerFiguresAndFailsClearly) {
+  auto db = test::fresh_database("rcli");
+  std::map<std::string, std::string> env{{"INFERGATE_POSTGRES__PORT", std::to_string(db.port)},
+                                         {"INFERGATE_POSTGRES__DATABASE", db.database},
+                                         {"INFERGATE_REDIS__PORT",
+                                          std::to_string(test::shared_services().redis_port)}};
+  std::string out;
+  ASSERT_EQ(test::run_infergate({"migrate"}, env, &out), 0) << out;
+  ASSERT_EQ(test::run_infergate({"demo-setup"}, env, &out), 0) << out;
+  {
+    pqxx::connection c(db.conninfo());
+    pqxx::work tx(c);
+    tx.exec("INSERT INTO usage_events (tenant_id, request_id, model, prompt_tokens, "
+            "completion_tokens, status, started_at, ended_at) SELECT id, 'req_1', 'toy', 70, 7, "
+            "'completed', now(), now() FROM tenants WHERE name = 'demo'");
+    tx.commit();
+  }
+  ASSERT_EQ(test::run_infergate({"reconcile"}, env, &out), 0) << out;
+  EXPECT_NE(out.find("= 77 (ledger 77 + in flight 0)"), std::string::npos) << out;
+  EXPECT_EQ(test::run_infergate({"reconcile", "--tenant", "ghost"}, env, &out), 1);
+  EXPECT_NE(out.find("no tenant 'ghost'"), std::string::npos) << out;
+  auto no_redis = env;
+  no_redis["INFERGATE_REDIS__PORT"] = std::to_string(test::free_port());
+  no_redis["INFERGATE_REDIS__CONNECT_TIMEOUT_MS"] = "200";
+  EXPECT_EQ(test::run_infergate({"reconcile"}, no_redis, &out), 1);
+  EXPECT_NE(out.find("cannot reach Redis"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace infergate

@@ -92,11 +92,23 @@ class Admission {
   // `used_tokens` actually processed (prompt + generated), at most the reservation.
   boost::asio::awaitable<SettleResult> settle(const Reservation& r, std::int64_t used_tokens);
 
+  struct ReconcileResult {
+    std::int64_t reserved_day = 0, reserved_month = 0;  // held by requests in flight
+    std::int64_t day = 0, month = 0;                    // the counters as set
+  };
+  // Sets the tenant's quota counters for `periods` to the ledger's figures plus the open
+  // reservations. Throws on Redis errors.
+  boost::asio::awaitable<ReconcileResult> reconcile(const std::string& tenant_id,
+                                                    const QuotaPeriods& periods,
+                                                    std::int64_t used_day,
+                                                    std::int64_t used_month);
+
   // The Redis key prefix of a tenant: one hash tag per tenant (Redis Cluster slot).
   static std::string tenant_prefix(const std::string& tenant_id);
 
  private:
-  boost::asio::awaitable<infra::RedisReply> eval(bool admit_script,
+  enum class Script { admit, settle, reconcile };
+  boost::asio::awaitable<infra::RedisReply> eval(Script script,
                                                  const std::vector<std::string>& keys,
                                                  const std::vector<std::string>& args);
   AdmissionDecision admit_locally(const AdmissionRequest& req, std::int64_t now_ms,
@@ -106,7 +118,7 @@ class Admission {
   infra::RedisClient& redis_;
   infra::AdmissionConfig cfg_;
   std::mutex sha_mu_;
-  std::string admit_sha_, settle_sha_;
+  std::string shas_[3];  // by Script
 
   // Fail-open limiter: per tenant, this instance's minute window and in-flight count.
   struct LocalWindow {
