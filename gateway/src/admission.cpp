@@ -48,6 +48,42 @@ Keys keys_for(const std::string& tenant, const std::string& key_id, std::int64_t
 
 }  // namespace
 
+ReservationSize reservation_size(std::int64_t prompt_tokens,
+                                 std::optional<std::int64_t> requested_max_tokens,
+                                 std::int64_t context_length, std::int64_t default_max_tokens,
+                                 const TenantLimits& limits) {
+  ReservationSize r;
+  const std::int64_t room = context_length - prompt_tokens;
+  if (room <= 0) {
+    r.error = "The prompt has " + std::to_string(prompt_tokens) +
+              " tokens, which leaves no room in the model's context of " +
+              std::to_string(context_length) + " tokens. Shorten the prompt.";
+    return r;
+  }
+  if (requested_max_tokens) {
+    if (*requested_max_tokens < 1) {
+      r.error = "max_tokens must be at least 1.";
+      return r;
+    }
+    if (*requested_max_tokens > room) {
+      r.error = "max_tokens is " + std::to_string(*requested_max_tokens) + ", but the prompt's " +
+                std::to_string(prompt_tokens) + " tokens leave room for at most " +
+                std::to_string(room) + " in the model's context of " +
+                std::to_string(context_length) + ". Lower max_tokens or shorten the prompt.";
+      return r;
+    }
+    r.max_tokens = *requested_max_tokens;
+  } else {
+    r.max_tokens = std::min(default_max_tokens, room);
+    // A reservation above the tokens-per-minute limit could never be admitted: cap the
+    // default so that an unspecified max_tokens still fits (an explicit one is the caller's).
+    if (limits.tokens_per_minute && *limits.tokens_per_minute > prompt_tokens)
+      r.max_tokens = std::min(r.max_tokens, *limits.tokens_per_minute - prompt_tokens);
+  }
+  r.reserve = prompt_tokens + r.max_tokens;
+  return r;
+}
+
 std::string Admission::tenant_prefix(const std::string& tenant_id) {
   return "ig:{t:" + tenant_id + "}:";
 }

@@ -312,6 +312,36 @@ TEST(AdmissionFailures, RedisDownFailsClosedOrOpenAndBothRecover) {
   redis.stop();
 }
 
+TEST_F(AdmissionTest, ConcurrencyNeverLeaksWhateverTheOutcome) {
+  auto r = request(20);
+  r.tenant.max_concurrent_requests = 50;
+  r.key.max_concurrent_requests = 50;
+  std::vector<gateway::Reservation> held;
+  for (int i = 0; i < 50; ++i) {
+    auto d = admit(r);
+    ASSERT_TRUE(d.admitted()) << i;
+    held.push_back(*d.reservation);
+  }
+  EXPECT_EQ(admit(r).limit, "max_concurrent_requests");
+  // Finished, cancelled half-way, failed before the first token, settled twice.
+  for (std::size_t i = 0; i < held.size(); ++i) {
+    const std::int64_t used = i % 3 == 0 ? 20 : (i % 3 == 1 ? 7 : 0);
+    settle(held[i], used);
+    if (i % 10 == 0) settle(held[i], used);
+  }
+  auto zcard = [&](const std::string& suffix) {
+    return io.run([&]() -> asio::awaitable<std::int64_t> {
+      const std::vector<std::string> cmd{"ZCARD",
+                                         gateway::Admission::tenant_prefix(tenant) + suffix};
+      infra::RedisReply reply = co_await redis.command(cmd);
+      co_return reply.integer;
+    }());
+  };
+  EXPECT_EQ(zcard("conc"), 0);
+  EXPECT_EQ(zcard("k:key1:conc"), 0);
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(admit(r).admitted()) << i;  // all 50 slots free again
+}
+
 TEST_F(AdmissionTest, ScriptFlushIsRecoveredFromNoscript) {
   ASSERT_TRUE(admit(request(1)).admitted());
   io.run([&]() -> asio::awaitable<int> {

@@ -76,3 +76,42 @@ TEST(AdmissionResponse, ResetDurationsInOpenAiStyle) {
 
 }  // namespace
 }  // namespace infergate::gateway
+
+namespace infergate::gateway {
+namespace {
+
+TEST(ReservationSize, DefaultIsBoundedByContextAndTokensPerMinute) {
+  TenantLimits none;
+  auto r = reservation_size(100, std::nullopt, 4096, 1024, none);
+  EXPECT_EQ(r.max_tokens, 1024);
+  EXPECT_EQ(r.reserve, 1124);
+  EXPECT_TRUE(r.error.empty());
+  r = reservation_size(3500, std::nullopt, 4096, 1024, none);  // only 596 left in the context
+  EXPECT_EQ(r.max_tokens, 596);
+  EXPECT_EQ(r.reserve, 4096);
+  TenantLimits tpm;
+  tpm.tokens_per_minute = 600;
+  r = reservation_size(100, std::nullopt, 4096, 1024, tpm);  // 100 + 500 fits the minute
+  EXPECT_EQ(r.max_tokens, 500);
+  EXPECT_EQ(r.reserve, 600);
+}
+
+TEST(ReservationSize, ExplicitMaxTokensIsKeptOrRefusedWithCounts) {
+  TenantLimits tpm;
+  tpm.tokens_per_minute = 10;  // an explicit value is not capped: admission refuses it instead
+  auto r = reservation_size(100, 2000, 4096, 1024, tpm);
+  EXPECT_EQ(r.max_tokens, 2000);
+  EXPECT_EQ(r.reserve, 2100);
+  r = reservation_size(100, 4000, 4096, 1024, TenantLimits{});
+  EXPECT_EQ(r.error,
+            "max_tokens is 4000, but the prompt's 100 tokens leave room for at most 3996 in the "
+            "model's context of 4096. Lower max_tokens or shorten the prompt.");
+  r = reservation_size(4096, std::nullopt, 4096, 1024, TenantLimits{});
+  EXPECT_EQ(r.error,
+            "The prompt has 4096 tokens, which leaves no room in the model's context of 4096 "
+            "tokens. Shorten the prompt.");
+  EXPECT_FALSE(reservation_size(10, 0, 4096, 1024, TenantLimits{}).error.empty());
+}
+
+}  // namespace
+}  // namespace infergate::gateway

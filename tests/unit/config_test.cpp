@@ -60,6 +60,7 @@ void expect_same_settings(const Config& a, const Config& b) {
   EXPECT_EQ(a.admission.fail_open, b.admission.fail_open);
   EXPECT_EQ(a.admission.redis_timeout, b.admission.redis_timeout);
   EXPECT_EQ(a.admission.reservation_ttl, b.admission.reservation_ttl);
+  EXPECT_EQ(a.admission.default_max_tokens, b.admission.default_max_tokens);
   EXPECT_EQ(a.log.level, b.log.level);
 }
 

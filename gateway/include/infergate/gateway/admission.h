@@ -83,6 +83,20 @@ struct SettleResult {
   std::int64_t tokens = 0;  // refunded, or charged after expiry
 };
 
+// How many tokens a request reserves: prompt + max_tokens, always an upper bound of what it can
+// use. An absent max_tokens becomes min(default, room left in the model's context, the
+// tenant's tokens-per-minute limit). A prompt that leaves no room, or a max_tokens beyond the
+// room, is an error whose message gives the token counts.
+struct ReservationSize {
+  std::int64_t max_tokens = 0;  // what the request may generate
+  std::int64_t reserve = 0;     // prompt_tokens + max_tokens
+  std::string error;            // set when the request cannot run as asked
+};
+ReservationSize reservation_size(std::int64_t prompt_tokens,
+                                 std::optional<std::int64_t> requested_max_tokens,
+                                 std::int64_t context_length, std::int64_t default_max_tokens,
+                                 const TenantLimits& limits);
+
 class Admission {
  public:
   Admission(infra::RedisClient& redis, infra::AdmissionConfig cfg,

@@ -59,6 +59,7 @@ struct AdmissionConfig {
   bool fail_open = false;               // Redis unreachable: refuse (503) or admit locally
   Millis redis_timeout{100};            // deadline of one admission or settlement round trip
   Millis reservation_ttl{600000};       // an unsettled reservation is released after this
+  std::int64_t default_max_tokens = 1024;  // when a request gives no max_tokens
 };
 
 struct LogConfig {
