@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh"
 say "installing dependencies"
 "$IG_ROOT/scripts/install-deps.sh"
 say "building"
-"$IG_ROOT/scripts/build.sh"
+"$IG_ROOT/scripts/build.sh" infergate
 say "starting postgres and redis"
 "$IG_ROOT/scripts/services.sh" start
 say "applying migrations"
