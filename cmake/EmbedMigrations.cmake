@@ -29,11 +29,5 @@ ${body}    };
 
 }  // namespace infergate::infra
 ")
-if(EXISTS "${OUT}")
-  file(READ "${OUT}" old)
-else()
-  set(old "")
-endif()
-if(NOT old STREQUAL content)
-  file(WRITE "${OUT}" "${content}")
-endif()
+include("${CMAKE_CURRENT_LIST_DIR}/WriteIfChanged.cmake")
+write_if_changed("${OUT}" "${content}")

@@ -46,6 +46,18 @@ Keys keys_for(const std::string& tenant, const std::string& key_id, std::int64_t
           t + "qd:" + p.day, t + "qm:" + p.month, t + "res", t + "resexp"};
 }
 
+Reservation new_reservation(const AdmissionRequest& req, std::int64_t minute, bool local) {
+  Reservation r;
+  r.id = infra::random_hex(12);
+  r.tenant_id = req.tenant_id;
+  r.key_id = req.key_id;
+  r.tokens = req.tokens;
+  r.minute = minute;
+  r.periods = req.periods;
+  r.local = local;
+  return r;
+}
+
 }  // namespace
 
 ReservationSize reservation_size(std::int64_t prompt_tokens,
@@ -145,13 +157,7 @@ asio::awaitable<AdmissionDecision> Admission::admit(const AdmissionRequest& req)
   const std::int64_t now = now_ms();
   const std::int64_t minute = now / 60000;
   const std::int64_t minute_left = (minute + 1) * 60000 - now;
-  Reservation res;
-  res.id = infra::random_hex(12);
-  res.tenant_id = req.tenant_id;
-  res.key_id = req.key_id;
-  res.tokens = req.tokens;
-  res.minute = minute;
-  res.periods = req.periods;
+  const Reservation res = new_reservation(req, minute, /*local=*/false);
   const Keys k = keys_for(req.tenant_id, req.key_id, minute, req.periods);
   const std::vector<std::string> keys{k.rpm, k.tpm, k.conc, k.key_rpm, k.key_tpm,
                                       k.key_conc, k.day, k.month, k.res, k.res_exp};
@@ -256,15 +262,7 @@ AdmissionDecision Admission::admit_locally(const AdmissionRequest& req, std::int
   ++w.requests;
   w.tokens += req.tokens;
   ++w.in_flight;
-  Reservation r;
-  r.id = infra::random_hex(12);
-  r.tenant_id = req.tenant_id;
-  r.key_id = req.key_id;
-  r.tokens = req.tokens;
-  r.minute = minute;
-  r.periods = req.periods;
-  r.local = true;
-  d.reservation = r;
+  d.reservation = new_reservation(req, minute, /*local=*/true);
   return d;
 }
 

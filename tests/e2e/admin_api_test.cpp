@@ -71,6 +71,18 @@ std::string error_param(const Reply& r) {
   return p.is_null() ? "" : std::string(p.as_string());
 }
 
+// Plan "gold", tenant "acme" and an inference key for it, through the API on `port`:
+// {tenant id, key id, secret key}.
+std::tuple<std::string, std::string, std::string> tenant_with_key(int port,
+                                                                  const std::string& admin_key) {
+  EXPECT_EQ(call(port, "POST", "/admin/v1/plans", admin_key, R"({"name":"gold"})").status, 201);
+  auto t = call(port, "POST", "/admin/v1/tenants", admin_key, R"({"name":"acme","plan":"gold"})");
+  const std::string tenant(t.body.at("id").as_string());
+  auto k = call(port, "POST", "/admin/v1/tenants/" + tenant + "/keys", admin_key, "{}");
+  return {tenant, std::string(k.body.at("id").as_string()),
+          std::string(k.body.at("secret_key").as_string())};
+}
+
 class AdminApiTest : public ::testing::Test {
  protected:
   Backend backend;
@@ -384,11 +396,7 @@ TEST(AdminApiInstances, RevocationAndSuspensionReachTheOtherInstanceWithinOneSec
   auto admin = [&](const std::string& m, const std::string& p, const std::string& body = "") {
     return call(a.port(), m, p, backend.admin_key, body);
   };
-  ASSERT_EQ(admin("POST", "/admin/v1/plans", R"({"name":"gold"})").status, 201);
-  auto t = admin("POST", "/admin/v1/tenants", R"({"name":"acme","plan":"gold"})");
-  const std::string tenant(t.body.at("id").as_string());
-  auto k = admin("POST", "/admin/v1/tenants/" + tenant + "/keys", "{}");
-  const std::string key_id(k.body.at("id").as_string()), secret(k.body.at("secret_key").as_string());
+  const auto [tenant, key_id, secret] = tenant_with_key(a.port(), backend.admin_key);
   ASSERT_EQ(call(b.port(), "GET", "/v1/models", secret).status, 200);  // now cached in B
 
   auto wait_b = [&](int status) {
@@ -420,11 +428,7 @@ TEST(AdminApiInstances, WithoutRedisTheCacheTtlBoundsStaleness) {
   auto admin = [&](const std::string& m, const std::string& p, const std::string& body = "") {
     return call(a.port(), m, p, backend.admin_key, body);
   };
-  ASSERT_EQ(admin("POST", "/admin/v1/plans", R"({"name":"gold"})").status, 201);
-  auto t = admin("POST", "/admin/v1/tenants", R"({"name":"acme","plan":"gold"})");
-  const std::string tenant(t.body.at("id").as_string());
-  auto k = admin("POST", "/admin/v1/tenants/" + tenant + "/keys", "{}");
-  const std::string key_id(k.body.at("id").as_string()), secret(k.body.at("secret_key").as_string());
+  const auto [tenant, key_id, secret] = tenant_with_key(a.port(), backend.admin_key);
   ASSERT_EQ(call(b.port(), "GET", "/v1/models", secret).status, 200);
 
   redis.stop();
