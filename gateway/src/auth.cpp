@@ -235,7 +235,10 @@ AuthFailure describe_failure(AuthOutcome outcome) {
 
 Authenticator::Authenticator(infra::PgPool& pg, const infra::AuthConfig& cfg,
                              infra::MetricsRegistry& metrics)
-    : pg_(pg), cache_(cfg.cache_ttl, cfg.cache_max_entries), dummy_hash_(hash_secret("dummy")) {
+    : pg_(pg),
+      cache_(cfg.cache_ttl, cfg.cache_max_entries),
+      dummy_hash_(hash_secret("dummy")),
+      metrics_(metrics) {
   auto& outcomes = metrics.counter("infergate_auth_total", "Authentication attempts by outcome",
                                    {"outcome"});
   for (int o = 0; o <= static_cast<int>(AuthOutcome::unavailable); ++o)
@@ -244,8 +247,12 @@ Authenticator::Authenticator(infra::PgPool& pg, const infra::AuthConfig& cfg,
   auto& cache = metrics.counter("infergate_auth_cache_total", "Key cache lookups", {"result"});
   hits_ = &cache.with({"hit"});
   misses_ = &cache.with({"miss"});
-  metrics.gauge_callback("infergate_auth_cache_entries", "Keys in the in-memory cache",
+  cache_gauge_ = metrics.gauge_callback("infergate_auth_cache_entries", "Keys in the in-memory cache",
                          [this] { return static_cast<double>(cache_.size()); });
+}
+
+Authenticator::~Authenticator() {
+  metrics_.remove_callback("infergate_auth_cache_entries", cache_gauge_);
 }
 
 AuthResult Authenticator::decide(const std::shared_ptr<const KeyRecord>& rec,

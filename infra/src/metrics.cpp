@@ -204,12 +204,21 @@ Family<Histogram>& MetricsRegistry::histogram(const std::string& name, const std
   return *e.histogram;
 }
 
-void MetricsRegistry::gauge_callback(const std::string& name, const std::string& help,
-                                     std::function<double()> read) {
+std::uint64_t MetricsRegistry::gauge_callback(const std::string& name, const std::string& help,
+                                              std::function<double()> read) {
   std::lock_guard lock(mu_);
   auto& e = entry(name, "callback");
   e.help = help;
   e.read = std::move(read);
+  e.token = ++next_token_;
+  return e.token;
+}
+
+void MetricsRegistry::remove_callback(const std::string& name, std::uint64_t token) {
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(name);
+  if (it != entries_.end() && it->second.kind == "callback" && it->second.token == token)
+    entries_.erase(it);
 }
 
 std::string MetricsRegistry::render() const {

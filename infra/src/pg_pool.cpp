@@ -27,7 +27,7 @@ std::string one_line(const std::string& text) {
 }  // namespace
 
 PgPool::PgPool(PostgresConfig cfg, MetricsRegistry& metrics)
-    : cfg_(std::move(cfg)), conninfo_(cfg_.conninfo()) {
+    : cfg_(std::move(cfg)), conninfo_(cfg_.conninfo()), metrics_(metrics) {
   auto& jobs = metrics.counter("infergate_postgres_jobs_total",
                                "Postgres pool jobs by outcome (ok, error, timeout)", {"outcome"});
   jobs_ok_ = &jobs.with({"ok"});
@@ -37,13 +37,16 @@ PgPool::PgPool(PostgresConfig cfg, MetricsRegistry& metrics)
                   .histogram("infergate_postgres_job_duration_seconds",
                              "Time a Postgres job spent on its worker", {})
                   .with({});
-  metrics.gauge_callback("infergate_postgres_up", "1 if the last Postgres contact succeeded",
+  up_gauge_ = metrics.gauge_callback("infergate_postgres_up", "1 if the last Postgres contact succeeded",
                          [this] { return up() ? 1.0 : 0.0; });
   threads_.reserve(static_cast<std::size_t>(cfg_.pool_size));
   for (int i = 0; i < cfg_.pool_size; ++i) threads_.emplace_back([this] { worker(); });
 }
 
-PgPool::~PgPool() { stop(); }
+PgPool::~PgPool() {
+  stop();
+  metrics_.remove_callback("infergate_postgres_up", up_gauge_);
+}
 
 void PgPool::stop() {
   std::deque<Job> orphans;

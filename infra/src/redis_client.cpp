@@ -213,7 +213,8 @@ RedisClient::RedisClient(asio::io_context& io, RedisConfig cfg, MetricsRegistry&
       cfg_(std::move(cfg)),
       reconnect_timer_(strand_),
       connect_timer_(strand_),
-      backoff_(cfg_.reconnect_min) {
+      backoff_(cfg_.reconnect_min),
+      metrics_(metrics) {
   auto& cmds = metrics.counter("infergate_redis_commands_total",
                                "Redis commands (pipelines count once) by outcome", {"outcome"});
   cmd_ok_ = &cmds.with({"ok"});
@@ -222,11 +223,12 @@ RedisClient::RedisClient(asio::io_context& io, RedisConfig cfg, MetricsRegistry&
   reconnects_ = &metrics.counter("infergate_redis_connect_attempts_total",
                                  "Connection attempts to Redis")
                      .with({});
-  metrics.gauge_callback("infergate_redis_up", "1 if the Redis connection is established",
+  up_gauge_ = metrics.gauge_callback("infergate_redis_up", "1 if the Redis connection is established",
                          [this] { return connected() ? 1.0 : 0.0; });
 }
 
 RedisClient::~RedisClient() {
+  metrics_.remove_callback("infergate_redis_up", up_gauge_);
   // hiredis state belongs to the strand. While io threads still run, close there and wait;
   // once the io_context has stopped nothing else can touch it, so close right here.
   if (!io_.stopped() && !strand_.running_in_this_thread()) {

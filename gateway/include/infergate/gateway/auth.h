@@ -118,6 +118,9 @@ inline constexpr const char* kInvalidationChannel = "ig:invalidate";
 class Authenticator {
  public:
   Authenticator(infra::PgPool& pg, const infra::AuthConfig& cfg, infra::MetricsRegistry& metrics);
+  ~Authenticator();
+  Authenticator(const Authenticator&) = delete;
+  Authenticator& operator=(const Authenticator&) = delete;
 
   // `authorization` is the header value ("" when absent); `scope` the scope the route needs.
   boost::asio::awaitable<AuthResult> authenticate(std::string_view authorization,
@@ -136,6 +139,8 @@ class Authenticator {
   std::array<infra::Counter*, 9> outcome_counters_{};  // by AuthOutcome
   infra::Counter* hits_;
   infra::Counter* misses_;
+  infra::MetricsRegistry& metrics_;
+  std::uint64_t cache_gauge_ = 0;
 };
 
 }  // namespace infergate::gateway

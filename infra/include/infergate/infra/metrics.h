@@ -92,8 +92,11 @@ class MetricsRegistry {
                                std::vector<std::string> label_names,
                                std::vector<double> bounds = latency_buckets());
   // A gauge whose value is read when the registry is rendered (queue sizes, pool states).
-  void gauge_callback(const std::string& name, const std::string& help,
-                      std::function<double()> read);
+  // Returns a token for remove_callback: an object whose state the callback reads removes it
+  // in its destructor (a later registration under the same name replaces it and is kept).
+  std::uint64_t gauge_callback(const std::string& name, const std::string& help,
+                               std::function<double()> read);
+  void remove_callback(const std::string& name, std::uint64_t token);
 
   // Prometheus text format.
   std::string render() const;
@@ -106,11 +109,13 @@ class MetricsRegistry {
     std::unique_ptr<Family<Histogram>> histogram;
     std::string help;
     std::function<double()> read;
+    std::uint64_t token = 0;
   };
   Entry& entry(const std::string& name, const std::string& kind);
 
   mutable std::mutex mu_;
   std::map<std::string, Entry> entries_;
+  std::uint64_t next_token_ = 0;
 };
 
 // Escapes a label value for the text format (backslash, double quote, newline).

@@ -88,6 +88,8 @@ class PgPool {
   Counter* jobs_failed_;
   Counter* jobs_timeout_;
   Histogram* latency_;
+  MetricsRegistry& metrics_;
+  std::uint64_t up_gauge_ = 0;
 };
 
 template <class Fn>

@@ -119,6 +119,8 @@ class RedisClient {
   Counter* cmd_unavailable_;
   Counter* cmd_timeout_;
   Counter* reconnects_;
+  MetricsRegistry& metrics_;
+  std::uint64_t up_gauge_ = 0;
 };
 
 }  // namespace infergate::infra

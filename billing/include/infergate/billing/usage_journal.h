@@ -1,0 +1,104 @@
+// The local usage journal: an append-only log of framed, checksummed usage records, made
+// durable with group commit (one write and one fdatasync for every record queued meanwhile)
+// before a request's final bytes are sent. A ledger writer later moves records into Postgres
+// and advances a persisted checkpoint; segments wholly before the checkpoint are deleted.
+//
+// On disk: DIR/journal-<16-digit sequence>.log segments of frames
+//   [u32 little-endian payload length][u32 little-endian CRC-32 of payload][payload]
+// and DIR/checkpoint ("<segment> <offset>\n", replaced atomically). Opening the journal scans
+// the last segment and cuts a torn tail (a frame that was being written when the process died:
+// it was never acknowledged). Thread-safe.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "infergate/billing/usage_record.h"
+
+namespace infergate::billing {
+
+struct JournalPosition {
+  std::uint64_t segment = 0;
+  std::uint64_t offset = 0;
+  bool operator==(const JournalPosition&) const = default;
+  bool operator<(const JournalPosition& o) const {
+    return segment < o.segment || (segment == o.segment && offset < o.offset);
+  }
+};
+
+class JournalError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class UsageJournal {
+ public:
+  struct Options {
+    std::string dir;
+    std::uint64_t segment_bytes = 64ull << 20;  // rotate after this many bytes
+    bool fsync = true;  // false only for tests that do not exercise durability
+  };
+
+  // Opens (creating the directory) and recovers. Throws JournalError.
+  explicit UsageJournal(Options options);
+  ~UsageJournal();
+  UsageJournal(const UsageJournal&) = delete;
+  UsageJournal& operator=(const UsageJournal&) = delete;
+
+  // Queues a record; `durable` runs on the journal's thread once it is on disk (error empty)
+  // or could not be written (error set: the caller must not acknowledge the request).
+  void append(const UsageRecord& record, std::function<void(std::error_code)> durable);
+  // Blocking convenience: returns once durable, throws JournalError otherwise.
+  void append_sync(const UsageRecord& record);
+
+  struct Batch {
+    std::vector<UsageRecord> records;
+    JournalPosition end;  // position after the last record returned
+  };
+  // Durable records from `from` on, at most `max_records`.
+  Batch read(JournalPosition from, std::size_t max_records) const;
+
+  JournalPosition checkpoint() const;
+  // Persists `pos` as what is safely in Postgres and deletes the segments before it.
+  void commit_checkpoint(JournalPosition pos);
+  // The durable end of the journal.
+  JournalPosition end() const;
+  // Bytes after the checkpoint (the backlog not yet in Postgres).
+  std::uint64_t backlog_bytes() const;
+  std::uint64_t fsync_count() const { return fsyncs_; }
+  std::uint64_t torn_bytes_dropped() const { return torn_dropped_; }
+
+ private:
+  struct Pending {
+    std::string frame;
+    std::function<void(std::error_code)> durable;
+  };
+  std::string segment_path(std::uint64_t seq) const;
+  std::vector<std::uint64_t> list_segments() const;
+  void recover();
+  void open_segment(std::uint64_t seq);
+  void writer_loop();
+  void write_checkpoint(JournalPosition pos);
+
+  Options opt_;
+  mutable std::mutex mu_;  // queue, end, checkpoint
+  std::condition_variable cv_;
+  std::deque<Pending> queue_;
+  bool stopping_ = false;
+  int fd_ = -1;  // current segment (writer thread only, after construction)
+  JournalPosition end_;
+  JournalPosition checkpoint_;
+  std::uint64_t fsyncs_ = 0;
+  std::uint64_t torn_dropped_ = 0;
+  std::thread writer_;
+};
+
+}  // namespace infergate::billing

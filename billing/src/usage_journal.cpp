@@ -1,0 +1,306 @@
+#include "infergate/billing/usage_journal.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/crc.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <future>
+
+namespace infergate::billing {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr std::size_t kHeader = 8;
+constexpr std::uint32_t kMaxPayload = 1u << 20;  // a usage record is far smaller
+
+std::uint32_t crc32(std::string_view data) {
+  boost::crc_32_type crc;
+  crc.process_bytes(data.data(), data.size());
+  return crc.checksum();
+}
+
+void put_u32(std::string& out, std::uint32_t v) {
+  for (int i = 0; i < 4; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+std::uint32_t get_u32(const char* p) {
+  std::uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw JournalError("cannot read " + path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void fsync_dir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+// Scans frames in `data` from 0; returns the offset after the last valid frame.
+std::size_t valid_prefix(const std::string& data) {
+  std::size_t off = 0;
+  while (off + kHeader <= data.size()) {
+    const std::uint32_t len = get_u32(data.data() + off);
+    const std::uint32_t crc = get_u32(data.data() + off + 4);
+    if (len == 0 || len > kMaxPayload || off + kHeader + len > data.size()) break;
+    if (crc32(std::string_view(data.data() + off + kHeader, len)) != crc) break;
+    off += kHeader + len;
+  }
+  return off;
+}
+
+}  // namespace
+
+UsageJournal::UsageJournal(Options options) : opt_(std::move(options)) {
+  std::error_code ec;
+  fs::create_directories(opt_.dir, ec);
+  if (ec) throw JournalError("cannot create journal directory " + opt_.dir + ": " + ec.message());
+  recover();
+  writer_ = std::thread([this] { writer_loop(); });
+}
+
+UsageJournal::~UsageJournal() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::string UsageJournal::segment_path(std::uint64_t seq) const {
+  char name[64];
+  std::snprintf(name, sizeof name, "journal-%016llu.log", static_cast<unsigned long long>(seq));
+  return opt_.dir + "/" + name;
+}
+
+std::vector<std::uint64_t> UsageJournal::list_segments() const {
+  std::vector<std::uint64_t> out;
+  for (const auto& e : fs::directory_iterator(opt_.dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.size() == 28 && name.rfind("journal-", 0) == 0 && name.substr(24) == ".log")
+      out.push_back(std::stoull(name.substr(8, 16)));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void UsageJournal::recover() {
+  // The checkpoint: what is already in Postgres.
+  const std::string cp = opt_.dir + "/checkpoint";
+  if (fs::exists(cp)) {
+    unsigned long long seg = 0, off = 0;
+    if (std::sscanf(read_all(cp).c_str(), "%llu %llu", &seg, &off) != 2)
+      throw JournalError(cp + " is not '<segment> <offset>': fix or remove it (removing replays "
+                              "the whole journal, which the ledger deduplicates)");
+    checkpoint_ = {seg, off};
+  }
+  auto segments = list_segments();
+  if (segments.empty()) {
+    const std::uint64_t first = std::max<std::uint64_t>(1, checkpoint_.segment);
+    open_segment(first);
+    end_ = {first, 0};
+    if (checkpoint_.segment == 0) checkpoint_ = end_;
+    return;
+  }
+  if (checkpoint_.segment == 0) checkpoint_ = {segments.front(), 0};
+  // Only the last segment can have a torn tail: earlier ones were complete when rotated.
+  const std::uint64_t last = segments.back();
+  const std::string path = segment_path(last);
+  const std::string data = read_all(path);
+  const std::size_t good = valid_prefix(data);
+  if (good < data.size()) {
+    torn_dropped_ = data.size() - good;
+    if (::truncate(path.c_str(), static_cast<off_t>(good)) != 0)
+      throw JournalError("cannot cut the torn tail of " + path + ": " + std::strerror(errno));
+  }
+  open_segment(last);
+  if (opt_.fsync && good < data.size()) ::fsync(fd_);
+  end_ = {last, good};
+}
+
+void UsageJournal::open_segment(std::uint64_t seq) {
+  if (fd_ >= 0) ::close(fd_);
+  const std::string path = segment_path(seq);
+  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (fd_ < 0) throw JournalError("cannot open " + path + ": " + std::strerror(errno));
+  if (opt_.fsync) fsync_dir(opt_.dir);
+}
+
+void UsageJournal::append(const UsageRecord& record,
+                          std::function<void(std::error_code)> durable) {
+  const std::string payload = encode_usage(record);
+  std::string frame;
+  frame.reserve(kHeader + payload.size());
+  put_u32(frame, static_cast<std::uint32_t>(payload.size()));
+  put_u32(frame, crc32(payload));
+  frame += payload;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) {
+      durable(std::make_error_code(std::errc::operation_canceled));
+      return;
+    }
+    queue_.push_back({std::move(frame), std::move(durable)});
+  }
+  cv_.notify_one();
+}
+
+void UsageJournal::append_sync(const UsageRecord& record) {
+  std::promise<std::error_code> done;
+  auto fut = done.get_future();
+  append(record, [&done](std::error_code ec) { done.set_value(ec); });
+  if (auto ec = fut.get()) throw JournalError("journal write failed: " + ec.message());
+}
+
+// Group commit: everything queued while the previous batch was being synced goes out in one
+// write and one fdatasync.
+void UsageJournal::writer_loop() {
+  for (;;) {
+    std::deque<Pending> batch;
+    JournalPosition at;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping with nothing left
+      batch.swap(queue_);
+      at = end_;
+    }
+    if (at.offset >= opt_.segment_bytes) {  // rotate before writing
+      try {
+        ::fdatasync(fd_);
+        open_segment(at.segment + 1);
+        at = {at.segment + 1, 0};
+      } catch (const std::exception&) {
+        for (auto& p : batch) p.durable(std::make_error_code(std::errc::io_error));
+        continue;
+      }
+    }
+    std::string buf;
+    for (const auto& p : batch) buf += p.frame;
+    std::error_code ec;
+    std::size_t done = 0;
+    while (done < buf.size()) {
+      ssize_t n = ::write(fd_, buf.data() + done, buf.size() - done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        ec = std::error_code(errno, std::generic_category());
+        break;
+      }
+      done += static_cast<std::size_t>(n);
+    }
+    if (!ec && opt_.fsync && ::fdatasync(fd_) != 0) ec = std::error_code(errno, std::generic_category());
+    if (ec) {
+      // Cut what may be half written so the journal stays a sequence of whole frames.
+      if (::ftruncate(fd_, static_cast<off_t>(at.offset)) != 0) { /* recovery cuts it later */ }
+    } else {
+      std::lock_guard lock(mu_);
+      end_ = {at.segment, at.offset + buf.size()};
+      ++fsyncs_;
+    }
+    for (auto& p : batch) p.durable(ec);
+  }
+}
+
+UsageJournal::Batch UsageJournal::read(JournalPosition from, std::size_t max_records) const {
+  Batch out;
+  JournalPosition end;
+  {
+    std::lock_guard lock(mu_);
+    end = end_;
+  }
+  out.end = from;
+  JournalPosition pos = from;
+  while (out.records.size() < max_records && pos < end) {
+    const std::string path = segment_path(pos.segment);
+    const std::uint64_t limit = pos.segment == end.segment ? end.offset : ~0ull;
+    std::string data;
+    if (fs::exists(path)) data = read_all(path);
+    const std::size_t stop = static_cast<std::size_t>(std::min<std::uint64_t>(limit, data.size()));
+    std::size_t off = static_cast<std::size_t>(pos.offset);
+    while (off + kHeader <= stop && out.records.size() < max_records) {
+      const std::uint32_t len = get_u32(data.data() + off);
+      if (off + kHeader + len > stop) break;
+      const std::string_view payload(data.data() + off + kHeader, len);
+      if (crc32(payload) != get_u32(data.data() + off + 4))
+        throw JournalError("checksum mismatch in " + path + " at offset " + std::to_string(off) +
+                           ": the journal is damaged");
+      out.records.push_back(decode_usage(payload));
+      off += kHeader + len;
+    }
+    pos.offset = off;
+    out.end = pos;
+    if (out.records.size() >= max_records) break;
+    if (pos.segment == end.segment) break;
+    pos = {pos.segment + 1, 0};  // the next segment
+    out.end = pos;
+  }
+  return out;
+}
+
+JournalPosition UsageJournal::checkpoint() const {
+  std::lock_guard lock(mu_);
+  return checkpoint_;
+}
+
+JournalPosition UsageJournal::end() const {
+  std::lock_guard lock(mu_);
+  return end_;
+}
+
+void UsageJournal::write_checkpoint(JournalPosition pos) {
+  const std::string path = opt_.dir + "/checkpoint", tmp = path + ".tmp";
+  {
+    std::string text = std::to_string(pos.segment) + " " + std::to_string(pos.offset) + "\n";
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0) throw JournalError("cannot write " + tmp + ": " + std::strerror(errno));
+    const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+                    (!opt_.fsync || ::fsync(fd) == 0);
+    ::close(fd);
+    if (!ok) throw JournalError("cannot write " + tmp + ": " + std::strerror(errno));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0)
+    throw JournalError("cannot replace " + path + ": " + std::strerror(errno));
+  if (opt_.fsync) fsync_dir(opt_.dir);
+}
+
+void UsageJournal::commit_checkpoint(JournalPosition pos) {
+  write_checkpoint(pos);
+  std::uint64_t current;
+  {
+    std::lock_guard lock(mu_);
+    checkpoint_ = pos;
+    current = end_.segment;
+  }
+  for (std::uint64_t seq : list_segments())
+    if (seq < pos.segment && seq < current) fs::remove(segment_path(seq));
+}
+
+std::uint64_t UsageJournal::backlog_bytes() const {
+  std::lock_guard lock(mu_);
+  if (end_.segment == checkpoint_.segment) return end_.offset - checkpoint_.offset;
+  std::uint64_t total = end_.offset;
+  for (std::uint64_t seq = checkpoint_.segment; seq < end_.segment; ++seq) {
+    std::error_code ec;
+    auto size = fs::file_size(segment_path(seq), ec);
+    if (!ec) total += size - (seq == checkpoint_.segment ? checkpoint_.offset : 0);
+  }
+  return total;
+}
+
+}  // namespace infergate::billing
