@@ -12,6 +12,8 @@
 #include <thread>
 
 #include "cli.h"
+#include "infergate/billing/ledger_writer.h"
+#include "infergate/billing/usage_journal.h"
 #include "infergate/engine/device.h"
 #include "infergate/gateway/admin_api.h"
 #include "infergate/gateway/auth.h"
@@ -138,8 +140,27 @@ int cmd_serve(const std::vector<std::string>& args) {
                                 {"compute", device.description},
                                 {"gpu_note", gpus.note}});
 
+  // The usage journal first: a damaged journal is a startup error (nothing is served that could
+  // not be metered).
+  std::unique_ptr<billing::UsageJournal> journal;
+  try {
+    journal = std::make_unique<billing::UsageJournal>(
+        billing::UsageJournal::Options{cfg.journal.dir, cfg.journal.segment_bytes, true});
+  } catch (const billing::JournalError& e) {
+    infra::log::error("cannot open the usage journal", {{"dir", cfg.journal.dir}, {"error", e.what()}});
+    return kExitFailed;
+  }
+  if (journal->torn_bytes_dropped() > 0)
+    infra::log::warn("usage journal: dropped a torn last record (never acknowledged)",
+                     {{"bytes", journal->torn_bytes_dropped()}});
+
   asio::io_context io(cfg.server.io_threads);
   infra::MetricsRegistry metrics;
+  billing::LedgerWriter ledger(*journal, cfg.postgres,
+                               {static_cast<std::size_t>(cfg.journal.batch_records),
+                                std::chrono::milliseconds(20), std::chrono::milliseconds(500)},
+                               metrics);
+  ledger.start();
   infra::PgPool pg(cfg.postgres, metrics);
   infra::RedisClient redis(io, cfg.redis, metrics);
   redis.start();
@@ -192,6 +213,12 @@ int cmd_serve(const std::vector<std::string>& args) {
   for (int i = 1; i < cfg.server.io_threads; ++i) threads.emplace_back([&io] { io.run(); });
   io.run();
   for (auto& t : threads) t.join();
+  // Every usage record the journal holds goes to Postgres before we exit, if it can.
+  const auto backlog = journal->backlog_bytes();
+  if (backlog > 0 && !ledger.drain(cfg.journal.drain_timeout))
+    infra::log::warn("usage ledger not drained; the journal keeps the records for the next start",
+                     {{"backlog_bytes", journal->backlog_bytes()}});
+  ledger.stop();
   pg.stop();
   infra::log::info("shutdown complete");
   return kExitOk;

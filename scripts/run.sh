@@ -6,6 +6,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
+cd "$IG_ROOT"  # relative paths in the config (journal.dir) are relative to the checkout
 say "installing dependencies"
 "$IG_ROOT/scripts/install-deps.sh"
 say "building"

@@ -1,6 +1,7 @@
 #include "infergate/billing/usage_journal.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -69,6 +70,14 @@ UsageJournal::UsageJournal(Options options) : opt_(std::move(options)) {
   std::error_code ec;
   fs::create_directories(opt_.dir, ec);
   if (ec) throw JournalError("cannot create journal directory " + opt_.dir + ": " + ec.message());
+  // One process per journal: two writers would interleave frames and race on the checkpoint.
+  const std::string lock_path = opt_.dir + "/lock";
+  lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  if (lock_fd_ < 0 || ::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (lock_fd_ >= 0) ::close(lock_fd_);
+    throw JournalError("the usage journal in " + opt_.dir +
+                       " is in use by another process; give each instance its own journal.dir");
+  }
   recover();
   writer_ = std::thread([this] { writer_loop(); });
 }
@@ -81,6 +90,7 @@ UsageJournal::~UsageJournal() {
   cv_.notify_all();
   if (writer_.joinable()) writer_.join();
   if (fd_ >= 0) ::close(fd_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
 std::string UsageJournal::segment_path(std::uint64_t seq) const {

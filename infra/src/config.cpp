@@ -202,12 +202,12 @@ Config parse_config(std::string_view toml_text, std::string source, const EnvMap
   cfg.source = source;
   std::set<std::string> used_env;
   static const std::set<std::string> sections{"server", "postgres", "redis", "auth", "admission",
-                                              "log"};
+                                              "journal", "log"};
   for (auto&& [k, v] : root) {
     std::string name(k.str());
     if (!sections.count(name))
       throw ConfigError(source + ": unknown section '" + name +
-                        "' (valid sections: server, postgres, redis, auth, admission, log)");
+                        "' (valid sections: server, postgres, redis, auth, admission, journal, log)");
     if (!v.is_table())
       throw ConfigError(source + ": '" + name + "' must be a table ([" + name + "])");
   }
@@ -272,6 +272,14 @@ Config parse_config(std::string_view toml_text, std::string source, const EnvMap
     s.read_ms("redis_timeout_ms", cfg.admission.redis_timeout, 1, kMaxMs);
     s.read_ms("reservation_ttl_ms", cfg.admission.reservation_ttl, 1000, kMaxMs);
     s.read_int("default_max_tokens", cfg.admission.default_max_tokens, 1, 10000000);
+    s.finish();
+  }
+  {
+    auto s = section("journal");
+    s.read_string("dir", cfg.journal.dir, check_nonempty);
+    s.read_number("segment_bytes", cfg.journal.segment_bytes, 4096, std::int64_t{1} << 40);
+    s.read_number("batch_records", cfg.journal.batch_records, 1, 100000);
+    s.read_ms("drain_timeout_ms", cfg.journal.drain_timeout, 0, kMaxMs);
     s.finish();
   }
   {

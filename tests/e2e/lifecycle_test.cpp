@@ -192,3 +192,21 @@ TEST(Dependencies, PostgresDownAtStartupThenUp) {
 
 }  // namespace
 }  // namespace infergate
+
+namespace infergate {
+namespace {
+
+TEST(Journal, TwoInstancesCannotShareAJournal) {
+  std::string dir = test::make_temp_dir("shared-journal");
+  const test::ConfigValues journal{{"journal", {{"dir", "\"" + dir + "/j\""}}}};
+  test::ServerProcess first(test::base_config(journal));
+  std::string path = dir + "/second.toml";
+  test::write_file(path, test::render_toml(test::base_config(journal)));
+  std::string out;
+  EXPECT_EQ(test::run_infergate({"serve", "--config", path}, {}, &out), 1);
+  EXPECT_NE(out.find("in use by another process"), std::string::npos) << out;
+  EXPECT_EQ(out.find("\"msg\":\"listening\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace infergate

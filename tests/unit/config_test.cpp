@@ -61,6 +61,10 @@ void expect_same_settings(const Config& a, const Config& b) {
   EXPECT_EQ(a.admission.redis_timeout, b.admission.redis_timeout);
   EXPECT_EQ(a.admission.reservation_ttl, b.admission.reservation_ttl);
   EXPECT_EQ(a.admission.default_max_tokens, b.admission.default_max_tokens);
+  EXPECT_EQ(a.journal.dir, b.journal.dir);
+  EXPECT_EQ(a.journal.segment_bytes, b.journal.segment_bytes);
+  EXPECT_EQ(a.journal.batch_records, b.journal.batch_records);
+  EXPECT_EQ(a.journal.drain_timeout, b.journal.drain_timeout);
   EXPECT_EQ(a.log.level, b.log.level);
 }
 
@@ -197,7 +201,7 @@ TEST(ConfigTest, UnknownKeyInEachSectionIsRejected) {
 TEST(ConfigTest, UnknownSectionIsRejected) {
   std::string msg = config_error([] { parse_config("[engine]\ndevice = \"cpu\"\n", "my.toml"); });
   EXPECT_EQ(msg,
-            "my.toml: unknown section 'engine' (valid sections: server, postgres, redis, auth, admission, log)");
+            "my.toml: unknown section 'engine' (valid sections: server, postgres, redis, auth, admission, journal, log)");
   // A top-level key is not a section either.
   msg = config_error([] { parse_config("port = 8080\n", "my.toml"); });
   EXPECT_TRUE(contains(msg, "unknown section 'port'")) << msg;

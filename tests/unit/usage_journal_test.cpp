@@ -157,6 +157,18 @@ TEST(UsageJournal, GroupCommitSyncsManyRecordsAtOnce) {
   fs::remove_all(dir);
 }
 
+TEST(UsageJournal, OneProcessPerJournal) {
+  const std::string dir = test::make_temp_dir("journal");
+  UsageJournal first({dir});
+  try {
+    UsageJournal second({dir});
+    FAIL() << "two journals opened on one directory";
+  } catch (const JournalError& e) {
+    EXPECT_NE(std::string(e.what()).find("in use by another process"), std::string::npos);
+  }
+  fs::remove_all(dir);
+}
+
 TEST(UsageJournal, ADamagedCheckpointFileIsAClearError) {
   const std::string dir = test::make_temp_dir("journal");
   test::write_file(dir + "/checkpoint", "not numbers");

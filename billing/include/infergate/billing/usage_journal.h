@@ -94,6 +94,7 @@ class UsageJournal {
   std::deque<Pending> queue_;
   bool stopping_ = false;
   int fd_ = -1;  // current segment (writer thread only, after construction)
+  int lock_fd_ = -1;  // flock held for the journal's lifetime
   JournalPosition end_;
   JournalPosition checkpoint_;
   std::uint64_t fsyncs_ = 0;

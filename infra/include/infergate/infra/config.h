@@ -62,6 +62,13 @@ struct AdmissionConfig {
   std::int64_t default_max_tokens = 1024;  // when a request gives no max_tokens
 };
 
+struct JournalConfig {
+  std::string dir = ".local/journal";       // usage journal segments and checkpoint
+  std::uint64_t segment_bytes = 64ull << 20;  // a new segment after this many bytes
+  int batch_records = 1000;                 // records per insert into the ledger
+  Millis drain_timeout{10000};              // on SIGTERM, how long to wait for the ledger
+};
+
 struct LogConfig {
   std::string level = "info";  // debug | info | warn | error
 };
@@ -73,6 +80,7 @@ struct Config {
   RedisConfig redis;
   AuthConfig auth;
   AdmissionConfig admission;
+  JournalConfig journal;
   LogConfig log;
 };
 
