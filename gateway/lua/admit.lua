@@ -92,13 +92,18 @@ if lim[8] >= 0 and tonumber(redis.call('GET', KEYS[8]) or '0') + tokens > lim[8]
 end
 
 -- Admit: record the request, reserve the tokens, take the concurrency slots.
+-- A counter gets its expiry when this call created it (its value is then exactly what was
+-- added); later calls leave the expiry alone.
+local function add(key, amount, ttl)
+  if redis.call('INCRBY', key, amount) == amount then redis.call('PEXPIRE', key, ttl) end
+end
 local window_ttl = minute_left + 60000
-redis.call('INCR', KEYS[1]); redis.call('PEXPIRE', KEYS[1], window_ttl)
-redis.call('INCRBY', KEYS[2], tokens); redis.call('PEXPIRE', KEYS[2], window_ttl)
-redis.call('INCR', KEYS[4]); redis.call('PEXPIRE', KEYS[4], window_ttl)
-redis.call('INCRBY', KEYS[5], tokens); redis.call('PEXPIRE', KEYS[5], window_ttl)
-redis.call('INCRBY', KEYS[7], tokens); redis.call('PEXPIRE', KEYS[7], day_left + 86400000)
-redis.call('INCRBY', KEYS[8], tokens); redis.call('PEXPIRE', KEYS[8], month_left + 86400000)
+add(KEYS[1], 1, window_ttl)
+add(KEYS[2], tokens, window_ttl)
+add(KEYS[4], 1, window_ttl)
+add(KEYS[5], tokens, window_ttl)
+add(KEYS[7], tokens, day_left + 86400000)
+add(KEYS[8], tokens, month_left + 86400000)
 redis.call('ZADD', KEYS[3], expiry, id); redis.call('PEXPIRE', KEYS[3], expiry - now + 60000)
 redis.call('ZADD', KEYS[6], expiry, id); redis.call('PEXPIRE', KEYS[6], expiry - now + 60000)
 redis.call('HSET', KEYS[9], id, table.concat({'R', tokens, KEYS[2], KEYS[5], KEYS[7], KEYS[8],
