@@ -126,32 +126,26 @@ TEST(PgPool, UnreachableServerFailsFastAndRecoversWhenItComesBack) {
   EXPECT_NE(pool.last_error().find("Connection refused"), std::string::npos) << pool.last_error();
 
   pg.start();
-  bool recovered = false;
-  for (int i = 0; i < 100 && !recovered; ++i) {
-    try {
-      ping();
-      recovered = true;
-    } catch (const std::exception&) {
-      std::this_thread::sleep_for(50ms);
+  // Retries the ping for up to 5 s; true once it succeeds.
+  auto recovers = [&] {
+    for (int i = 0; i < 100; ++i) {
+      try {
+        ping();
+        return true;
+      } catch (const std::exception&) {
+        std::this_thread::sleep_for(50ms);
+      }
     }
-  }
-  EXPECT_TRUE(recovered);
+    return false;
+  };
+  EXPECT_TRUE(recovers());
   EXPECT_TRUE(pool.up());
 
   // Killed while connected: the next job reports the loss, later ones reconnect.
   pg.stop();
   EXPECT_ANY_THROW(ping());
   pg.start();
-  recovered = false;
-  for (int i = 0; i < 100 && !recovered; ++i) {
-    try {
-      ping();
-      recovered = true;
-    } catch (const std::exception&) {
-      std::this_thread::sleep_for(50ms);
-    }
-  }
-  EXPECT_TRUE(recovered);
+  EXPECT_TRUE(recovers());
 }
 
 TEST(PgPool, StopFailsQueuedJobs) {
