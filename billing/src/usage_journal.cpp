@@ -160,13 +160,20 @@ void UsageJournal::append(const UsageRecord& record,
   put_u32(frame, static_cast<std::uint32_t>(payload.size()));
   put_u32(frame, crc32(payload));
   frame += payload;
+  std::error_code refused;
   {
     std::lock_guard lock(mu_);
     if (stopping_) {
-      durable(std::make_error_code(std::errc::operation_canceled));
-      return;
+      refused = std::make_error_code(std::errc::operation_canceled);
+    } else if (failed_) {
+      refused = std::make_error_code(std::errc::io_error);
+    } else {
+      queue_.push_back({std::move(frame), std::move(durable)});
     }
-    queue_.push_back({std::move(frame), std::move(durable)});
+  }
+  if (refused) {
+    durable(refused);  // outside the lock: the callback may use the journal
+    return;
   }
   cv_.notify_one();
 }
@@ -216,8 +223,13 @@ void UsageJournal::writer_loop() {
     }
     if (!ec && opt_.fsync && ::fdatasync(fd_) != 0) ec = std::error_code(errno, std::generic_category());
     if (ec) {
-      // Cut what may be half written so the journal stays a sequence of whole frames.
-      if (::ftruncate(fd_, static_cast<off_t>(at.offset)) != 0) { /* recovery cuts it later */ }
+      // Cut what may be half written so the journal stays a sequence of whole frames. If even
+      // that fails, appending after the garbage would hide acknowledged records behind it:
+      // refuse every later append instead (requests then fail rather than go unmetered).
+      if (::ftruncate(fd_, static_cast<off_t>(at.offset)) != 0) {
+        std::lock_guard lock(mu_);
+        failed_ = true;
+      }
     } else {
       std::lock_guard lock(mu_);
       end_ = {at.segment, at.offset + buf.size()};

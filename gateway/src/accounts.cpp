@@ -161,7 +161,7 @@ void validate_overrides(const json::object& overrides, const std::string& field,
                                          "tokens_per_month)");
     const auto& v = kv.value();
     if (v.is_null()) continue;
-    if (!v.is_int64() && !v.is_uint64())
+    if (!v.is_int64())  // uint64 means beyond the int64 range
       throw AccountError(Kind::invalid, field + "." + key,
                          field + "." + key + " must be a non-negative integer or null");
     if (v.is_int64() && v.as_int64() < 0)

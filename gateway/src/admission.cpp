@@ -1,5 +1,11 @@
 #include "infergate/gateway/admission.h"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include <chrono>
 
 #include "infergate/infra/ids.h"
@@ -281,7 +287,8 @@ asio::awaitable<SettleResult> Admission::settle(const Reservation& r, std::int64
   }
   const Keys k = keys_for(r.tenant_id, r.key_id, r.minute, r.periods);
   const std::vector<std::string> keys{k.res, k.res_exp};
-  const std::vector<std::string> args{r.id, std::to_string(std::min(used_tokens, r.tokens)),
+  // Usage above the reservation (it should not happen) is charged too, never dropped.
+  const std::vector<std::string> args{r.id, std::to_string(std::max<std::int64_t>(0, used_tokens)),
                                       std::to_string(now_ms())};
   try {
     infra::RedisReply reply = co_await eval(Script::settle, keys, args);
@@ -293,11 +300,42 @@ asio::awaitable<SettleResult> Admission::settle(const Reservation& r, std::int64
     else out.outcome = SettleOutcome::unknown;
   } catch (const std::exception& e) {
     settle_errors_->inc();
-    infra::log::warn("settlement failed; the reservation is released at its expiry",
+    infra::log::warn("settlement failed; retrying in the background",
                      {{"reservation", r.id}, {"tenant", r.tenant_id}, {"error", e.what()}});
     out.outcome = SettleOutcome::redis_error;
   }
+  if (out.outcome == SettleOutcome::redis_error) {
+    // Settling is idempotent, so keep trying: after the reservation's expiry the script still
+    // charges what was used (the tombstone lives an hour), so the used tokens are never lost.
+    auto ex = co_await asio::this_coro::executor;
+    asio::co_spawn(ex, retry_settle(r, std::max<std::int64_t>(0, used_tokens)), asio::detached);
+  }
   co_return out;
+}
+
+asio::awaitable<void> Admission::retry_settle(Reservation r, std::int64_t used_tokens) {
+  const Keys k = keys_for(r.tenant_id, r.key_id, r.minute, r.periods);
+  const std::vector<std::string> keys{k.res, k.res_exp};
+  const auto give_up = std::chrono::steady_clock::now() + cfg_.reservation_ttl +
+                       std::chrono::minutes(55);  // inside the tombstone's hour
+  auto delay = std::chrono::milliseconds(500);
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  while (std::chrono::steady_clock::now() < give_up) {
+    timer.expires_after(delay);
+    auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return;
+    const std::vector<std::string> args{r.id, std::to_string(used_tokens),
+                                        std::to_string(now_ms())};
+    try {
+      co_await eval(Script::settle, keys, args);
+      infra::log::info("settlement retried successfully", {{"reservation", r.id}});
+      co_return;
+    } catch (const std::exception&) {
+      delay = std::min(delay * 2, std::chrono::milliseconds(10000));
+    }
+  }
+  infra::log::error("settlement abandoned; run infergate reconcile",
+                    {{"reservation", r.id}, {"tenant", r.tenant_id}});
 }
 
 asio::awaitable<Admission::ReconcileResult> Admission::reconcile(const std::string& tenant_id,

@@ -64,18 +64,24 @@ class Session : public std::enable_shared_from_this<Session> {
       parser.body_limit(cfg.max_body_bytes);
       // The read deadline cancels the read instead of closing the socket (as the stream's own
       // timeout would), so that the client still gets a 408.
+      // The handler may already be queued when the read completes: it checks `read_done` (both
+      // run on this connection's strand) and owns what it touches.
       stream_.expires_never();
-      bool read_timed_out = false;
+      struct ReadState {
+        bool done = false, timed_out = false;
+      };
+      auto state = std::make_shared<ReadState>();
       asio::steady_timer deadline(stream_.get_executor(), cfg.read_timeout);
-      deadline.async_wait([this, &read_timed_out](const boost::system::error_code& ec) {
-        if (ec) return;
-        read_timed_out = true;
-        stream_.socket().cancel();
+      deadline.async_wait([self, state](const boost::system::error_code& ec) {
+        if (ec || state->done) return;
+        state->timed_out = true;
+        self->stream_.socket().cancel();
       });
       auto [rec, rn] = co_await http::async_read(stream_, buffer, parser, kTuple);
       (void)rn;
+      state->done = true;
       deadline.cancel();
-      if (read_timed_out && rec) rec = beast::error::timeout;
+      if (state->timed_out && rec) rec = beast::error::timeout;
       const auto start = std::chrono::steady_clock::now();
       RequestContext ctx;
       ctx.request_id = infra::new_request_id();
@@ -191,8 +197,9 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     std::array<char, 16384> sink;
     std::size_t discarded = 0;
-    while (discarded < (1u << 20)) {
-      stream_.expires_after(std::chrono::milliseconds(500));
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (discarded < (1u << 20) && std::chrono::steady_clock::now() < until) {
+      stream_.expires_at(until);
       auto [rec, n] = co_await stream_.async_read_some(asio::buffer(sink), kTuple);
       if (rec) break;
       discarded += n;

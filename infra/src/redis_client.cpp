@@ -239,6 +239,10 @@ RedisClient::~RedisClient() {
       done->set_value();
     });
     if (fut.wait_for(std::chrono::seconds(2)) == std::future_status::ready) return;
+    // The strand did not run it (destroyed from the only io thread?): running close_now here
+    // as well would race with the queued one. Leaving the connection is the lesser harm.
+    log::error(name_ + " client destroyed while its io_context was busy; connection left open");
+    return;
   }
   close_now();
 }
@@ -339,6 +343,9 @@ void RedisClient::on_connected(Conn& c, bool ok, const std::string& err) {
     return;
   }
   c.connected = true;
+  // TCP keepalive: a silently dead path (no FIN, no RST) is noticed even on a subscriber,
+  // which sends nothing the watchdog could time.
+  redisEnableKeepAlive(&c.ac->c);
   if (redisAsyncCommand(c.ac, &Conn::on_hello, nullptr, "PING") != REDIS_OK) {
     mark_down("could not send PING");
     redisAsyncDisconnect(c.ac);

@@ -342,6 +342,49 @@ TEST_F(AdmissionTest, ConcurrencyNeverLeaksWhateverTheOutcome) {
   for (int i = 0; i < 50; ++i) ASSERT_TRUE(admit(r).admitted()) << i;  // all 50 slots free again
 }
 
+TEST(AdmissionFailures, AFailedSettleIsRetriedUntilRedisReturns) {
+  test::PrivateRedis server;
+  test::IoThread io{2};
+  infra::MetricsRegistry metrics;
+  infra::RedisClient redis(io.io(), test::redis_config(server.port()), metrics);
+  redis.start();
+  for (int i = 0; i < 200 && !redis.connected(); ++i) std::this_thread::sleep_for(10ms);
+  gateway::Admission admission(redis, infra::AdmissionConfig{}, metrics);
+  gateway::AdmissionRequest r;
+  r.tenant_id = "ten_retry";
+  r.key_id = "k";
+  r.tokens = 1000;
+  r.tenant.tokens_per_day = 5000;
+  r.periods = {"2026-11-22", "2026-11", kFarFuture, kFarFuture};
+  auto d = io.run([&]() -> asio::awaitable<gateway::AdmissionDecision> {
+    gateway::AdmissionDecision x = co_await admission.admit(r);
+    co_return x;
+  }());
+  ASSERT_TRUE(d.admitted());
+  server.pause();  // Redis stalls: the settle times out
+  auto s = io.run([&]() -> asio::awaitable<gateway::SettleResult> {
+    gateway::SettleResult x = co_await admission.settle(*d.reservation, 100);
+    co_return x;
+  }());
+  EXPECT_EQ(s.outcome, gateway::SettleOutcome::redis_error);
+  server.resume();
+  // The background retry settles it: 900 of the 1000 reserved tokens come back.
+  std::string day;
+  for (int i = 0; i < 100 && day != "100"; ++i) {
+    std::this_thread::sleep_for(100ms);
+    try {
+      day = io.run([&]() -> asio::awaitable<std::string> {
+        const std::vector<std::string> cmd{"GET", "ig:{t:ten_retry}:qd:2026-11-22"};
+        infra::RedisReply reply = co_await redis.command(cmd);
+        co_return reply.str;
+      }());
+    } catch (const std::exception&) {
+    }
+  }
+  EXPECT_EQ(day, "100");
+  redis.stop();
+}
+
 TEST_F(AdmissionTest, ScriptFlushIsRecoveredFromNoscript) {
   ASSERT_TRUE(admit(request(1)).admitted());
   io.run([&]() -> asio::awaitable<int> {

@@ -73,7 +73,10 @@ class UsageJournal {
   JournalPosition end() const;
   // Bytes after the checkpoint (the backlog not yet in Postgres).
   std::uint64_t backlog_bytes() const;
-  std::uint64_t fsync_count() const { return fsyncs_; }
+  std::uint64_t fsync_count() const {
+    std::lock_guard lock(mu_);
+    return fsyncs_;
+  }
   std::uint64_t torn_bytes_dropped() const { return torn_dropped_; }
 
  private:
@@ -93,6 +96,7 @@ class UsageJournal {
   std::condition_variable cv_;
   std::deque<Pending> queue_;
   bool stopping_ = false;
+  bool failed_ = false;  // a write failed and could not be undone
   int fd_ = -1;  // current segment (writer thread only, after construction)
   int lock_fd_ = -1;  // flock held for the journal's lifetime
   JournalPosition end_;

@@ -125,6 +125,8 @@ class Admission {
   boost::asio::awaitable<infra::RedisReply> eval(Script script,
                                                  const std::vector<std::string>& keys,
                                                  const std::vector<std::string>& args);
+  // Runs detached after a failed settle (takes its arguments by value: it outlives the caller).
+  boost::asio::awaitable<void> retry_settle(Reservation r, std::int64_t used_tokens);
   AdmissionDecision admit_locally(const AdmissionRequest& req, std::int64_t now_ms,
                                   const std::string& error);
   void release_locally(const Reservation& r);
