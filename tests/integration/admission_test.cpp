@@ -22,8 +22,7 @@ class AdmissionTest : public ::testing::Test {
  protected:
   void SetUp() override {
     redis.start();
-    for (int i = 0; i < 200 && !redis.connected(); ++i) std::this_thread::sleep_for(10ms);
-    ASSERT_TRUE(redis.connected());
+    ASSERT_TRUE(test::wait_connected(redis));
   }
   void TearDown() override { redis.stop(); }
 
@@ -158,7 +157,7 @@ TEST(AdmissionExpiry, UnsettledReservationsAreReleasedAndALateSettleChargesWhatW
   infra::MetricsRegistry metrics;
   infra::RedisClient redis{io.io(), test::redis_config(test::shared_services().redis_port), metrics};
   redis.start();
-  for (int i = 0; i < 200 && !redis.connected(); ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(test::wait_connected(redis));
   infra::AdmissionConfig cfg;
   cfg.reservation_ttl = 1000ms;
   gateway::Admission admission(redis, cfg, metrics);
@@ -258,7 +257,7 @@ TEST(AdmissionFailures, RedisDownFailsClosedOrOpenAndBothRecover) {
   auto rc = test::redis_config(server.port());
   infra::RedisClient redis(io.io(), rc, metrics);
   redis.start();
-  for (int i = 0; i < 200 && !redis.connected(); ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(test::wait_connected(redis));
   infra::AdmissionConfig closed_cfg, open_cfg;
   open_cfg.fail_open = true;
   gateway::Admission closed(redis, closed_cfg, metrics), open(redis, open_cfg, metrics);
@@ -306,7 +305,7 @@ TEST(AdmissionFailures, RedisDownFailsClosedOrOpenAndBothRecover) {
 
   // Redis back (empty: it lost its scripts too): both modes use it again.
   server.start();
-  for (int i = 0; i < 500 && !redis.connected(); ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(test::wait_connected(redis));
   EXPECT_EQ(run(closed).outcome, AdmissionOutcome::admitted);
   EXPECT_EQ(run(open).outcome, AdmissionOutcome::admitted);
   redis.stop();
@@ -348,7 +347,7 @@ TEST(AdmissionFailures, AFailedSettleIsRetriedUntilRedisReturns) {
   infra::MetricsRegistry metrics;
   infra::RedisClient redis(io.io(), test::redis_config(server.port()), metrics);
   redis.start();
-  for (int i = 0; i < 200 && !redis.connected(); ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(test::wait_connected(redis));
   gateway::Admission admission(redis, infra::AdmissionConfig{}, metrics);
   gateway::AdmissionRequest r;
   r.tenant_id = "ten_retry";

@@ -62,8 +62,7 @@ TEST(Reconcile, RestoresQuotaCountersFromTheLedgerAfterRedisLostThem) {
   infra::MetricsRegistry metrics;
   infra::RedisClient redis(io.io(), test::redis_config(server.port()), metrics);
   redis.start();
-  for (int i = 0; i < 200 && !redis.connected(); ++i) std::this_thread::sleep_for(10ms);
-  ASSERT_TRUE(redis.connected());
+  ASSERT_TRUE(test::wait_connected(redis));
   gateway::Admission admission(redis, infra::AdmissionConfig{}, metrics);
 
   gateway::AdmissionRequest req;

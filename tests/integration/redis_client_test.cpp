@@ -29,13 +29,6 @@ infra::RedisReply cmd(test::IoThread& io, infra::RedisClient& r, Args args,
   }());
 }
 
-bool wait_connected(infra::RedisClient& r, std::chrono::milliseconds limit = 5s) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!r.connected() && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(10ms);
-  return r.connected();
-}
-
 class RedisClientTest : public ::testing::Test {
  protected:
   test::IoThread io{2};
@@ -45,7 +38,7 @@ class RedisClientTest : public ::testing::Test {
 
   void SetUp() override {
     redis.start();
-    ASSERT_TRUE(wait_connected(redis));
+    ASSERT_TRUE(test::wait_connected(redis));
   }
   void TearDown() override {
     redis.stop();
@@ -127,7 +120,7 @@ TEST(RedisClientOutage, UnavailableFailsFastThenReconnectsByItself) {
   infra::MetricsRegistry metrics;
   infra::RedisClient redis(io.io(), test::redis_config(server.port()), metrics);
   redis.start();
-  ASSERT_TRUE(wait_connected(redis));
+  ASSERT_TRUE(test::wait_connected(redis));
   EXPECT_EQ(cmd(io, redis, {"PING"}).str, "PONG");
 
   server.stop();
@@ -141,7 +134,7 @@ TEST(RedisClientOutage, UnavailableFailsFastThenReconnectsByItself) {
   EXPECT_FALSE(redis.last_error().empty());
 
   server.start();
-  ASSERT_TRUE(wait_connected(redis, 5s));
+  ASSERT_TRUE(test::wait_connected(redis, 5s));
   EXPECT_EQ(cmd(io, redis, {"PING"}).str, "PONG");
   redis.stop();
 }
@@ -152,7 +145,7 @@ TEST(RedisClientOutage, CommandDeadlineAndALateReplyIsIgnored) {
   infra::MetricsRegistry metrics;
   infra::RedisClient redis(io.io(), test::redis_config(server.port()), metrics);
   redis.start();
-  ASSERT_TRUE(wait_connected(redis));
+  ASSERT_TRUE(test::wait_connected(redis));
   auto t0 = std::chrono::steady_clock::now();
   EXPECT_THROW(cmd(io, redis, {"DEBUG", "SLEEP", "0.6"}, 100ms), infra::RedisTimeout);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 500ms);
@@ -173,7 +166,7 @@ TEST(RedisClientOutage, StalledServerTimesOutAndTheConnectionIsReplaced) {
   cfg.command_timeout = 100ms;
   infra::RedisClient redis(io.io(), cfg, metrics);
   redis.start();
-  ASSERT_TRUE(wait_connected(redis));
+  ASSERT_TRUE(test::wait_connected(redis));
 
   server.pause();  // TCP stays up, nothing answers
   EXPECT_THROW(cmd(io, redis, {"PING"}), infra::RedisTimeout);
@@ -184,7 +177,7 @@ TEST(RedisClientOutage, StalledServerTimesOutAndTheConnectionIsReplaced) {
   EXPECT_FALSE(redis.connected());
 
   server.resume();
-  ASSERT_TRUE(wait_connected(redis, 5s));
+  ASSERT_TRUE(test::wait_connected(redis, 5s));
   EXPECT_EQ(cmd(io, redis, {"PING"}).str, "PONG");
   redis.stop();
 }
@@ -200,7 +193,7 @@ TEST(RedisClientOutage, StartsWithServerDownAndConnectsWhenItAppears) {
   EXPECT_FALSE(redis.connected());
   EXPECT_THROW(cmd(io, redis, {"PING"}), infra::RedisUnavailable);
   server.start();
-  ASSERT_TRUE(wait_connected(redis, 5s));
+  ASSERT_TRUE(test::wait_connected(redis, 5s));
   EXPECT_EQ(cmd(io, redis, {"PING"}).str, "PONG");
   EXPECT_NE(metrics.render().find("infergate_redis_up 1"), std::string::npos);
   redis.stop();

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <mutex>
 #include <stdexcept>
+#include <thread>
 
 #include "infergate/infra/ids.h"
 #include "support/process.h"
@@ -106,6 +107,13 @@ infra::RedisConfig redis_config(int port) {
   c.reconnect_min = infra::Millis(20);
   c.reconnect_max = infra::Millis(200);
   return c;
+}
+
+bool wait_connected(const infra::RedisClient& redis, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!redis.connected() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  return redis.connected();
 }
 
 std::string unique_name(const std::string& prefix) {

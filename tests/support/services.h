@@ -3,9 +3,11 @@
 // its own pair and stops it at exit. Tests that stop or pause a server get a private one.
 #pragma once
 
+#include <chrono>
 #include <string>
 
 #include "infergate/infra/config.h"
+#include "infergate/infra/redis_client.h"
 
 namespace infergate::test {
 
@@ -22,6 +24,10 @@ infra::RedisConfig redis_config(int port);
 
 // A unique prefix for Redis keys, so tests sharing one Redis never collide.
 std::string unique_name(const std::string& prefix);
+
+// Waits until the client has a live connection; false after `limit`.
+bool wait_connected(const infra::RedisClient& redis,
+                    std::chrono::milliseconds limit = std::chrono::seconds(5));
 
 int free_port();
 std::string test_services_script();
