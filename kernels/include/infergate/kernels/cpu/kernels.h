@@ -1,0 +1,54 @@
+// The CPU kernels a transformer step needs. Matrix products dispatch at run time to the best
+// instruction set the CPU has (AVX-512, else AVX2/FMA, else portable code); everything else is
+// plain loops the compiler vectorizes. All functions are thread-safe (no shared state besides
+// the read-only dispatch choice); those taking a ThreadPool use it and must not be called
+// concurrently with another user of the same pool.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "infergate/kernels/cpu/thread_pool.h"
+#include "infergate/kernels/weights.h"
+
+namespace infergate::kernels::cpu {
+
+enum class Isa { scalar, avx2, avx512 };
+const char* isa_name(Isa isa);
+// The best the CPU supports (cached); `force_isa` overrides it (tests compare each one against
+// the portable code; forcing an ISA the CPU lacks throws std::runtime_error).
+Isa active_isa();
+void force_isa(Isa isa);
+bool isa_supported(Isa isa);
+
+// y[t * w.rows + r] = sum_c w[r][c] * x[t * w.cols + c], for t in [0, n_tokens).
+// Q8_0 weights: x is first quantized to Q8_0 per row of 32 (as llama.cpp does), then dotted in
+// integers; its error against the F32 product is bounded by the activation rounding.
+void matmul(const WeightMatrix& w, const float* x, std::int64_t n_tokens, float* y,
+            ThreadPool& pool);
+// Same with a given ISA and no pool; the reference the tests compare against uses Isa::scalar.
+void matmul_isa(Isa isa, const WeightMatrix& w, const float* x, std::int64_t n_tokens, float* y);
+
+// out = x / sqrt(mean(x^2) + eps) * weight, over n elements.
+void rmsnorm(const float* x, const float* weight, std::int64_t n, float eps, float* out);
+// Rotary embedding in place on n_heads heads of head_dim, rotating consecutive pairs
+// (x[2i], x[2i+1]) by pos * base^(-2i/rot_dim) for 2i < rot_dim (GGUF's llama layout).
+void rope(float* x, std::int64_t n_heads, std::int64_t head_dim, std::int64_t rot_dim,
+          std::int64_t pos, float base);
+// In place: x = softmax(x) over n elements (max-subtracted, float accumulate).
+void softmax(float* x, std::int64_t n);
+// out[i] = silu(gate[i]) * up[i].
+void silu_mul(const float* gate, const float* up, std::int64_t n, float* out);
+// x[i] += y[i].
+void add_inplace(float* x, const float* y, std::int64_t n);
+
+// Attention of one query head over one sequence's cached keys/values stored in blocks:
+// position p lives in block p / block_size at row p % block_size; k_blocks[b] and v_blocks[b]
+// point at head `h`'s slice of row 0 of block b, rows are `row_stride` floats apart.
+// out[head_dim] = sum_p softmax(q.k_p * scale)_p * v_p for p in [0, n_pos). scratch holds
+// n_pos floats.
+void attend(const float* q, const float* const* k_blocks, const float* const* v_blocks,
+            std::int64_t block_size, std::int64_t row_stride, std::int64_t n_pos,
+            std::int64_t head_dim, float scale, float* scratch, float* out);
+
+}  // namespace infergate::kernels::cpu

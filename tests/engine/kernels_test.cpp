@@ -1,0 +1,230 @@
+// Each CPU kernel against its plain version on random inputs, including odd sizes, for every
+// instruction set this CPU has.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "infergate/kernels/cpu/kernels.h"
+
+namespace kc = infergate::kernels::cpu;
+using infergate::kernels::BlockQ8_0;
+using infergate::kernels::WeightMatrix;
+using infergate::kernels::WeightType;
+
+namespace {
+
+std::vector<float> random_floats(std::size_t n, std::uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-scale, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+// Weights in the requested format, plus their exact float values (after rounding to the format).
+struct TestWeights {
+  std::vector<std::uint8_t> bytes;
+  std::vector<float> values;
+  WeightMatrix view;
+};
+
+TestWeights make_weights(WeightType type, std::int64_t rows, std::int64_t cols, std::uint32_t seed) {
+  TestWeights tw;
+  const auto f = random_floats(static_cast<std::size_t>(rows * cols), seed);
+  const std::int64_t rb = infergate::kernels::row_bytes(type, cols);
+  tw.bytes.resize(static_cast<std::size_t>(rows * rb));
+  tw.values.resize(f.size());
+  for (std::int64_t r = 0; r < rows; ++r) {
+    std::uint8_t* dst = tw.bytes.data() + r * rb;
+    const float* src = f.data() + r * cols;
+    switch (type) {
+      case WeightType::f32: std::memcpy(dst, src, static_cast<std::size_t>(cols) * 4); break;
+      case WeightType::f16: {
+        auto* h = reinterpret_cast<std::uint16_t*>(dst);
+        for (std::int64_t c = 0; c < cols; ++c) h[c] = infergate::kernels::fp32_to_fp16(src[c]);
+        break;
+      }
+      case WeightType::q8_0:
+        infergate::kernels::quantize_row_q8_0(src, cols, reinterpret_cast<BlockQ8_0*>(dst));
+        break;
+    }
+    infergate::kernels::dequantize_row(type, dst, cols, tw.values.data() + r * cols);
+  }
+  tw.view = WeightMatrix{type, tw.bytes.data(), rows, cols};
+  return tw;
+}
+
+std::vector<kc::Isa> isas() {
+  std::vector<kc::Isa> out{kc::Isa::scalar};
+  if (kc::isa_supported(kc::Isa::avx2)) out.push_back(kc::Isa::avx2);
+  if (kc::isa_supported(kc::Isa::avx512)) out.push_back(kc::Isa::avx512);
+  return out;
+}
+
+}  // namespace
+
+TEST(Fp16, RoundTripsEveryHalf) {
+  for (std::uint32_t h = 0; h < 0x10000; ++h) {
+    const float f = infergate::kernels::fp16_to_fp32(static_cast<std::uint16_t>(h));
+    if (std::isnan(f)) continue;
+    ASSERT_EQ(infergate::kernels::fp32_to_fp16(f), h) << "half " << h;
+  }
+  EXPECT_EQ(infergate::kernels::fp32_to_fp16(1e6f), 0x7c00);       // overflow -> inf
+  EXPECT_EQ(infergate::kernels::fp32_to_fp16(1.0f + 1.0f / 4096), 0x3c00);  // ties to even
+}
+
+class MatmulTest : public ::testing::TestWithParam<std::tuple<WeightType, int, int, int>> {};
+
+TEST_P(MatmulTest, EveryIsaMatchesDoublePrecisionProduct) {
+  const auto [type, rows, cols, tokens] = GetParam();
+  const TestWeights w = make_weights(type, rows, cols, 7);
+  const auto x = random_floats(static_cast<std::size_t>(tokens * cols), 11);
+  for (const kc::Isa isa : isas()) {
+    std::vector<float> y(static_cast<std::size_t>(tokens * rows), -1.0f);
+    kc::matmul_isa(isa, w.view, x.data(), tokens, y.data());
+    for (int t = 0; t < tokens; ++t) {
+      for (int r = 0; r < rows; ++r) {
+        double ref = 0, mag = 0;
+        for (int c = 0; c < cols; ++c) {
+          ref += static_cast<double>(w.values[r * cols + c]) * x[t * cols + c];
+          mag += std::fabs(static_cast<double>(w.values[r * cols + c]) * x[t * cols + c]);
+        }
+        // F32/F16: float accumulation only. Q8_0: the activations are rounded to 8 bits too,
+        // an error of at most half a step (max|x|/254) per element of a 32-block.
+        const double tol = type == WeightType::q8_0 ? 1.0 / 254 * cols * 1.0 + 1e-4 : 1e-5 * mag + 1e-6;
+        ASSERT_NEAR(y[t * rows + r], ref, tol)
+            << kc::isa_name(isa) << " row " << r << " token " << t;
+      }
+    }
+  }
+}
+
+TEST_P(MatmulTest, SimdEqualsScalarAndThreadPoolSplitsRows) {
+  const auto [type, rows, cols, tokens] = GetParam();
+  const TestWeights w = make_weights(type, rows, cols, 3);
+  const auto x = random_floats(static_cast<std::size_t>(tokens * cols), 5);
+  std::vector<float> ref(static_cast<std::size_t>(tokens * rows));
+  kc::matmul_isa(kc::Isa::scalar, w.view, x.data(), tokens, ref.data());
+  kc::ThreadPool pool(3);
+  for (const kc::Isa isa : isas()) {
+    kc::force_isa(isa);
+    std::vector<float> y(ref.size(), -1.0f);
+    kc::matmul(w.view, x.data(), tokens, y.data(), pool);
+    for (std::size_t i = 0; i < y.size(); ++i) {
+      ASSERT_NEAR(y[i], ref[i], 1e-4 * (1 + std::fabs(ref[i]))) << kc::isa_name(isa) << " at " << i;
+    }
+  }
+  kc::force_isa(isas().back());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, MatmulTest,
+    ::testing::Combine(::testing::Values(WeightType::f32, WeightType::f16, WeightType::q8_0),
+                       ::testing::Values(1, 7, 37, 300), ::testing::Values(64, 96, 352),
+                       ::testing::Values(1, 2, 5, 16)));
+
+TEST(MatmulOddColumns, FloatTypesHandleColumnTails) {
+  for (const int cols : {1, 3, 17, 33, 45}) {
+    for (const WeightType type : {WeightType::f32, WeightType::f16}) {
+      const TestWeights w = make_weights(type, 9, cols, 13);
+      const auto x = random_floats(static_cast<std::size_t>(3 * cols), 17);
+      std::vector<float> ref(27), y(27);
+      kc::matmul_isa(kc::Isa::scalar, w.view, x.data(), 3, ref.data());
+      for (const kc::Isa isa : isas()) {
+        kc::matmul_isa(isa, w.view, x.data(), 3, y.data());
+        for (int i = 0; i < 27; ++i) ASSERT_NEAR(y[i], ref[i], 1e-5) << cols << " " << kc::isa_name(isa);
+      }
+    }
+  }
+}
+
+TEST(Ops, RmsnormMatchesDefinition) {
+  const auto x = random_floats(67, 1, 3.0f);
+  const auto w = random_floats(67, 2);
+  std::vector<float> out(67);
+  kc::rmsnorm(x.data(), w.data(), 67, 1e-5f, out.data());
+  double ss = 0;
+  for (float v : x) ss += static_cast<double>(v) * v;
+  const double s = 1.0 / std::sqrt(ss / 67 + 1e-5);
+  for (int i = 0; i < 67; ++i) ASSERT_NEAR(out[i], x[i] * s * w[i], 1e-5);
+}
+
+TEST(Ops, RopeRotatesConsecutivePairs) {
+  auto x = random_floats(2 * 10, 3);
+  const auto orig = x;
+  kc::rope(x.data(), 2, 10, 8, 5, 10000.0f);
+  for (int h = 0; h < 2; ++h) {
+    for (int i = 0; i < 10; i += 2) {
+      const double theta = i < 8 ? 5 * std::pow(10000.0, -i / 8.0) : 0.0;
+      const double a = orig[h * 10 + i], b = orig[h * 10 + i + 1];
+      ASSERT_NEAR(x[h * 10 + i], a * std::cos(theta) - b * std::sin(theta), 1e-5);
+      ASSERT_NEAR(x[h * 10 + i + 1], a * std::sin(theta) + b * std::cos(theta), 1e-5);
+    }
+  }
+}
+
+TEST(Ops, SoftmaxSiluAdd) {
+  auto x = random_floats(13, 4, 20.0f);
+  auto ref = x;
+  kc::softmax(x.data(), 13);
+  double mx = *std::max_element(ref.begin(), ref.end()), sum = 0;
+  for (float v : ref) sum += std::exp(v - mx);
+  for (int i = 0; i < 13; ++i) ASSERT_NEAR(x[i], std::exp(ref[i] - mx) / sum, 1e-6);
+
+  const auto g = random_floats(19, 5, 4.0f), u = random_floats(19, 6);
+  std::vector<float> o(19);
+  kc::silu_mul(g.data(), u.data(), 19, o.data());
+  for (int i = 0; i < 19; ++i) ASSERT_NEAR(o[i], g[i] / (1 + std::exp(-double(g[i]))) * u[i], 1e-6);
+
+  auto a = random_floats(9, 7);
+  const auto a0 = a, b = random_floats(9, 8);
+  kc::add_inplace(a.data(), b.data(), 9);
+  for (int i = 0; i < 9; ++i) ASSERT_FLOAT_EQ(a[i], a0[i] + b[i]);
+}
+
+TEST(Ops, AttendOverBlocksEqualsContiguousAttention) {
+  const int head_dim = 8, block = 4, n_pos = 11, stride = 24;  // 3 heads per row
+  const auto q = random_floats(head_dim, 9);
+  std::vector<std::vector<float>> kb(3, std::vector<float>(block * stride)),
+      vb(3, std::vector<float>(block * stride));
+  std::vector<std::vector<float>> kc_(n_pos), vc(n_pos);
+  std::mt19937 rng(10);
+  std::uniform_real_distribution<float> dist(-1, 1);
+  const int head_off = 8;  // the second head's slice
+  for (int p = 0; p < n_pos; ++p) {
+    for (int d = 0; d < head_dim; ++d) {
+      kc_[p].push_back(kb[p / block][(p % block) * stride + head_off + d] = dist(rng));
+      vc[p].push_back(vb[p / block][(p % block) * stride + head_off + d] = dist(rng));
+    }
+  }
+  const float* kp[3] = {kb[0].data() + head_off, kb[1].data() + head_off, kb[2].data() + head_off};
+  const float* vp[3] = {vb[0].data() + head_off, vb[1].data() + head_off, vb[2].data() + head_off};
+  std::vector<float> scratch(n_pos), out(head_dim);
+  kc::attend(q.data(), kp, vp, block, stride, n_pos, head_dim, 0.35f, scratch.data(), out.data());
+  std::vector<double> s(n_pos);
+  double mx = -1e30, sum = 0;
+  for (int p = 0; p < n_pos; ++p) {
+    double dot = 0;
+    for (int d = 0; d < head_dim; ++d) dot += double(q[d]) * kc_[p][d];
+    s[p] = dot * 0.35;
+    mx = std::max(mx, s[p]);
+  }
+  for (auto& v : s) sum += (v = std::exp(v - mx));
+  for (int d = 0; d < head_dim; ++d) {
+    double ref = 0;
+    for (int p = 0; p < n_pos; ++p) ref += s[p] / sum * vc[p][d];
+    ASSERT_NEAR(out[d], ref, 1e-5);
+  }
+}
+
+TEST(ThreadPool, RunsEveryIndexExactlyOnceAcrossManyJobs) {
+  kc::ThreadPool pool(3);
+  std::vector<std::atomic<int>> hits(1000);
+  for (int job = 0; job < 200; ++job) {
+    const int n = 1 + job * 5 % 997;
+    pool.run(n, [&](std::int64_t i) { hits[static_cast<std::size_t>(i)].fetch_add(1); });
+    for (int i = 0; i < n; ++i) ASSERT_EQ(hits[i].exchange(0), 1) << "job " << job << " index " << i;
+  }
+}
