@@ -1,0 +1,42 @@
+// What the scheduler needs from a device: run one step of the model over a batch of sequences
+// whose keys and values live in the paged KV cache, and return the logits it asks for. The CPU
+// backend is the reference; the CUDA backend (kernels/cuda) is tested against it. A backend is
+// used by one thread at a time (the engine loop).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "infergate/engine/model.h"
+
+namespace infergate::engine {
+
+struct StepSequence {
+  std::span<const std::int32_t> tokens;  // new tokens, at positions start_pos, start_pos + 1, ...
+  std::int64_t start_pos = 0;            // positions before it are already in the cache
+  std::span<const std::int32_t> blocks;  // the sequence's block table, covering every position
+  bool want_logits = false;              // logits of its last new token
+};
+
+struct KvGeometry {
+  std::int32_t n_blocks = 0;
+  std::int32_t block_size = 16;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string describe() const = 0;
+  // Writes the keys/values of every new token into the cache and, for each sequence with
+  // want_logits (in batch order), n_vocab logits into `logits`. Throws std::invalid_argument
+  // when the batch is larger than the backend was sized for.
+  virtual void forward(std::span<const StepSequence> batch, float* logits) = 0;
+};
+
+// threads: the compute threads (the calling engine thread is one of them).
+std::unique_ptr<Backend> make_cpu_backend(std::shared_ptr<const Model> model, KvGeometry kv,
+                                          unsigned threads, std::int64_t max_batch_tokens);
+
+}  // namespace infergate::engine

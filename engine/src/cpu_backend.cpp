@@ -1,0 +1,165 @@
+// The CPU backend: one transformer step over a batch of sequences, every token of the batch in
+// one matrix product per weight (so each weight byte is read once per step), attention per
+// (token, head) over the paged cache, on a persistent thread pool.
+#include <cmath>
+#include <stdexcept>
+#include <vector>
+
+#include "infergate/engine/backend.h"
+#include "infergate/kernels/cpu/kernels.h"
+#include "infergate/kernels/devices.h"
+
+namespace infergate::engine {
+
+namespace {
+
+namespace kc = kernels::cpu;
+
+class CpuBackend final : public Backend {
+ public:
+  CpuBackend(std::shared_ptr<const Model> model, KvGeometry kv, unsigned threads, std::int64_t max_tokens)
+      : model_(std::move(model)), c_(model_->config()), kv_(kv), pool_(threads), max_tokens_(max_tokens) {
+    const auto per_layer = static_cast<std::size_t>(kv.n_blocks) * static_cast<std::size_t>(kv.block_size) *
+                           static_cast<std::size_t>(c_.kv_dim());
+    layer_stride_ = per_layer;
+    k_cache_.assign(per_layer * static_cast<std::size_t>(c_.n_layer), 0.0f);
+    v_cache_.assign(per_layer * static_cast<std::size_t>(c_.n_layer), 0.0f);
+    const auto t = static_cast<std::size_t>(max_tokens);
+    x_.resize(t * c_.n_embd);
+    h_.resize(t * c_.n_embd);
+    q_.resize(t * c_.n_embd);
+    k_.resize(t * c_.kv_dim());
+    v_.resize(t * c_.kv_dim());
+    att_.resize(t * c_.n_embd);
+    tmp_.resize(t * c_.n_embd);
+    gate_.resize(t * c_.n_ff);
+    up_.resize(t * c_.n_ff);
+  }
+
+  std::string describe() const override {
+    return std::string("cpu (") + kc::isa_name(kc::active_isa()) + ", " + std::to_string(pool_.size()) + " threads)";
+  }
+
+  void forward(std::span<const StepSequence> batch, float* logits) override {
+    // Which sequence and position each token of the batch is.
+    tok_.clear();
+    std::int64_t n_logits = 0;
+    for (std::size_t s = 0; s < batch.size(); ++s) {
+      const auto& seq = batch[s];
+      if (static_cast<std::int64_t>(seq.blocks.size()) * kv_.block_size < seq.start_pos + static_cast<std::int64_t>(seq.tokens.size())) {
+        throw std::invalid_argument("sequence block table does not cover its positions");
+      }
+      for (std::size_t j = 0; j < seq.tokens.size(); ++j) {
+        tok_.push_back({static_cast<std::int32_t>(s), seq.start_pos + static_cast<std::int64_t>(j), seq.tokens[j]});
+      }
+      if (seq.want_logits && !seq.tokens.empty()) ++n_logits;
+    }
+    const auto T = static_cast<std::int64_t>(tok_.size());
+    if (T == 0) return;
+    if (T > max_tokens_) throw std::invalid_argument("batch of " + std::to_string(T) + " tokens exceeds max_batch_tokens");
+    const std::int64_t d = c_.n_embd, kvd = c_.kv_dim();
+
+    for (std::int64_t t = 0; t < T; ++t) {
+      const auto id = tok_[static_cast<std::size_t>(t)].token;
+      if (id < 0 || id >= c_.n_vocab) throw std::invalid_argument("token id " + std::to_string(id) + " outside the vocabulary");
+      const auto& e = model_->token_embedding();
+      kernels::dequantize_row(e.type, e.row(id), d, &x_[static_cast<std::size_t>(t * d)]);
+    }
+    for (std::int64_t layer = 0; layer < c_.n_layer; ++layer) {
+      const LayerWeights& w = model_->layers()[static_cast<std::size_t>(layer)];
+      for (std::int64_t t = 0; t < T; ++t) kc::rmsnorm(&x_[t * d], w.attn_norm, d, c_.rms_eps, &h_[t * d]);
+      kc::matmul(w.wq, h_.data(), T, q_.data(), pool_);
+      kc::matmul(w.wk, h_.data(), T, k_.data(), pool_);
+      kc::matmul(w.wv, h_.data(), T, v_.data(), pool_);
+      float* kl = k_cache_.data() + layer * layer_stride_;
+      float* vl = v_cache_.data() + layer * layer_stride_;
+      for (std::int64_t t = 0; t < T; ++t) {
+        const Tok& tk = tok_[static_cast<std::size_t>(t)];
+        kc::rope(&q_[t * d], c_.n_head, c_.head_dim, c_.rot_dim, tk.pos, c_.rope_base);
+        kc::rope(&k_[t * kvd], c_.n_head_kv, c_.head_dim, c_.rot_dim, tk.pos, c_.rope_base);
+        const std::size_t slot = cache_row(batch[static_cast<std::size_t>(tk.seq)], tk.pos);
+        std::copy_n(&k_[t * kvd], kvd, kl + slot);
+        std::copy_n(&v_[t * kvd], kvd, vl + slot);
+      }
+      attention(batch, kl, vl, T);
+      kc::matmul(w.wo, att_.data(), T, tmp_.data(), pool_);
+      kc::add_inplace(x_.data(), tmp_.data(), T * d);
+
+      for (std::int64_t t = 0; t < T; ++t) kc::rmsnorm(&x_[t * d], w.ffn_norm, d, c_.rms_eps, &h_[t * d]);
+      kc::matmul(w.w_gate, h_.data(), T, gate_.data(), pool_);
+      kc::matmul(w.w_up, h_.data(), T, up_.data(), pool_);
+      kc::silu_mul(gate_.data(), up_.data(), T * c_.n_ff, gate_.data());
+      kc::matmul(w.w_down, gate_.data(), T, tmp_.data(), pool_);
+      kc::add_inplace(x_.data(), tmp_.data(), T * d);
+    }
+    if (n_logits == 0) return;
+    // Final norm of the last token of each sequence that wants logits, then one product.
+    std::int64_t row = 0, t = 0;
+    for (const auto& seq : batch) {
+      t += static_cast<std::int64_t>(seq.tokens.size());
+      if (!seq.want_logits || seq.tokens.empty()) continue;
+      kc::rmsnorm(&x_[(t - 1) * d], model_->output_norm(), d, c_.rms_eps, &h_[row * d]);
+      ++row;
+    }
+    kc::matmul(model_->output(), h_.data(), n_logits, logits, pool_);
+  }
+
+ private:
+  struct Tok {
+    std::int32_t seq;
+    std::int64_t pos;
+    std::int32_t token;
+  };
+
+  std::size_t cache_row(const StepSequence& s, std::int64_t pos) const {
+    const auto block = static_cast<std::size_t>(s.blocks[static_cast<std::size_t>(pos / kv_.block_size)]);
+    return (block * static_cast<std::size_t>(kv_.block_size) + static_cast<std::size_t>(pos % kv_.block_size)) *
+           static_cast<std::size_t>(c_.kv_dim());
+  }
+
+  void attention(std::span<const StepSequence> batch, const float* kl, const float* vl, std::int64_t T) {
+    const std::int64_t hd = c_.head_dim, group = c_.n_head / c_.n_head_kv, kvd = c_.kv_dim();
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    pool_.run(T * c_.n_head, [&](std::int64_t i) {
+      const std::int64_t t = i / c_.n_head, head = i % c_.n_head, kvh = head / group;
+      const Tok& tk = tok_[static_cast<std::size_t>(t)];
+      const StepSequence& s = batch[static_cast<std::size_t>(tk.seq)];
+      const std::int64_t n_pos = tk.pos + 1;  // causal: itself and everything before it
+      thread_local std::vector<const float*> kp, vp;
+      thread_local std::vector<float> scratch;
+      const auto nb = static_cast<std::size_t>((n_pos + kv_.block_size - 1) / kv_.block_size);
+      kp.resize(nb);
+      vp.resize(nb);
+      scratch.resize(static_cast<std::size_t>(n_pos));
+      for (std::size_t b = 0; b < nb; ++b) {
+        const std::size_t off = static_cast<std::size_t>(s.blocks[b]) * static_cast<std::size_t>(kv_.block_size) *
+                                    static_cast<std::size_t>(kvd) + static_cast<std::size_t>(kvh * hd);
+        kp[b] = kl + off;
+        vp[b] = vl + off;
+      }
+      kc::attend(&q_[t * c_.n_embd + head * hd], kp.data(), vp.data(), kv_.block_size, kvd, n_pos, hd, scale,
+                 scratch.data(), &att_[t * c_.n_embd + head * hd]);
+    });
+  }
+
+  std::shared_ptr<const Model> model_;
+  const LlamaConfig& c_;
+  KvGeometry kv_;
+  kc::ThreadPool pool_;
+  std::int64_t max_tokens_;
+  std::size_t layer_stride_ = 0;
+  std::vector<float> k_cache_, v_cache_;
+  std::vector<float> x_, h_, q_, k_, v_, att_, tmp_, gate_, up_;
+  std::vector<Tok> tok_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(std::shared_ptr<const Model> model, KvGeometry kv, unsigned threads,
+                                          std::int64_t max_batch_tokens) {
+  if (kv.n_blocks <= 0 || kv.block_size <= 0) throw std::invalid_argument("KV geometry needs blocks");
+  if (max_batch_tokens <= 0) throw std::invalid_argument("max_batch_tokens must be positive");
+  return std::make_unique<CpuBackend>(std::move(model), kv, std::max(1u, threads), max_batch_tokens);
+}
+
+}  // namespace infergate::engine

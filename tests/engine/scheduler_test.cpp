@@ -1,0 +1,261 @@
+// Continuous batching, preemption, fairness, cancellation, sampling and stop sequences, on the
+// toy model with the real CPU backend.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include "engine/engine_test_util.h"
+#include "infergate/engine/engine.h"
+
+namespace ie = infergate::engine;
+
+namespace {
+
+struct Outcome {
+  std::vector<std::int32_t> tokens;
+  std::string text;
+  ie::FinishReason reason = ie::FinishReason::none;
+  std::int64_t completion_tokens = -1;
+  bool finished = false;
+};
+
+ie::GenerationRequest request(std::vector<std::int32_t> prompt, std::int64_t max_tokens, Outcome* out,
+                              std::string tenant = "t") {
+  ie::GenerationRequest r;
+  r.tenant = std::move(tenant);
+  r.prompt = std::move(prompt);
+  r.sampling.temperature = 0;
+  r.sampling.max_tokens = max_tokens;
+  r.sampling.ignore_eos = true;
+  r.on_event = [out](const ie::GenerationEvent& e) {
+    if (e.token >= 0) out->tokens.push_back(e.token);
+    out->text += e.text;
+    if (e.finished) {
+      out->finished = true;
+      out->reason = e.reason;
+      out->completion_tokens = e.completion_tokens;
+    }
+  };
+  return r;
+}
+
+std::unique_ptr<ie::Scheduler> scheduler(ie::SchedulerOptions o) {
+  auto m = ie::testing::toy_model();
+  return std::make_unique<ie::Scheduler>(m, ie::make_cpu_backend(m, {o.kv_blocks, o.block_size}, 2, o.max_batch_tokens), o);
+}
+
+void run_all(ie::Scheduler& s) {
+  for (int i = 0; i < 100000 && !s.idle(); ++i) s.step();
+  ASSERT_TRUE(s.idle());
+}
+
+const std::vector<std::vector<std::int32_t>> kPrompts = {
+    {1, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60},
+    {1, 300, 12},
+    {1, 99, 98, 97, 96, 95, 94, 93, 92, 91},
+    {1, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7},
+};
+
+std::vector<Outcome> alone(std::int64_t max_tokens) {
+  std::vector<Outcome> out(kPrompts.size());
+  for (std::size_t i = 0; i < kPrompts.size(); ++i) {
+    auto s = scheduler({512, 16, 64, 16});
+    s->add(1, request(kPrompts[i], max_tokens, &out[i]));
+    run_all(*s);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(Scheduler, BatchedGreedyDecodingEqualsDecodingAlone) {
+  const auto ref = alone(24);
+  // Small steps: prefill is chunked (at most 8 tokens per step) and mixed with decodes.
+  auto s = scheduler({8, 4, 64, 4});
+  std::vector<Outcome> out(kPrompts.size());
+  for (std::size_t i = 0; i < kPrompts.size(); ++i) s->add(i + 1, request(kPrompts[i], 24, &out[i]));
+  run_all(*s);
+  for (std::size_t i = 0; i < kPrompts.size(); ++i) {
+    EXPECT_EQ(out[i].tokens, ref[i].tokens) << "prompt " << i;
+    EXPECT_EQ(out[i].reason, ie::FinishReason::length);
+    EXPECT_EQ(out[i].completion_tokens, 24);
+  }
+  EXPECT_EQ(s->pool().used(), 0);
+}
+
+TEST(Scheduler, PreemptionAndRecomputeDoNotChangeTheOutput) {
+  const auto ref = alone(40);
+  // 20 blocks of 4 positions: not enough for all four sequences' 60-odd positions at once.
+  auto s = scheduler({64, 4, 20, 4});
+  std::vector<Outcome> out(kPrompts.size());
+  for (std::size_t i = 0; i < kPrompts.size(); ++i) s->add(i + 1, request(kPrompts[i], 40, &out[i]));
+  run_all(*s);
+  EXPECT_GT(s->stats().preemptions, 0u);
+  for (std::size_t i = 0; i < kPrompts.size(); ++i) EXPECT_EQ(out[i].tokens, ref[i].tokens) << "prompt " << i;
+  EXPECT_EQ(s->pool().used(), 0);
+}
+
+TEST(Scheduler, ATenantWithOneRequestIsNotStarvedByABacklog) {
+  auto s = scheduler({64, 2, 64, 16});
+  std::vector<Outcome> a(100);
+  for (int i = 0; i < 100; ++i) s->add(static_cast<ie::Scheduler::Id>(i + 1), request({1, 5, 6}, 4, &a[i], "tenant-a"));
+  for (int i = 0; i < 3; ++i) s->step();  // A's backlog is running
+  Outcome b;
+  s->add(1000, request({1, 9, 9}, 4, &b, "tenant-b"));
+  auto a_started = [&] {
+    int n = 0;
+    for (int i = 0; i < 100; ++i) n += s->started(static_cast<ie::Scheduler::Id>(i + 1)) ? 1 : 0;
+    return n;
+  };
+  const int a_before = a_started();
+  int steps = 0;
+  while (!s->started(1000) && !b.finished) {
+    ASSERT_LT(steps, 100) << "B never started";
+    s->step();
+    ++steps;
+  }
+  // B gets the next free slot: one generation (prefill + 4 decodes) at most, and at most one
+  // more request of A's slips in ahead of it.
+  EXPECT_LE(steps, 6);
+  EXPECT_LE(a_started() - a_before, 1);
+}
+
+TEST(Scheduler, CancelMidGenerationFreesEveryBlock) {
+  auto s = scheduler({64, 4, 64, 4});
+  std::vector<Outcome> out(3);
+  for (int i = 0; i < 3; ++i) s->add(static_cast<ie::Scheduler::Id>(i + 1), request(kPrompts[static_cast<std::size_t>(i)], 100, &out[i]));
+  for (int i = 0; i < 10; ++i) s->step();
+  EXPECT_GT(s->pool().used(), 0);
+  for (int i = 0; i < 3; ++i) s->cancel(static_cast<ie::Scheduler::Id>(i + 1));
+  s->step();
+  EXPECT_EQ(s->pool().used(), 0);
+  EXPECT_EQ(s->pool().free_count(), s->pool().total());
+  for (const auto& o : out) {
+    EXPECT_TRUE(o.finished);
+    EXPECT_EQ(o.reason, ie::FinishReason::cancelled);
+    EXPECT_GT(o.completion_tokens, 0);  // metered with what was generated
+    EXPECT_LT(o.completion_tokens, 100);
+  }
+}
+
+TEST(Scheduler, CancelWhileWaitingFinishesWithoutTokens) {
+  auto s = scheduler({64, 1, 64, 4});
+  Outcome a, b;
+  s->add(1, request(kPrompts[0], 50, &a));
+  s->add(2, request(kPrompts[1], 50, &b));
+  s->step();
+  s->cancel(2);
+  s->step();
+  EXPECT_TRUE(b.finished);
+  EXPECT_EQ(b.reason, ie::FinishReason::cancelled);
+  EXPECT_EQ(b.completion_tokens, 0);
+  EXPECT_EQ(s->stats().waiting, 0);
+  run_all(*s);
+  EXPECT_EQ(a.reason, ie::FinishReason::length);
+}
+
+TEST(Scheduler, SameSeedSameOutputAndTopKTopPRestrictChoices) {
+  auto sample = [](std::uint64_t seed, float temp, std::int32_t top_k, float top_p) {
+    auto s = scheduler({64, 4, 64, 16});
+    Outcome o;
+    auto r = request(kPrompts[2], 30, &o);
+    r.sampling.temperature = temp;
+    r.sampling.top_k = top_k;
+    r.sampling.top_p = top_p;
+    r.sampling.seed = seed;
+    s->add(1, std::move(r));
+    run_all(*s);
+    return o.tokens;
+  };
+  EXPECT_EQ(sample(42, 1.0f, 0, 1.0f), sample(42, 1.0f, 0, 1.0f));
+  EXPECT_NE(sample(42, 1.0f, 0, 1.0f), sample(43, 1.0f, 0, 1.0f));
+  // top_k = 1 and a tiny top_p both reduce to greedy.
+  auto s = scheduler({64, 4, 64, 16});
+  Outcome greedy;
+  s->add(1, request(kPrompts[2], 30, &greedy));
+  run_all(*s);
+  EXPECT_EQ(sample(5, 1.0f, 1, 1.0f), greedy.tokens);
+  EXPECT_EQ(sample(6, 0.8f, 0, 1e-6f), greedy.tokens);
+}
+
+TEST(Scheduler, StopSequenceSpanningTokensEndsGenerationBeforeIt) {
+  auto s = scheduler({64, 4, 64, 16});
+  Outcome full;
+  s->add(1, request(kPrompts[0], 40, &full));
+  run_all(*s);
+  ASSERT_GE(full.text.size(), 12u);
+  // A stop string from the middle of the text that most likely spans a token boundary.
+  const std::string stop = full.text.substr(full.text.size() / 2, 5);
+  const std::string expected = full.text.substr(0, full.text.find(stop));
+  Outcome o;
+  auto r = request(kPrompts[0], 40, &o);
+  r.sampling.stop = {"never-appears-xyz", stop};
+  s->add(2, std::move(r));
+  run_all(*s);
+  EXPECT_EQ(o.reason, ie::FinishReason::stop);
+  EXPECT_EQ(o.text, expected);
+  EXPECT_LT(o.completion_tokens, 40);
+}
+
+TEST(Scheduler, StopTokenEndsWithStopAndIsNotInTheText) {
+  auto s = scheduler({64, 4, 64, 16});
+  Outcome full;
+  s->add(1, request(kPrompts[1], 20, &full));
+  run_all(*s);
+  Outcome o;
+  auto r = request(kPrompts[1], 20, &o);
+  r.sampling.stop_tokens = {full.tokens[5]};
+  s->add(2, std::move(r));
+  run_all(*s);
+  EXPECT_EQ(o.reason, ie::FinishReason::stop);
+  const auto first = std::find(full.tokens.begin(), full.tokens.end(), full.tokens[5]) - full.tokens.begin();
+  EXPECT_EQ(o.completion_tokens, first + 1);  // the stop token counts as generated
+}
+
+TEST(Scheduler, RejectsRequestsThatCanNeverRun) {
+  auto s = scheduler({64, 4, 8, 16});
+  Outcome o;
+  EXPECT_THROW(s->add(1, request({}, 4, &o)), std::invalid_argument);
+  EXPECT_THROW(s->add(2, request(std::vector<std::int32_t>(600, 1), 4, &o)), std::invalid_argument);  // > context
+  EXPECT_THROW(s->add(3, request(std::vector<std::int32_t>(200, 1), 4, &o)), std::invalid_argument);  // > KV pool
+  EXPECT_THROW(s->add(4, request({1, 100000}, 4, &o)), std::invalid_argument);
+  EXPECT_THROW(s->add(5, request({1, 2}, 0, &o)), std::invalid_argument);
+  EXPECT_TRUE(s->idle());
+}
+
+TEST(Engine, StreamsOnItsOwnThreadAndCancelReleasesKv) {
+  auto m = ie::testing::toy_model();
+  ie::Engine engine(m, ie::make_cpu_backend(m, {64, 16}, 1, 64), {64, 4, 64, 16});
+  std::promise<ie::GenerationEvent> done;
+  std::atomic<int> tokens{0};
+  std::atomic<bool> other_thread{false};
+  const auto caller = std::this_thread::get_id();
+  ie::GenerationRequest r;
+  r.tenant = "x";
+  r.prompt = kPrompts[0];
+  r.sampling.max_tokens = 400;
+  r.sampling.ignore_eos = true;
+  r.on_event = [&](const ie::GenerationEvent& e) {
+    other_thread = std::this_thread::get_id() != caller;
+    if (e.token >= 0) ++tokens;
+    if (e.finished) done.set_value(e);
+  };
+  const auto h = engine.submit(std::move(r));
+  while (tokens < 5) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  engine.cancel(h);
+  auto fut = done.get_future();
+  ASSERT_EQ(fut.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  const auto ev = fut.get();
+  EXPECT_EQ(ev.reason, ie::FinishReason::cancelled);
+  EXPECT_GE(ev.completion_tokens, 5);
+  EXPECT_LT(ev.completion_tokens, 400);
+  EXPECT_TRUE(other_thread);
+  for (int i = 0; i < 100 && engine.stats().scheduler.kv_blocks_used != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(engine.stats().scheduler.kv_blocks_used, 0);
+  ie::GenerationRequest bad;
+  EXPECT_THROW(engine.submit(std::move(bad)), std::invalid_argument);
+}
