@@ -25,6 +25,10 @@ commands:
                                            print a new API key for it
   reconcile [--tenant T]                   recompute the day and month quota counters in Redis
                                            from the usage ledger (e.g. after Redis lost data)
+  make-model --preset toy|small|medium --out FILE [--type f32|f16|q8_0] [--seed N]
+             [--chat chatml|llama3|llama2]
+                                           write a llama GGUF model with deterministic random
+                                           weights and a BPE vocabulary (no download needed)
   version                                  print the version
 
 Every command takes --config PATH.
@@ -52,6 +56,7 @@ int main(int argc, char** argv) {
     if (cmd == "keys") return cmd_keys(args);
     if (cmd == "demo-setup") return cmd_demo_setup(args);
     if (cmd == "reconcile") return cmd_reconcile(args);
+    if (cmd == "make-model") return cmd_make_model(args);
     if (cmd == "version" || cmd == "--version") {
       std::printf("infergate %s\n", INFERGATE_VERSION);
       return kExitOk;

@@ -1,13 +1,13 @@
 // The CPU backend: one transformer step over a batch of sequences, every token of the batch in
 // one matrix product per weight (so each weight byte is read once per step), attention per
 // (token, head) over the paged cache, on a persistent thread pool.
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <vector>
 
 #include "infergate/engine/backend.h"
 #include "infergate/kernels/cpu/kernels.h"
-#include "infergate/kernels/devices.h"
 
 namespace infergate::engine {
 

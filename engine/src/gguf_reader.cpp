@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <set>
 
 #include "infergate/engine/gguf.h"
 
@@ -198,7 +199,9 @@ GgufFile GgufFile::parse(std::span<const std::uint8_t> bytes, std::string_view w
   }
   const auto n_tensors = c.read<std::uint64_t>("tensor count");
   const auto n_kv = c.read<std::uint64_t>("metadata count");
-  if (n_kv > c.left() / 12) c.fail("metadata count " + std::to_string(n_kv) + " is larger than the file could hold");
+  if (n_kv > c.left() / 12) {
+    c.fail("metadata count " + std::to_string(n_kv) + " is larger than the file could hold (truncated or corrupt)");
+  }
   for (std::uint64_t i = 0; i < n_kv; ++i) {
     std::string key = c.read_string("metadata key");
     const auto t = c.read<std::uint32_t>("metadata value type");
@@ -208,15 +211,23 @@ GgufFile GgufFile::parse(std::span<const std::uint8_t> bytes, std::string_view w
     f.kv_.emplace(std::move(key), std::move(v));
   }
   if (const auto* a = f.find("general.alignment")) {
+    // The GGUF spec asks for a multiple of 8; less would misalign F32 and F16 tensor data.
     const auto* u = std::get_if<std::uint64_t>(&a->value);
-    if (u == nullptr || *u == 0 || (*u & (*u - 1)) != 0 || *u > 65536) {
-      throw GgufError(f.source_ + ": general.alignment must be a power of two up to 65536");
+    if (u == nullptr) {
+      throw GgufError(f.source_ + ": general.alignment should be an unsigned integer but is " + gguf_type_name(a->type));
+    }
+    if (*u < 8 || (*u & (*u - 1)) != 0 || *u > 65536) {
+      throw GgufError(f.source_ + ": general.alignment = " + std::to_string(*u) +
+                      " is not allowed: it must be a power of two from 8 to 65536");
     }
     f.alignment_ = *u;
   }
   // A tensor info is at least a name length, n_dims, one dim, type and offset.
-  if (n_tensors > c.left() / 32) c.fail("tensor count " + std::to_string(n_tensors) + " is larger than the file could hold");
+  if (n_tensors > c.left() / 32) {
+    c.fail("tensor count " + std::to_string(n_tensors) + " is larger than the file could hold (truncated or corrupt)");
+  }
   f.tensors_.reserve(static_cast<std::size_t>(n_tensors));
+  std::set<std::string> names;  // a set, not a scan: a hostile file may hold millions of tensors
   for (std::uint64_t i = 0; i < n_tensors; ++i) {
     GgufTensorInfo t;
     t.name = c.read_string("tensor name");
@@ -240,9 +251,7 @@ GgufFile GgufFile::parse(std::span<const std::uint8_t> bytes, std::string_view w
              std::to_string(f.alignment_));
     }
     t.n_bytes = ggml_tensor_bytes(t.type, elements).value_or(0);
-    for (const auto& other : f.tensors_) {
-      if (other.name == t.name) c.fail("tensor '" + t.name + "' appears twice");
-    }
+    if (!names.insert(t.name).second) c.fail("tensor '" + t.name + "' appears twice");
     f.tensors_.push_back(std::move(t));
   }
   const std::uint64_t data_start = (c.pos() + f.alignment_ - 1) / f.alignment_ * f.alignment_;
@@ -263,9 +272,14 @@ GgufFile GgufFile::open(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw GgufError(path + ": cannot open: " + std::strerror(errno));
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
     ::close(fd);
-    throw GgufError(path + ": not a regular file");
+    throw GgufError(path + ": cannot stat: " + std::strerror(err));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw GgufError(path + (S_ISDIR(st.st_mode) ? ": is a directory, not a GGUF file" : ": not a regular file"));
   }
   const auto size = static_cast<std::size_t>(st.st_size);
   if (size == 0) {
@@ -273,8 +287,9 @@ GgufFile GgufFile::open(const std::string& path) {
     throw GgufError(path + ": the file is empty, not a GGUF model");
   }
   void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  const int map_errno = errno;
   ::close(fd);
-  if (p == MAP_FAILED) throw GgufError(path + ": cannot map: " + std::strerror(errno));
+  if (p == MAP_FAILED) throw GgufError(path + ": cannot map: " + std::strerror(map_errno));
   std::shared_ptr<const void> mapping(p, [size](const void* q) { ::munmap(const_cast<void*>(q), size); });
   GgufFile f = parse({static_cast<const std::uint8_t*>(p), size}, path);
   f.mapping_ = std::move(mapping);

@@ -1,6 +1,9 @@
 // Loading a Llama GGUF: metadata -> LlamaConfig, tensors -> weight views checked for presence,
 // shape and type, tokenizer.ggml.* -> Tokenizer.
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <limits>
 
 #include "infergate/engine/model.h"
 
@@ -64,6 +67,28 @@ std::int64_t positive(const GgufFile& f, const std::string& key, std::uint64_t l
   return static_cast<std::int64_t>(v);
 }
 
+// A tokenizer array must hold strings (want_strings) or integers; an array of the wrong kind
+// would otherwise read as empty.
+const GgufArray& tokenizer_array(const GgufFile& f, const char* key, bool want_strings) {
+  const GgufArray& a = f.get_array(key);
+  const bool integer = a.type != GgufType::string && a.type != GgufType::f32 && a.type != GgufType::f64 &&
+                       a.type != GgufType::boolean;
+  if (want_strings ? a.type != GgufType::string : !integer) {
+    fail(f, std::string("metadata ") + key + " should be an array of " + (want_strings ? "strings" : "integers") +
+                " but holds " + gguf_type_name(a.type));
+  }
+  return a;
+}
+
+// A float hyperparameter that must be finite and positive (and fit a float).
+float positive_float(const GgufFile& f, const std::string& key) {
+  const double value = f.get_float(key);
+  if (!(value > 0) || !(value <= std::numeric_limits<float>::max())) {
+    fail(f, "metadata '" + key + "' = " + std::to_string(value) + " must be a finite number above 0");
+  }
+  return static_cast<float>(value);
+}
+
 }  // namespace
 
 TokenizerSpec tokenizer_spec_from_gguf(const GgufFile& f) {
@@ -71,14 +96,27 @@ TokenizerSpec tokenizer_spec_from_gguf(const GgufFile& f) {
   try {
     s.model = f.get_string("tokenizer.ggml.model");
     if (f.has("tokenizer.ggml.pre")) s.pre = f.get_string("tokenizer.ggml.pre");
-    s.tokens = f.get_array("tokenizer.ggml.tokens").strings;
+    s.tokens = tokenizer_array(f, "tokenizer.ggml.tokens", true).strings;
     if (f.has("tokenizer.ggml.scores")) {
-      for (const double d : f.get_array("tokenizer.ggml.scores").numbers) s.scores.push_back(static_cast<float>(d));
+      const GgufArray& scores = f.get_array("tokenizer.ggml.scores");
+      if (scores.type == GgufType::string) fail(f, "metadata tokenizer.ggml.scores should be an array of numbers but holds string");
+      for (const double d : scores.numbers) {
+        // Clamped first: converting a double beyond the float range is undefined behaviour.
+        const double lim = std::numeric_limits<float>::max();
+        s.scores.push_back(static_cast<float>(std::isnan(d) ? d : std::clamp(d, -lim, lim)));
+      }
     }
     if (f.has("tokenizer.ggml.token_type")) {
-      for (const double d : f.get_array("tokenizer.ggml.token_type").numbers) s.token_types.push_back(static_cast<std::int32_t>(d));
+      const auto& types = tokenizer_array(f, "tokenizer.ggml.token_type", false).numbers;
+      for (std::size_t i = 0; i < types.size(); ++i) {
+        if (types[i] < std::numeric_limits<std::int32_t>::min() || types[i] > std::numeric_limits<std::int32_t>::max()) {
+          fail(f, "tokenizer.ggml.token_type[" + std::to_string(i) + "] = " +
+                      std::to_string(static_cast<long long>(types[i])) + " is not a token type (0..6)");
+        }
+        s.token_types.push_back(static_cast<std::int32_t>(types[i]));
+      }
     }
-    if (f.has("tokenizer.ggml.merges")) s.merges = f.get_array("tokenizer.ggml.merges").strings;
+    if (f.has("tokenizer.ggml.merges")) s.merges = tokenizer_array(f, "tokenizer.ggml.merges", true).strings;
     auto id = [&](const char* key) -> std::int32_t {
       const auto v = f.get_uint_or(key);
       if (!v) return -1;
@@ -105,7 +143,10 @@ std::shared_ptr<const Model> Model::from_gguf(GgufFile file) {
   std::shared_ptr<Model> m(new Model());
   m->file_ = std::move(file);
   const GgufFile& f = m->file_;
-  const std::string arch = f.has("general.architecture") ? f.get_string("general.architecture") : "";
+  if (!f.has("general.architecture")) {
+    fail(f, "metadata general.architecture is missing (is this a model file? infergate runs llama-architecture models)");
+  }
+  const std::string arch = f.get_string("general.architecture");
   if (arch != "llama") {
     fail(f, "architecture '" + arch + "' is not supported (infergate runs llama-architecture models)");
   }
@@ -118,25 +159,36 @@ std::shared_ptr<const Model> Model::from_gguf(GgufFile file) {
   c.n_head_kv = f.has("llama.attention.head_count_kv") ? positive(f, "llama.attention.head_count_kv", 1024) : c.n_head;
   c.n_ff = positive(f, "llama.feed_forward_length", 1 << 18);
   c.n_ctx_train = positive(f, "llama.context_length", 1 << 24);
-  if (c.n_embd % c.n_head != 0) fail(f, "embedding_length is not a multiple of head_count");
-  if (c.n_head % c.n_head_kv != 0) fail(f, "head_count is not a multiple of head_count_kv");
+  if (c.n_embd % c.n_head != 0) {
+    fail(f, "llama.embedding_length (" + std::to_string(c.n_embd) + ") is not a multiple of llama.attention.head_count (" +
+                std::to_string(c.n_head) + ")");
+  }
+  if (c.n_head % c.n_head_kv != 0) {
+    fail(f, "llama.attention.head_count (" + std::to_string(c.n_head) +
+                ") is not a multiple of llama.attention.head_count_kv (" + std::to_string(c.n_head_kv) + ")");
+  }
   c.head_dim = c.n_embd / c.n_head;
   c.rot_dim = f.has("llama.rope.dimension_count") ? positive(f, "llama.rope.dimension_count", 1 << 16) : c.head_dim;
-  if (c.rot_dim > c.head_dim || c.rot_dim % 2 != 0) fail(f, "rope.dimension_count must be even and at most the head size");
-  if (f.has("llama.attention.layer_norm_rms_epsilon")) c.rms_eps = static_cast<float>(f.get_float("llama.attention.layer_norm_rms_epsilon"));
-  if (f.has("llama.rope.freq_base")) c.rope_base = static_cast<float>(f.get_float("llama.rope.freq_base"));
-  if (!(c.rms_eps > 0) || !(c.rope_base > 1)) fail(f, "rms epsilon must be > 0 and rope.freq_base > 1");
+  if (c.rot_dim > c.head_dim || c.rot_dim % 2 != 0) {
+    fail(f, "llama.rope.dimension_count (" + std::to_string(c.rot_dim) + ") must be even and at most the head size (" +
+                std::to_string(c.head_dim) + ")");
+  }
+  const std::string eps_key = "llama.attention.layer_norm_rms_epsilon", base_key = "llama.rope.freq_base";
+  if (f.has(eps_key)) c.rms_eps = positive_float(f, eps_key);
+  if (f.has(base_key)) c.rope_base = positive_float(f, base_key);
+  if (!(c.rope_base > 1)) fail(f, "metadata 'llama.rope.freq_base' must be above 1");
 
   try {
     m->tokenizer_ = std::make_unique<Tokenizer>(tokenizer_spec_from_gguf(f));
   } catch (const TokenizerError& e) {
-    fail(f, std::string("tokenizer: ") + e.what());
+    fail(f, e.what());  // already starts with "tokenizer: "
   }
   const auto& embd = need_tensor(f, "token_embd.weight");
   if (embd.dims.size() != 2) fail(f, "tensor 'token_embd.weight' has shape " + shape_text(embd.dims) + ", expected 2 dimensions");
   c.n_vocab = static_cast<std::int64_t>(embd.dims[1]);
   if (f.has("llama.vocab_size") && f.get_uint("llama.vocab_size") != static_cast<std::uint64_t>(c.n_vocab)) {
-    fail(f, "llama.vocab_size disagrees with token_embd.weight");
+    fail(f, "llama.vocab_size = " + std::to_string(f.get_uint("llama.vocab_size")) + " disagrees with token_embd.weight (" +
+                std::to_string(c.n_vocab) + " rows)");
   }
   if (static_cast<std::int64_t>(m->tokenizer_->vocab_size()) != c.n_vocab) {
     fail(f, "the tokenizer has " + std::to_string(m->tokenizer_->vocab_size()) + " tokens but the embedding has " +

@@ -3,7 +3,7 @@
 namespace infergate::kernels::cpu {
 
 namespace {
-constexpr int kSpinRounds = 20000;  // ~tens of microseconds: steps follow each other closely
+constexpr int kSpinRounds = 20000;  // ~1 ms: steps follow each other closely
 inline void cpu_relax() {
 #if defined(__x86_64__)
   __builtin_ia32_pause();
@@ -22,32 +22,40 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::drain() {
+void ThreadPool::drain(std::uint32_t job) {
+  std::uint64_t cur = next_.load(std::memory_order_acquire);
   for (;;) {
-    const std::int64_t i = next_.fetch_add(1, std::memory_order_relaxed);
-    if (i >= n_) return;
-    task_(ctx_, i);
+    if (static_cast<std::uint32_t>(cur >> 32) != job) return;  // a newer job started
+    const auto left = static_cast<std::int64_t>(cur & 0xffffffffu);
+    if (left == 0) return;
+    if (!next_.compare_exchange_weak(cur, cur - 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+    const std::int64_t i = left - 1;  // items go from the last to the first
+    // The claim succeeded for `job`, which cannot end before this item is done: the job's
+    // task and context are still the ones published with it.
+    task_.load(std::memory_order_relaxed)(ctx_.load(std::memory_order_relaxed), i);
+    done_.fetch_add(1, std::memory_order_acq_rel);
+    cur = next_.load(std::memory_order_acquire);
   }
 }
 
 void ThreadPool::run_erased(std::int64_t n, Task task, void* ctx) {
-  n_ = n;
-  task_ = task;
-  ctx_ = ctx;
-  arrived_.store(0, std::memory_order_relaxed);
-  next_.store(0, std::memory_order_relaxed);
-  generation_.fetch_add(1, std::memory_order_acq_rel);  // publishes the job
+  if (n > 0xffffffffLL) {  // the claim word holds 32 bits of count; never near that in practice
+    for (std::int64_t i = 0; i < n; ++i) task(ctx, i);
+    return;
+  }
+  const auto job = static_cast<std::uint32_t>(generation_.load(std::memory_order_relaxed) + 1);
+  task_.store(task, std::memory_order_relaxed);
+  ctx_.store(ctx, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  next_.store(static_cast<std::uint64_t>(job) << 32 | static_cast<std::uint64_t>(n), std::memory_order_release);
+  generation_.fetch_add(1, std::memory_order_acq_rel);
   generation_.notify_all();
-  drain();
-  // Every worker takes part in every job and reports back, so none is still inside this job
-  // when the next one resets the counters.
-  const auto workers = static_cast<std::int64_t>(workers_.size());
-  while (arrived_.load(std::memory_order_acquire) < workers) cpu_relax();
+  drain(job);
+  while (done_.load(std::memory_order_acquire) < n) cpu_relax();
 }
 
 void ThreadPool::worker_loop() {
-  std::uint64_t seen = 0;  // the generation at construction: a job published before this
-                          // thread got going still counts as new
+  std::uint64_t seen = 0;
   for (;;) {
     std::uint64_t g = generation_.load(std::memory_order_acquire);
     for (int spin = 0; g == seen && spin < kSpinRounds; ++spin) {
@@ -60,8 +68,7 @@ void ThreadPool::worker_loop() {
     }
     seen = g;
     if (stop_.load()) return;
-    drain();
-    arrived_.fetch_add(1, std::memory_order_release);
+    drain(static_cast<std::uint32_t>(g));
   }
 }
 

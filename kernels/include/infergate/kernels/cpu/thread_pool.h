@@ -1,12 +1,13 @@
 // A persistent pool of worker threads for data-parallel loops. `run(n, fn)` calls fn(i) for
 // every i in [0, n) across the workers and the calling thread, and returns when all are done.
-// Workers spin briefly between jobs (steps come back to back) and then sleep. One caller at a
-// time: a pool belongs to one engine loop. Not for blocking work.
+// Items are claimed one at a time, so a worker the OS has descheduled never holds up a job it
+// has not started: the others (the caller included) take its share. Workers spin briefly
+// between jobs (steps come back to back) and then sleep. One caller at a time: a pool belongs
+// to one engine loop. Not for blocking work.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
-#include <functional>
 #include <thread>
 #include <vector>
 
@@ -36,16 +37,18 @@ class ThreadPool {
   using Task = void (*)(void*, std::int64_t);
   void run_erased(std::int64_t n, Task task, void* ctx);
   void worker_loop();
-  void drain();  // claims and runs items of the current job until none are left
+  // Claims and runs items of job `job` until none are left or a newer job has started.
+  void drain(std::uint32_t job);
 
   std::vector<std::thread> workers_;
-  std::atomic<std::uint64_t> generation_{0};
+  std::atomic<std::uint64_t> generation_{0};  // the current job's number
   std::atomic<bool> stop_{false};
-  std::atomic<std::int64_t> next_{0};
-  std::atomic<std::int64_t> arrived_{0};  // workers done with the current job
-  std::int64_t n_ = 0;
-  Task task_ = nullptr;
-  void* ctx_ = nullptr;
+  // (job number << 32) | items not yet claimed: a claim succeeds only for the job it was meant
+  // for, so a worker waking late cannot take an item of a later job with a stale view of it.
+  std::atomic<std::uint64_t> next_{0};
+  std::atomic<std::int64_t> done_{0};
+  std::atomic<Task> task_{nullptr};
+  std::atomic<void*> ctx_{nullptr};
 };
 
 }  // namespace infergate::kernels::cpu

@@ -1,0 +1,201 @@
+// Engine throughput on this machine: for the medium model (F32 and Q8_0), prefill tokens/s and
+// decode tokens/s at 1, 4 and 16 concurrent sequences, with 1 and 2 threads, beside the
+// machine's memory read bandwidth measured in the same run with the same threads. Batch-1
+// decode reads every weight once per token, so bandwidth / weight bytes is its ceiling (the
+// "bandwidth floor" on time per token); the bench prints the fraction of it reached.
+//
+//   engine_bench [--preset medium] [--types f32,q8_0] [--threads 1,2] [--steps 24] [--dir DIR]
+#include <immintrin.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "infergate/engine/backend.h"
+#include "infergate/engine/make_model.h"
+#include "infergate/engine/model.h"
+#include "infergate/kernels/cpu/kernels.h"
+
+namespace ie = infergate::engine;
+namespace kc = infergate::kernels::cpu;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Sums a buffer with 256-bit (or 512-bit) loads, four independent accumulators per thread.
+__attribute__((target("avx2"))) double read_avx2(const float* p, std::size_t n) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (std::size_t i = 0; i + 32 <= n; i += 32) {
+    a0 = _mm256_add_ps(a0, _mm256_load_ps(p + i));
+    a1 = _mm256_add_ps(a1, _mm256_load_ps(p + i + 8));
+    a2 = _mm256_add_ps(a2, _mm256_load_ps(p + i + 16));
+    a3 = _mm256_add_ps(a3, _mm256_load_ps(p + i + 24));
+  }
+  alignas(32) float out[8];
+  _mm256_store_ps(out, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  double s = 0;
+  for (float v : out) s += v;
+  return s;
+}
+
+__attribute__((target("avx512f"))) double read_avx512(const float* p, std::size_t n) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (std::size_t i = 0; i + 64 <= n; i += 64) {
+    a0 = _mm512_add_ps(a0, _mm512_load_ps(p + i));
+    a1 = _mm512_add_ps(a1, _mm512_load_ps(p + i + 16));
+    a2 = _mm512_add_ps(a2, _mm512_load_ps(p + i + 32));
+    a3 = _mm512_add_ps(a3, _mm512_load_ps(p + i + 48));
+  }
+  alignas(64) float out[16];
+  _mm512_store_ps(out, _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+  double s = 0;
+  for (float v : out) s += v;
+  return s;
+}
+
+// Best of several passes over a 1 GiB buffer (far beyond any cache), split across the threads.
+double bandwidth_gbs(unsigned threads) {
+  const std::size_t bytes = std::size_t{1} << 30, n = bytes / 4;
+  auto* buf = static_cast<float*>(std::aligned_alloc(64, bytes));
+  for (std::size_t i = 0; i < n; i += 1024) buf[i] = 1.0f;  // touch every page
+  std::memset(buf, 0, bytes);
+  kc::ThreadPool pool(threads);
+  const bool avx512 = kc::active_isa() == kc::Isa::avx512;
+  double best = 0, sink = 0;
+  std::vector<double> partial(threads);
+  for (int pass = 0; pass < 6; ++pass) {
+    const auto t0 = Clock::now();
+    pool.run(threads, [&](std::int64_t t) {
+      const std::size_t per = n / threads / 64 * 64;
+      const float* p = buf + static_cast<std::size_t>(t) * per;
+      partial[static_cast<std::size_t>(t)] = avx512 ? read_avx512(p, per) : read_avx2(p, per);
+    });
+    const double s = seconds_since(t0);
+    for (double v : partial) sink += v;
+    best = std::max(best, static_cast<double>(bytes) / s / 1e9);
+  }
+  std::free(buf);
+  if (sink != 0) std::printf("(checksum %g)\n", sink);
+  return best;
+}
+
+struct Figures {
+  double prefill_tps = 0;
+  double decode_tps[3] = {0, 0, 0};  // batch 1, 4, 16 (aggregate)
+};
+
+Figures run(const std::shared_ptr<const ie::Model>& m, unsigned threads, int steps) {
+  const int batches[3] = {1, 4, 16};
+  const std::int64_t prompt = 128;
+  const std::int32_t block = 16;
+  const std::int32_t blocks_per_seq = static_cast<std::int32_t>((prompt + steps + 2 + block - 1) / block);
+  auto be = ie::make_cpu_backend(m, {blocks_per_seq * 16, block}, threads, prompt);
+  const auto n_vocab = static_cast<std::size_t>(m->config().n_vocab);
+  std::vector<float> logits(n_vocab * 16);
+  std::vector<std::int32_t> tokens(static_cast<std::size_t>(prompt));
+  for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<std::int32_t>(1 + i * 37 % (n_vocab - 1));
+  std::vector<std::vector<std::int32_t>> tables(16);
+  for (int s = 0; s < 16; ++s)
+    for (int b = 0; b < blocks_per_seq; ++b) tables[static_cast<std::size_t>(s)].push_back(s * blocks_per_seq + b);
+
+  Figures f;
+  // Prefill: the prompt of each of the 16 sequences in one step each (best of them).
+  double best_prefill = 1e30;
+  for (int s = 0; s < 16; ++s) {
+    ie::StepSequence seq{tokens, 0, tables[static_cast<std::size_t>(s)], true};
+    const auto t0 = Clock::now();
+    be->forward(std::span(&seq, 1), logits.data());
+    best_prefill = std::min(best_prefill, seconds_since(t0));
+  }
+  f.prefill_tps = static_cast<double>(prompt) / best_prefill;
+  // Decode: every sequence adds one token per step.
+  for (int bi = 0; bi < 3; ++bi) {
+    const int B = batches[bi];
+    std::vector<std::int32_t> next(16, 5);
+    std::vector<ie::StepSequence> batch(static_cast<std::size_t>(B));
+    double total = 0;
+    for (int step = 0; step < steps; ++step) {
+      for (int s = 0; s < B; ++s) {
+        batch[static_cast<std::size_t>(s)] = {std::span(&next[static_cast<std::size_t>(s)], 1), prompt + step,
+                                              tables[static_cast<std::size_t>(s)], true};
+      }
+      const auto t0 = Clock::now();
+      be->forward(batch, logits.data());
+      if (step > 0) total += seconds_since(t0);  // the first step warms caches and the pool
+    }
+    f.decode_tps[bi] = static_cast<double>(B) * (steps - 1) / total;
+  }
+  return f;
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= s.size()) {
+    const auto c = s.find(',', start);
+    out.push_back(s.substr(start, c == std::string::npos ? std::string::npos : c - start));
+    if (c == std::string::npos) break;
+    start = c + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string preset = "medium", types = "f32,q8_0", thread_list = "1,2";
+  std::string dir = (std::filesystem::temp_directory_path() / "infergate-bench-models").string();
+  int steps = 24;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i], v = argv[i + 1];
+    if (k == "--preset") preset = v;
+    else if (k == "--types") types = v;
+    else if (k == "--threads") thread_list = v;
+    else if (k == "--steps") steps = std::max(3, std::stoi(v));
+    else if (k == "--dir") dir = v;
+    else {
+      std::fprintf(stderr, "unknown option %s\n", k.c_str());
+      return 2;
+    }
+  }
+  std::filesystem::create_directories(dir);
+  std::printf("engine_bench: preset %s, isa %s, %d decode steps per figure\n", preset.c_str(),
+              kc::isa_name(kc::active_isa()), steps);
+  std::vector<unsigned> threads;
+  for (const auto& t : split(thread_list)) threads.push_back(static_cast<unsigned>(std::stoul(t)));
+  std::vector<double> bw;
+  for (const unsigned t : threads) {
+    bw.push_back(bandwidth_gbs(t));
+    std::printf("memory read bandwidth, %u thread(s): %.1f GB/s (best of 6 passes over 1 GiB)\n", t, bw.back());
+  }
+  for (const auto& type_name : split(types)) {
+    ie::MakeModelOptions o;
+    o.preset = *ie::find_preset(preset);
+    o.type = type_name == "q8_0" ? infergate::kernels::WeightType::q8_0
+             : type_name == "f16" ? infergate::kernels::WeightType::f16
+                                  : infergate::kernels::WeightType::f32;
+    const std::string path = dir + "/" + preset + "-" + type_name + ".gguf";
+    if (!std::filesystem::exists(path)) ie::make_model(o, path);
+    const auto m = ie::Model::load(path);
+    const double weight_mb = static_cast<double>(m->weight_bytes_per_token()) / 1e6;
+    std::printf("\nmodel %s (%s): %.1f MB of weights read per decode step\n", m->name().c_str(), m->weight_type().c_str(),
+                weight_mb);
+    std::printf("%-8s %12s %12s %12s %12s %10s %12s\n", "threads", "prefill t/s", "decode b=1", "b=4 (agg)",
+                "b=16 (agg)", "b16/b1", "b1 / floor");
+    for (std::size_t ti = 0; ti < threads.size(); ++ti) {
+      const Figures f = run(m, threads[ti], steps);
+      const double floor_tps = bw[ti] * 1e9 / static_cast<double>(m->weight_bytes_per_token());
+      std::printf("%-8u %12.0f %12.1f %12.1f %12.1f %9.2fx %11.0f%%   (floor %.1f t/s)\n", threads[ti], f.prefill_tps,
+                  f.decode_tps[0], f.decode_tps[1], f.decode_tps[2], f.decode_tps[2] / f.decode_tps[0],
+                  100.0 * f.decode_tps[0] / floor_tps, floor_tps);
+    }
+  }
+  return 0;
+}
