@@ -17,6 +17,8 @@
 #include "infergate/engine/device.h"
 #include "infergate/gateway/admin_api.h"
 #include "infergate/gateway/auth.h"
+#include "infergate/gateway/completions_api.h"
+#include "infergate/gateway/models.h"
 #include "infergate/gateway/inference_api.h"
 #include "infergate/gateway/health.h"
 #include "infergate/gateway/server.h"
@@ -93,6 +95,17 @@ asio::awaitable<void> shutdown_on_signal(asio::io_context& io, gateway::HttpServ
   tick.expires_after(10ms);  // let the Redis close run on its strand
   co_await tick.async_wait(asio::as_tuple(asio::use_awaitable));
   io.stop();
+}
+
+// The per-model engine gauges of /metrics (running, waiting, KV use), twice a second.
+asio::awaitable<void> refresh_engine_gauges(asio::io_context& io, gateway::CompletionsApi& completions) {
+  asio::steady_timer timer(io);
+  for (;;) {
+    completions.update_gauges();
+    timer.expires_after(std::chrono::milliseconds(500));
+    auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return;
+  }
 }
 
 // Keeps monthly partitions of the usage ledger created ahead of time: at startup (as soon as
@@ -188,6 +201,18 @@ int cmd_serve(const std::vector<std::string>& args) {
   gateway::Admission admission(redis, cfg.admission, metrics);
   gateway::InferenceApi inference(auth, admission);
   inference.add_routes(router);
+  // The models, each with its engine; one that cannot load is a startup error.
+  std::unique_ptr<gateway::ModelRegistry> models;
+  try {
+    models = std::make_unique<gateway::ModelRegistry>(cfg);
+  } catch (const std::exception& e) {
+    infra::log::error("cannot load a model", {{"error", e.what()}});
+    return kExitFailed;
+  }
+  if (models->models().empty())
+    infra::log::warn("no models configured: completion requests will get 404 (add [[models]] to the config)");
+  gateway::CompletionsApi completions(inference, admission, *models, *journal, cfg.admission, metrics);
+  completions.add_routes(router);
   try {
     server.start();
   } catch (const std::system_error& e) {
@@ -205,6 +230,7 @@ int cmd_serve(const std::vector<std::string>& args) {
     }
   }, asio::detached);
   asio::co_spawn(io, maintain_usage_partitions(pg), asio::detached);
+  asio::co_spawn(io, refresh_engine_gauges(io, completions), asio::detached);
   asio::co_spawn(io,
                  shutdown_on_signal(io, server, redis, subscriber, cfg.server.shutdown_grace),
                  asio::detached);

@@ -25,6 +25,7 @@ struct Scheduler::Sequence {
   std::int64_t prompt_len;
   std::int64_t max_new;              // max_tokens, bounded by the context
   std::int64_t cached = 0;           // positions whose keys/values are in the cache
+  std::int64_t max_cached = 0;       // the most ever cached (preemption resets `cached`)
   BlockTable blocks;
   Sampler sampler;
   StreamDecoder decoder;
@@ -171,6 +172,7 @@ void Scheduler::finish(Sequence* s, FinishReason reason, std::string error) {
   }
   ev.prompt_tokens = s->prompt_len;
   ev.completion_tokens = s->generated();
+  ev.prompt_tokens_processed = std::min(s->max_cached, s->prompt_len);
   ev.reason = reason;
   ev.error = std::move(error);
   if (s->scheduled) ev.queue_time = *s->scheduled - s->submitted;
@@ -191,6 +193,7 @@ void Scheduler::deliver(Sequence& s, std::int32_t token) {
                        s.req.sampling.stop_tokens.end();
   GenerationEvent ev;
   ev.token = token;
+  ev.prompt_tokens_processed = s.prompt_len;
   if (!eos) ev.text = s.stops.push(s.decoder.push(token));
   ev.prompt_tokens = s.prompt_len;
   ev.completion_tokens = s.generated();
@@ -250,6 +253,7 @@ bool Scheduler::step() {
   for (std::size_t i = 0; i < batch.size(); ++i) {
     Sequence* s = in_batch[i];
     s->cached += static_cast<std::int64_t>(batch[i].tokens.size());
+    s->max_cached = std::max(s->max_cached, s->cached);
     if (!batch[i].want_logits) continue;
     const std::int32_t token = s->sampler.sample(std::span(logits_).subspan(row * n_vocab, n_vocab));
     ++row;

@@ -76,6 +76,29 @@ Response admission_failure_response(const AdmissionDecision& d, const Request& r
 InferenceApi::InferenceApi(Authenticator& auth, Admission& admission)
     : auth_(auth), admission_(admission) {}
 
+asio::awaitable<std::variant<Response, AuthResult>> InferenceApi::authenticate(const Request& req) {
+  const std::string authorization(req[http::field::authorization]);
+  AuthResult a = co_await auth_.authenticate(authorization, "inference");
+  if (!a.ok()) co_return auth_failure_response(a.outcome, req);
+  co_return a;
+}
+
+asio::awaitable<std::variant<Response, AdmissionDecision>> InferenceApi::admit(const Request& req,
+                                                                               const AuthResult& a,
+                                                                               std::int64_t tokens) {
+  const KeyRecord& rec = *a.record;
+  AdmissionRequest ar;
+  ar.tenant_id = *rec.principal.tenant_id;
+  ar.key_id = rec.principal.key_id;
+  ar.tokens = tokens;
+  ar.tenant = rec.tenant_limits;
+  ar.key = rec.key_limits;
+  ar.periods = rec.periods;
+  AdmissionDecision d = co_await admission_.admit(ar);
+  if (!d.admitted() || !d.reservation) co_return admission_failure_response(d, req);
+  co_return d;
+}
+
 asio::awaitable<std::variant<Response, InferenceApi::Admitted>> InferenceApi::begin(
     const Request& req, std::int64_t tokens) {
   const std::string authorization(req[http::field::authorization]);
@@ -100,9 +123,9 @@ void InferenceApi::add_routes(Router& router) {
                std::variant<Response, Admitted> started = co_await begin(req, 0);
                if (auto* refused = std::get_if<Response>(&started)) co_return std::move(*refused);
                auto& ok = std::get<Admitted>(started);
-               // No models are served yet: the engine adds them.
+               json::array data = lister_ ? lister_(ok.auth.principal().allowed_tiers) : json::array{};
                Response res = json_response(
-                   http::status::ok, json::object{{"object", "list"}, {"data", json::array{}}},
+                   http::status::ok, json::object{{"object", "list"}, {"data", std::move(data)}},
                    req.version());
                set_rate_limit_headers(res, ok.decision.rate);
                co_await admission_.settle(*ok.decision.reservation, 0);

@@ -12,7 +12,11 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/chunk_encode.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/asio/write.hpp>
 
 #include <chrono>
 
@@ -98,7 +102,16 @@ class Session : public std::enable_shared_from_this<Session> {
       }
 
       Request req = parser.release();
+      Stream stream(*this, req.keep_alive(), ctx.request_id);
+      ctx.stream = &stream;
       Response res = co_await dispatch(req, ctx);
+      stream.stop_watch();
+      if (stream.started()) {  // the handler sent its own response, in chunks
+        const std::string method(req.method_string()), path(ctx.path);
+        record(stream.status(), ctx, method, path, start, stream.error());
+        if (!stream.complete() || !stream.keep_alive() || server_.draining()) break;
+        continue;
+      }
       const bool keep_alive = req.keep_alive() && !server_.draining();
       res.keep_alive(keep_alive);
       if (req.method() == http::verb::head) {
@@ -115,6 +128,122 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
+  // A chunked response written by the handler itself (server-sent events), and the watch for
+  // a client that goes away meanwhile.
+  class Stream final : public ResponseStream {
+   public:
+    Stream(Session& s, bool keep_alive, std::string request_id)
+        : s_(s), keep_alive_(keep_alive), request_id_(std::move(request_id)) {}
+    asio::awaitable<bool> start(Response& header) override {
+      status_ = header.result_int();
+      header.set("x-request-id", request_id_);
+      header.set(http::field::server, "infergate");
+      keep_alive_ = keep_alive_ && !s_.server_.draining();
+      header.keep_alive(keep_alive_);
+      header.chunked(true);
+      http::response<http::empty_body> head(header.result(), header.version());
+      for (const auto& f : header) head.set(f.name_string(), f.value());
+      head.chunked(true);
+      head.keep_alive(keep_alive_);
+      started_ = true;
+      http::response_serializer<http::empty_body> sr(head);
+      s_.stream_.expires_after(s_.server_.cfg_.write_timeout);
+      auto [ec, n] = co_await http::async_write_header(s_.stream_, sr, kTuple);
+      (void)n;
+      co_return ok(ec);
+    }
+    asio::awaitable<bool> write(std::string_view data) override {
+      if (failed_ || data.empty()) co_return !failed_;
+      s_.stream_.expires_after(s_.server_.cfg_.write_timeout);
+      auto [ec, n] = co_await asio::async_write(s_.stream_, http::make_chunk(asio::buffer(data.data(), data.size())), kTuple);
+      (void)n;
+      co_return ok(ec);
+    }
+    asio::awaitable<bool> finish() override {
+      if (failed_) co_return false;
+      s_.stream_.expires_after(s_.server_.cfg_.write_timeout);
+      auto [ec, n] = co_await asio::async_write(s_.stream_, http::make_chunk_last(), kTuple);
+      (void)n;
+      complete_ = !ec;
+      co_return ok(ec);
+    }
+    void watch_disconnect(std::function<void()> on_gone) override {
+      if (watch_) return;
+      watch_ = std::make_shared<Watch>();
+      watch_->on_gone = std::move(on_gone);
+      arm();
+    }
+    void stop_watch() {
+      if (!watch_) return;
+      watch_->active = false;
+      if (watch_->pending) {
+        boost::system::error_code ec;
+        s_.stream_.socket().cancel(ec);
+      }
+    }
+    unsigned status() const { return status_; }
+    bool complete() const { return complete_; }
+    bool keep_alive() const { return keep_alive_; }
+    std::optional<std::string> error() const { return error_; }
+
+   private:
+    struct Watch {
+      std::function<void()> on_gone;
+      bool active = true, pending = false;
+    };
+    // Waits for the socket to become readable without reading: end of stream (or an error)
+    // then means the client closed; bytes mean it pipelined its next request, which is left for
+    // the next read (and the watch ends there).
+    void arm() {
+      auto w = watch_;
+      w->pending = true;
+      auto self = s_.shared_from_this();
+      s_.stream_.socket().async_wait(tcp::socket::wait_read, [self, w](const boost::system::error_code& ec) {
+        w->pending = false;
+        if (ec || !w->active) return;
+        char c;
+        boost::system::error_code pec;
+        const std::size_t n = self->stream_.socket().receive(asio::buffer(&c, 1), tcp::socket::message_peek, pec);
+        if (n == 0 || (pec && pec != asio::error::would_block)) {
+          w->active = false;
+          if (w->on_gone) w->on_gone();
+        }
+      });
+    }
+    bool ok(const boost::system::error_code& ec) {
+      if (ec) {
+        failed_ = true;
+        error_ = ec.message();
+        if (watch_ && watch_->active) {
+          watch_->active = false;
+          if (watch_->on_gone) watch_->on_gone();
+        }
+      }
+      return !ec;
+    }
+    Session& s_;
+    bool keep_alive_;
+    std::string request_id_;
+    bool failed_ = false, complete_ = false;
+    unsigned status_ = 0;
+    std::optional<std::string> error_;
+    std::shared_ptr<Watch> watch_;
+  };
+
+  void record(unsigned status_code, const RequestContext& ctx, const std::string& method, const std::string& path,
+              std::chrono::steady_clock::time_point start, const std::optional<std::string>& write_error) {
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const std::string status = std::to_string(status_code);
+    server_.requests_->with({ctx.route, status}).inc();
+    server_.latency_->with({ctx.route, status}).observe(seconds);
+    if (server_.cfg_.access_log) {
+      boost::json::object line{{"request_id", ctx.request_id}, {"method", method},     {"path", path},
+                               {"route", ctx.route},           {"status", status_code}, {"latency_us", static_cast<std::int64_t>(seconds * 1e6)}};
+      if (write_error) line["write_error"] = *write_error;
+      infra::log::info("request", std::move(line));
+    }
+  }
+
   asio::awaitable<Response> dispatch(Request& req, RequestContext& ctx) {
     std::string_view target = req.target();
     auto q = target.find('?');
@@ -171,21 +300,7 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_after(server_.cfg_.write_timeout);
     auto [ec, n] = co_await http::async_write(stream_, res, kTuple);
     (void)n;
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const std::string status = std::to_string(res.result_int());
-    server_.requests_->with({ctx.route, status}).inc();
-    server_.latency_->with({ctx.route, status}).observe(seconds);
-    if (server_.cfg_.access_log) {
-      boost::json::object line{{"request_id", ctx.request_id},
-                               {"method", method},
-                               {"path", path},
-                               {"route", ctx.route},
-                               {"status", res.result_int()},
-                               {"latency_us", static_cast<std::int64_t>(seconds * 1e6)}};
-      if (ec) line["write_error"] = ec.message();
-      infra::log::info("request", std::move(line));
-    }
+    record(res.result_int(), ctx, method, path, start, ec ? std::optional<std::string>(ec.message()) : std::nullopt);
     co_return !ec;
   }
 

@@ -2,6 +2,8 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <fstream>
 #include <functional>
@@ -83,6 +85,57 @@ class Section {
     out = Millis(v);
   }
 
+  // An array of strings in the file; a comma-separated list in the environment.
+  void read_strings(const std::string& key, std::vector<std::string>& out,
+                    const std::function<std::string(const std::string&)>& check = {}) {
+    std::vector<std::string> value;
+    if (auto e = from_env(key)) {
+      std::size_t start = 0;
+      while (start <= e->size() && !e->empty()) {
+        const auto comma = e->find(',', start);
+        value.push_back(e->substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+      }
+    } else if (const toml::node* n = node(key)) {
+      const toml::array* arr = n->as_array();
+      if (arr == nullptr) fail(key, "expected an array of strings, got " + describe(*n));
+      for (const auto& item : *arr) {
+        if (!item.is_string()) fail(key, "expected an array of strings, got an element " + describe(item));
+        value.push_back(*item.value<std::string>());
+      }
+    } else {
+      return;
+    }
+    for (const auto& v : value) {
+      if (check) {
+        if (std::string why = check(v); !why.empty()) fail(key, why);
+      }
+    }
+    out = std::move(value);
+  }
+
+  void read_fraction(const std::string& key, double& out) {
+    double value = out;
+    if (auto e = from_env(key)) {
+      const char* end = e->data() + e->size();
+      auto [p, ec] = std::from_chars(e->data(), end, value);
+      if (ec != std::errc() || p != end) fail(key, "expected a number, got \"" + *e + "\"");
+    } else if (const toml::node* n = node(key)) {
+      if (n->is_integer()) {
+        value = static_cast<double>(*n->value<std::int64_t>());
+      } else if (n->is_floating_point()) {
+        value = *n->value<double>();
+      } else {
+        fail(key, "expected a number, got " + describe(*n));
+      }
+    } else {
+      return;
+    }
+    if (!(value > 0.0 && value <= 1.0)) fail(key, "must be a fraction in (0, 1]");
+    out = value;
+  }
+
   void read_bool(const std::string& key, bool& out) {
     if (auto e = from_env(key)) {
       if (*e == "true") {
@@ -147,6 +200,27 @@ std::string check_level(const std::string& v) {
   return levels.count(v) ? "" : "expected one of debug, info, warn, error, got \"" + v + "\"";
 }
 
+std::string check_device(const std::string& v) {
+  return v == "auto" || v == "cpu" || v == "cuda" ? "" : "expected auto, cpu or cuda, got \"" + v + "\"";
+}
+
+// Model, alias and tier names: what clients send as "model".
+std::string check_name(const std::string& v) {
+  if (v.empty() || v.size() > 64) return "names are 1 to 64 characters";
+  for (const char c : v) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.' && c != ':')
+      return "\"" + v + "\" may only contain letters, digits, '-', '_', '.' and ':'";
+  }
+  return "";
+}
+
+const EnvMap kNoEnv;  // [[models]] entries are not overridable from the environment
+
+std::vector<std::string> operator+(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
 std::string check_nonempty(const std::string& v) {
   return v.empty() ? "must not be empty" : "";
 }
@@ -201,13 +275,19 @@ Config parse_config(std::string_view toml_text, std::string source, const EnvMap
   Config cfg;
   cfg.source = source;
   std::set<std::string> used_env;
-  static const std::set<std::string> sections{"server", "postgres", "redis", "auth", "admission",
-                                              "journal", "log"};
+  static const std::set<std::string> sections{"server", "postgres", "redis",  "auth",   "admission",
+                                              "journal", "engine",  "routing", "models", "log"};
   for (auto&& [k, v] : root) {
     std::string name(k.str());
     if (!sections.count(name))
       throw ConfigError(source + ": unknown section '" + name +
-                        "' (valid sections: server, postgres, redis, auth, admission, journal, log)");
+                        "' (valid sections: server, postgres, redis, auth, admission, journal, engine, "
+                        "routing, models, log)");
+    if (name == "models") {
+      if (!v.is_array_of_tables())
+        throw ConfigError(source + ": 'models' must be an array of tables ([[models]] entries)");
+      continue;
+    }
     if (!v.is_table())
       throw ConfigError(source + ": '" + name + "' must be a table ([" + name + "])");
   }
@@ -281,6 +361,63 @@ Config parse_config(std::string_view toml_text, std::string source, const EnvMap
     s.read_number("batch_records", cfg.journal.batch_records, 1, 100000);
     s.read_ms("drain_timeout_ms", cfg.journal.drain_timeout, 0, kMaxMs);
     s.finish();
+  }
+  {
+    auto s = section("engine");
+    auto& c = cfg.engine;
+    s.read_number("threads", c.threads, 0, 1024);
+    s.read_number("kv_blocks", c.kv_blocks, 1, 1 << 24);
+    s.read_number("block_size", c.block_size, 1, 1024);
+    s.read_int("max_batch_tokens", c.max_batch_tokens, 1, 1 << 20);
+    s.read_number("max_seqs", c.max_seqs, 1, 4096);
+    s.read_string("device", c.device, check_device);
+    s.finish();
+  }
+  {
+    auto s = section("routing");
+    auto& c = cfg.routing;
+    s.read_strings("tiers", c.tiers, check_name);
+    s.read_strings("fallback", c.fallback, check_name);
+    s.read_int("auto_long_prompt_tokens", c.auto_long_prompt_tokens, 1, std::int64_t{1} << 30);
+    s.read_int("max_queue_depth", c.max_queue_depth, 0, std::int64_t{1} << 30);
+    s.read_fraction("max_kv_use", c.max_kv_use);
+    if (c.tiers.empty()) throw ConfigError(cfg.source + ": key 'routing.tiers' must name at least one tier");
+    for (const auto& t : c.fallback) {
+      if (std::find(c.tiers.begin(), c.tiers.end(), t) == c.tiers.end())
+        throw ConfigError(cfg.source + ": key 'routing.fallback' names tier '" + t + "', which is not in routing.tiers");
+    }
+    s.finish();
+  }
+  if (const toml::array* models = root.get_as<toml::array>("models")) {
+    std::set<std::string> names;
+    for (std::size_t i = 0; i < models->size(); ++i) {
+      const std::string where = "models[" + std::to_string(i) + "]";
+      Section s((*models)[i].as_table(), where, cfg.source, kNoEnv, used_env);
+      ModelConfig m;
+      s.read_string("name", m.name, check_name);
+      s.read_string("file", m.file, check_nonempty);
+      s.read_string("tier", m.tier, check_nonempty);
+      s.read_strings("aliases", m.aliases, check_name);
+      s.read_int("context_length", m.context_length, 0, std::int64_t{1} << 24);
+      s.read_string("device", m.device, [](const std::string& v) { return v.empty() ? "" : check_device(v); });
+      s.read_string("chat_template", m.chat_template, [](const std::string& v) {
+        return v.empty() || v == "chatml" || v == "llama3" || v == "llama2"
+                   ? ""
+                   : "expected chatml, llama3 or llama2 (or leave it out to use the model's), got \"" + v + "\"";
+      });
+      s.finish();
+      if (m.name.empty() || m.file.empty() || m.tier.empty())
+        throw ConfigError(cfg.source + ": " + where + " needs name, file and tier");
+      if (std::find(cfg.routing.tiers.begin(), cfg.routing.tiers.end(), m.tier) == cfg.routing.tiers.end())
+        throw ConfigError(cfg.source + ": " + where + ".tier '" + m.tier + "' is not one of routing.tiers");
+      for (const auto& n : std::vector<std::string>{m.name} + m.aliases) {
+        if (!names.insert(n).second || n == "auto" ||
+            std::find(cfg.routing.tiers.begin(), cfg.routing.tiers.end(), n) != cfg.routing.tiers.end())
+          throw ConfigError(cfg.source + ": " + where + ": the name '" + n +
+                            "' is used twice (models, aliases, tier names and 'auto' must all differ)");
+      }
+      cfg.models.push_back(std::move(m));
+    }
   }
   {
     auto s = section("log");

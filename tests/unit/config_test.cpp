@@ -65,6 +65,18 @@ void expect_same_settings(const Config& a, const Config& b) {
   EXPECT_EQ(a.journal.segment_bytes, b.journal.segment_bytes);
   EXPECT_EQ(a.journal.batch_records, b.journal.batch_records);
   EXPECT_EQ(a.journal.drain_timeout, b.journal.drain_timeout);
+  EXPECT_EQ(a.engine.threads, b.engine.threads);
+  EXPECT_EQ(a.engine.kv_blocks, b.engine.kv_blocks);
+  EXPECT_EQ(a.engine.block_size, b.engine.block_size);
+  EXPECT_EQ(a.engine.max_batch_tokens, b.engine.max_batch_tokens);
+  EXPECT_EQ(a.engine.max_seqs, b.engine.max_seqs);
+  EXPECT_EQ(a.engine.device, b.engine.device);
+  EXPECT_EQ(a.routing.tiers, b.routing.tiers);
+  EXPECT_EQ(a.routing.fallback, b.routing.fallback);
+  EXPECT_EQ(a.routing.auto_long_prompt_tokens, b.routing.auto_long_prompt_tokens);
+  EXPECT_EQ(a.routing.max_queue_depth, b.routing.max_queue_depth);
+  EXPECT_EQ(a.routing.max_kv_use, b.routing.max_kv_use);
+  EXPECT_EQ(a.models.size(), b.models.size());
   EXPECT_EQ(a.log.level, b.log.level);
 }
 
@@ -199,9 +211,10 @@ TEST(ConfigTest, UnknownKeyInEachSectionIsRejected) {
 }
 
 TEST(ConfigTest, UnknownSectionIsRejected) {
-  std::string msg = config_error([] { parse_config("[engine]\ndevice = \"cpu\"\n", "my.toml"); });
+  std::string msg = config_error([] { parse_config("[gpu]\ndevice = \"cpu\"\n", "my.toml"); });
   EXPECT_EQ(msg,
-            "my.toml: unknown section 'engine' (valid sections: server, postgres, redis, auth, admission, journal, log)");
+            "my.toml: unknown section 'gpu' (valid sections: server, postgres, redis, auth, admission, journal, engine, "
+            "routing, models, log)");
   // A top-level key is not a section either.
   msg = config_error([] { parse_config("port = 8080\n", "my.toml"); });
   EXPECT_TRUE(contains(msg, "unknown section 'port'")) << msg;
@@ -349,8 +362,8 @@ TEST(ConfigTest, UnknownEnvironmentKeyIsRejected) {
   EXPECT_EQ(msg,
             "environment variable INFERGATE_SERVER__NOPE: no such config key (the form is "
             "INFERGATE_<SECTION>__<KEY>, e.g. INFERGATE_SERVER__PORT)");
-  msg = config_error([] { parse_config("", "my.toml", {{"INFERGATE_ENGINE__DEVICE", "cpu"}}); });
-  EXPECT_TRUE(contains(msg, "INFERGATE_ENGINE__DEVICE: no such config key")) << msg;
+  msg = config_error([] { parse_config("", "my.toml", {{"INFERGATE_ENGINE__GPU", "cpu"}}); });
+  EXPECT_TRUE(contains(msg, "INFERGATE_ENGINE__GPU: no such config key")) << msg;
 }
 
 TEST(ConfigTest, BoolEnvironmentValues) {
@@ -432,6 +445,53 @@ TEST(ConfigTest, ConninfoRoundsTheConnectTimeoutUpToWholeSeconds) {
   EXPECT_EQ(timeout_of(1000), "connect_timeout=1");
   EXPECT_EQ(timeout_of(1001), "connect_timeout=2");
   EXPECT_EQ(timeout_of(2500), "connect_timeout=3");
+}
+
+TEST(ConfigTest, ModelsAndRouting) {
+  Config c = parse_config(R"(
+[routing]
+tiers = ["s", "m"]
+fallback = ["m"]
+max_kv_use = 0.5
+[[models]]
+name = "toy"
+file = "a.gguf"
+tier = "s"
+aliases = ["tiny", "t-1"]
+[[models]]
+name = "big"
+file = "b.gguf"
+tier = "m"
+context_length = 128
+chat_template = "llama3"
+)", "m.toml", {{"INFERGATE_ENGINE__THREADS", "3"}, {"INFERGATE_ROUTING__TIERS", "s,m,l"}});
+  ASSERT_EQ(c.models.size(), 2u);
+  EXPECT_EQ(c.models[0].aliases, (std::vector<std::string>{"tiny", "t-1"}));
+  EXPECT_EQ(c.models[1].context_length, 128);
+  EXPECT_EQ(c.models[1].chat_template, "llama3");
+  EXPECT_EQ(c.engine.threads, 3);
+  EXPECT_EQ(c.routing.tiers, (std::vector<std::string>{"s", "m", "l"}));
+  EXPECT_EQ(c.routing.max_kv_use, 0.5);
+}
+
+TEST(ConfigTest, BadModelsAreRefusedWithTheKeyNamed) {
+  auto msg = [](const std::string& toml) { return config_error([&] { parse_config(toml, "m.toml"); }); };
+  EXPECT_EQ(msg("[[models]]\nname = \"a\"\nfile = \"x\"\ntier = \"huge\"\n"),
+            "m.toml: models[0].tier 'huge' is not one of routing.tiers");
+  EXPECT_EQ(msg("[[models]]\nname = \"a\"\ntier = \"small\"\n"), "m.toml: models[0] needs name, file and tier");
+  EXPECT_TRUE(contains(msg("[[models]]\nname = \"a\"\nfile = \"x\"\ntier = \"small\"\nbogus = 1\n"),
+                       "unknown key 'models[0].bogus'"));
+  EXPECT_TRUE(contains(msg("[[models]]\nname = \"a b\"\nfile = \"x\"\ntier = \"small\"\n"), "may only contain"));
+  EXPECT_TRUE(contains(msg("[[models]]\nname = \"a\"\nfile = \"x\"\ntier = \"small\"\n"
+                           "[[models]]\nname = \"b\"\nfile = \"y\"\ntier = \"small\"\naliases = [\"a\"]\n"),
+                       "the name 'a' is used twice"));
+  EXPECT_TRUE(contains(msg("[[models]]\nname = \"small\"\nfile = \"x\"\ntier = \"small\"\n"), "used twice"));
+  EXPECT_TRUE(contains(msg("models = 3\n"), "must be an array of tables"));
+  EXPECT_TRUE(contains(msg("[routing]\nfallback = [\"xl\"]\n"), "names tier 'xl'"));
+  EXPECT_TRUE(contains(msg("[routing]\nmax_kv_use = 1.5\n"), "fraction"));
+  EXPECT_TRUE(contains(msg("[routing]\ntiers = []\n"), "at least one tier"));
+  EXPECT_TRUE(contains(msg("[engine]\ndevice = \"tpu\"\n"), "expected auto, cpu or cuda"));
+  EXPECT_TRUE(contains(msg("[engine]\nkv_blocks = 0\n"), "must be between"));
 }
 
 }  // namespace

@@ -22,6 +22,9 @@ struct GenerationEvent {
   std::string text;
   std::int64_t prompt_tokens = 0;      // the prompt's length
   std::int64_t completion_tokens = 0;  // generated so far
+  // Prompt tokens the engine computed (less than prompt_tokens when cancelled before its
+  // prefill finished; 0 when cancelled while waiting). Recomputation is not counted twice.
+  std::int64_t prompt_tokens_processed = 0;
   FinishReason reason = FinishReason::none;
   std::string error;  // when reason == error
   std::chrono::steady_clock::duration queue_time{};  // submit -> first scheduled

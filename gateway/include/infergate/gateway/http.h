@@ -6,6 +6,9 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/json/value.hpp>
 
+#include <boost/asio/awaitable.hpp>
+
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -17,6 +20,26 @@ namespace http = boost::beast::http;
 using Request = http::request<http::string_body>;
 using Response = http::response<http::string_body>;
 
+// Lets a handler send its response progressively (server-sent events) and learn that the client
+// went away while it works. The server provides one per request; use it only from the
+// handler's coroutine (the connection's strand).
+class ResponseStream {
+ public:
+  virtual ~ResponseStream() = default;
+  // Sends the status line and headers, then the body in chunks (chunked transfer encoding).
+  // Each returns false when the client is gone; the handler should stop writing then.
+  virtual boost::asio::awaitable<bool> start(Response& header) = 0;
+  virtual boost::asio::awaitable<bool> write(std::string_view data) = 0;
+  virtual boost::asio::awaitable<bool> finish() = 0;
+  // on_gone runs (on the connection's strand) if the peer closes the connection before the
+  // handler returns. One watch per request; it ends when the handler returns.
+  virtual void watch_disconnect(std::function<void()> on_gone) = 0;
+  bool started() const { return started_; }
+
+ protected:
+  bool started_ = false;
+};
+
 // What a handler knows about the request beyond the message itself.
 struct RequestContext {
   std::string request_id;
@@ -24,6 +47,7 @@ struct RequestContext {
   std::map<std::string, std::string> params;  // {name} segments of the pattern
   std::string_view path;                      // target without the query string
   std::string_view query;                     // after '?', possibly empty
+  ResponseStream* stream = nullptr;           // set by the server for every request
 };
 
 Response json_response(http::status status, const boost::json::value& body,

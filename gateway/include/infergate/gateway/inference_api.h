@@ -3,6 +3,9 @@
 // OpenAI x-ratelimit-* headers, and settled when done.
 #pragma once
 
+#include <boost/json/array.hpp>
+
+#include <functional>
 #include <variant>
 
 #include "infergate/gateway/admission.h"
@@ -32,10 +35,19 @@ class InferenceApi {
   };
   boost::asio::awaitable<std::variant<Response, Admitted>> begin(const Request& req,
                                                                  std::int64_t tokens);
+  // The two halves of begin(), for handlers that route and tokenize in between.
+  boost::asio::awaitable<std::variant<Response, AuthResult>> authenticate(const Request& req);
+  boost::asio::awaitable<std::variant<Response, AdmissionDecision>> admit(const Request& req,
+                                                                          const AuthResult& auth,
+                                                                          std::int64_t tokens);
+  // GET /v1/models lists what this callback returns for the caller's allowed tiers.
+  using ModelLister = std::function<boost::json::array(const std::vector<std::string>& allowed_tiers)>;
+  void set_model_lister(ModelLister lister) { lister_ = std::move(lister); }
 
  private:
   Authenticator& auth_;
   Admission& admission_;
+  ModelLister lister_;
 };
 
 }  // namespace infergate::gateway

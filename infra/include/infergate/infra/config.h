@@ -8,6 +8,7 @@
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace infergate::infra {
 
@@ -69,6 +70,38 @@ struct JournalConfig {
   Millis drain_timeout{10000};              // on SIGTERM, how long to wait for the ledger
 };
 
+// The inference engine of each model: threads, KV-cache pool and batch limits.
+struct EngineConfig {
+  int threads = 0;                    // compute threads per model; 0 = all hardware threads
+  int kv_blocks = 1024;               // KV-cache blocks per model
+  int block_size = 16;                // positions per block
+  std::int64_t max_batch_tokens = 512;  // tokens per engine step (decodes + a prefill chunk)
+  int max_seqs = 16;                  // sequences decoding at once per model
+  std::string device = "auto";        // auto | cpu | cuda (a model may override it)
+};
+
+// One served model ([[models]] in the file).
+struct ModelConfig {
+  std::string name;                   // what clients put in "model"
+  std::string file;                   // GGUF path (relative: to the working directory)
+  std::string tier;                   // one of routing.tiers
+  std::vector<std::string> aliases;   // other names clients may use
+  std::int64_t context_length = 0;    // 0 = the model's own (llama.context_length)
+  std::string device;                 // "" = engine.device
+  std::string chat_template;          // "" = from the file's metadata; chatml | llama3 | llama2
+};
+
+// Tiered routing: which model serves "auto", a tier name, or an overloaded model's requests.
+struct RoutingConfig {
+  std::vector<std::string> tiers = {"small", "medium", "large"};  // smallest first
+  // When the chosen model is overloaded, the tiers tried next, in this order (only those the
+  // tenant's plan allows, and only models whose context fits the request).
+  std::vector<std::string> fallback = {"small", "medium", "large"};
+  std::int64_t auto_long_prompt_tokens = 2048;  // "auto" skips the smallest tier above this
+  std::int64_t max_queue_depth = 64;  // a model with more requests waiting is overloaded
+  double max_kv_use = 0.95;           // ... or with more of its KV cache in use
+};
+
 struct LogConfig {
   std::string level = "info";  // debug | info | warn | error
 };
@@ -81,6 +114,9 @@ struct Config {
   AuthConfig auth;
   AdmissionConfig admission;
   JournalConfig journal;
+  EngineConfig engine;
+  RoutingConfig routing;
+  std::vector<ModelConfig> models;
   LogConfig log;
 };
 

@@ -1,0 +1,50 @@
+// The models this instance serves (config [[models]]): each loaded from its GGUF file with its
+// own engine (scheduler thread and compute threads), tier, aliases, context length and chat
+// format. Built once at startup; lookups are thread-safe (the set never changes afterwards).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "infergate/engine/chat_template.h"
+#include "infergate/engine/engine.h"
+#include "infergate/engine/model.h"
+#include "infergate/infra/config.h"
+
+namespace infergate::gateway {
+
+struct ServedModel {
+  std::string name;
+  std::string tier;
+  std::size_t tier_rank = 0;  // position in routing.tiers
+  std::vector<std::string> aliases;
+  std::int64_t context_length = 0;
+  std::shared_ptr<const engine::Model> model;  // null only in routing unit tests
+  std::unique_ptr<engine::Engine> engine;       // null only in routing unit tests
+  engine::ChatStyle chat = engine::ChatStyle::chatml;
+  std::vector<std::int32_t> stop_tokens;        // end-of-turn tokens of the chat format
+  std::vector<std::string> reserved_texts;      // control-token texts refused in user content
+  std::string device;                           // "cpu (avx512, 2 threads)", ...
+};
+
+class ModelRegistry {
+ public:
+  // Loads every configured model and starts its engine. Throws std::runtime_error naming the
+  // model and what is wrong (missing file, bad GGUF, cuda without a GPU, context too long).
+  explicit ModelRegistry(const infra::Config& cfg);
+  // For tests: models assembled by hand.
+  ModelRegistry(std::vector<std::unique_ptr<ServedModel>> models, infra::RoutingConfig routing);
+
+  // By name or alias; null when unknown.
+  const ServedModel* find(std::string_view name) const;
+  const std::vector<std::unique_ptr<ServedModel>>& models() const { return models_; }
+  const infra::RoutingConfig& routing() const { return routing_; }
+
+ private:
+  std::vector<std::unique_ptr<ServedModel>> models_;
+  infra::RoutingConfig routing_;
+};
+
+}  // namespace infergate::gateway

@@ -1,0 +1,445 @@
+#include "infergate/gateway/completions_api.h"
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <chrono>
+#include <map>
+
+#include "generation_inbox.h"
+#include "infergate/gateway/openai_request.h"
+#include "infergate/infra/log.h"
+
+namespace infergate::gateway {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+using SteadyClock = std::chrono::steady_clock;
+using SystemClock = std::chrono::system_clock;
+
+struct CompletionsApi::Metrics {
+  infra::Family<infra::Histogram>* ttft;
+  infra::Family<infra::Histogram>* itl;
+  infra::Family<infra::Histogram>* queue;
+  infra::Family<infra::Histogram>* e2e;
+  infra::Family<infra::Counter>* prompt_tokens;
+  infra::Family<infra::Counter>* generation_tokens;
+  infra::Family<infra::Counter>* requests;
+  infra::Family<infra::Counter>* fallbacks;
+  infra::Family<infra::Gauge>* running;
+  infra::Family<infra::Gauge>* waiting;
+  infra::Family<infra::Gauge>* kv_use;
+  infra::Family<infra::Gauge>* info;
+};
+
+namespace {
+
+std::int64_t unix_us(SystemClock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+}
+double seconds(SteadyClock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+Response bad_request(const Request& req, const std::string& message, const std::string& param,
+                     const std::string& code = "invalid_value") {
+  return error_response(http::status::bad_request, message, "invalid_request_error", code, param, req.version());
+}
+
+// Waits until the journal has the record on disk (or failed to write it).
+asio::awaitable<std::error_code> append_durable(billing::UsageJournal& journal, const billing::UsageRecord& record) {
+  auto initiate = [&journal, &record](auto handler) {
+    auto ex = asio::get_associated_executor(handler);
+    auto h = std::make_shared<decltype(handler)>(std::move(handler));
+    journal.append(record, [h, ex](std::error_code ec) {
+      asio::post(ex, [h, ec]() mutable { std::move (*h)(ec); });
+    });
+  };
+  std::error_code ec = co_await asio::async_initiate<decltype(asio::use_awaitable), void(std::error_code)>(
+      initiate, asio::use_awaitable);
+  co_return ec;
+}
+
+struct Ids {
+  std::string id;
+  std::int64_t created;
+};
+
+// The JSON objects of the OpenAI API (chat.completion, text_completion and their chunks).
+json::object usage_json(std::int64_t prompt, std::int64_t completion) {
+  return {{"prompt_tokens", prompt}, {"completion_tokens", completion}, {"total_tokens", prompt + completion}};
+}
+
+json::object chunk(bool chat, const Ids& ids, const std::string& model, json::value delta_or_text,
+                   json::value finish_reason, bool usage_null) {
+  json::object choice{{"index", 0}, {"logprobs", nullptr}, {"finish_reason", std::move(finish_reason)}};
+  if (chat) {
+    choice["delta"] = std::move(delta_or_text);
+  } else {
+    choice["text"] = std::move(delta_or_text);
+  }
+  json::object o{{"id", ids.id},
+                 {"object", chat ? "chat.completion.chunk" : "text_completion"},
+                 {"created", ids.created},
+                 {"model", model},
+                 {"system_fingerprint", nullptr},
+                 {"choices", json::array{std::move(choice)}}};
+  if (usage_null) o["usage"] = nullptr;
+  return o;
+}
+
+std::string sse(const json::value& v) { return "data: " + json::serialize(v) + "\n\n"; }
+
+const char* openai_finish(engine::FinishReason r) {
+  return r == engine::FinishReason::length ? "length" : "stop";
+}
+
+}  // namespace
+
+CompletionsApi::CompletionsApi(InferenceApi& inference, Admission& admission, const ModelRegistry& models,
+                               billing::UsageJournal& journal, const infra::AdmissionConfig& admission_cfg,
+                               infra::MetricsRegistry& metrics)
+    : inference_(inference), admission_(admission), models_(models), router_(models), journal_(journal),
+      admission_cfg_(admission_cfg), metrics_(std::make_unique<Metrics>()) {
+  const std::vector<double> token_buckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2,
+                                             0.3,   0.4,    0.5,   0.75, 1.0,   2.5,  5.0,   7.5, 10.0};
+  auto& m = *metrics_;
+  m.ttft = &metrics.histogram("infergate_time_to_first_token_seconds", "Time from request to first token", {"model"},
+                              token_buckets);
+  m.itl = &metrics.histogram("infergate_inter_token_latency_seconds", "Time between consecutive tokens of a response",
+                             {"model"}, token_buckets);
+  m.queue = &metrics.histogram("infergate_request_queue_time_seconds", "Time a request waited for the engine", {"model"});
+  m.e2e = &metrics.histogram("infergate_e2e_request_latency_seconds", "Time from request to last token", {"model"});
+  m.prompt_tokens = &metrics.counter("infergate_prompt_tokens_total", "Prompt tokens processed", {"model"});
+  m.generation_tokens = &metrics.counter("infergate_generation_tokens_total", "Tokens generated", {"model"});
+  m.requests = &metrics.counter("infergate_completion_requests_total", "Completion requests by model and outcome",
+                                {"model", "status", "finish_reason"});
+  m.fallbacks = &metrics.counter("infergate_routing_fallbacks_total", "Requests routed away from an overloaded model",
+                                 {"from", "to"});
+  m.running = &metrics.gauge("infergate_requests_running", "Sequences running in the engine", {"model"});
+  m.waiting = &metrics.gauge("infergate_requests_waiting", "Requests waiting for the engine", {"model"});
+  m.kv_use = &metrics.gauge("infergate_kv_cache_usage_ratio", "Fraction of KV-cache blocks in use", {"model"});
+  m.info = &metrics.gauge("infergate_model_info", "Served models (value 1) with their tier and device",
+                          {"model", "tier", "device"});
+  for (const auto& sm : models_.models()) m.info->with({sm->name, sm->tier, sm->device}).set(1);
+  update_gauges();
+  inference_.set_model_lister([this](const std::vector<std::string>& tiers) {
+    json::array out;
+    for (const ServedModel* sm : router_.allowed_models(tiers)) {
+      out.push_back(json::object{{"id", sm->name},
+                                 {"object", "model"},
+                                 {"created", 0},
+                                 {"owned_by", "infergate"},
+                                 {"tier", sm->tier},
+                                 {"context_length", sm->context_length}});
+    }
+    return out;
+  });
+}
+
+CompletionsApi::~CompletionsApi() { inference_.set_model_lister({}); }
+
+void CompletionsApi::update_gauges() {
+  for (const auto& sm : models_.models()) {
+    if (!sm->engine) continue;
+    const auto st = sm->engine->stats();
+    metrics_->running->with({sm->name}).set(static_cast<double>(st.scheduler.running));
+    metrics_->waiting->with({sm->name}).set(static_cast<double>(st.scheduler.waiting));
+    metrics_->kv_use->with({sm->name}).set(st.scheduler.kv_blocks_total == 0
+                                               ? 0.0
+                                               : static_cast<double>(st.scheduler.kv_blocks_used) / st.scheduler.kv_blocks_total);
+  }
+}
+
+void CompletionsApi::add_routes(Router& router) {
+  router.add(http::verb::post, "/v1/chat/completions",
+             [this](Request& req, RequestContext& ctx) { return handle(req, ctx, true); });
+  router.add(http::verb::post, "/v1/completions",
+             [this](Request& req, RequestContext& ctx) { return handle(req, ctx, false); });
+}
+
+asio::awaitable<Response> CompletionsApi::handle(Request& req, RequestContext& ctx, bool chat) {
+  const auto started_sys = SystemClock::now();
+  const auto started = SteadyClock::now();
+  std::variant<Response, AuthResult> authed = co_await inference_.authenticate(req);
+  if (auto* refused = std::get_if<Response>(&authed)) co_return std::move(*refused);
+  const AuthResult auth = std::get<AuthResult>(std::move(authed));
+  const Principal& who = auth.principal();
+
+  CompletionParams p;
+  try {
+    const json::object body = parse_json_object(req);
+    p = chat ? parse_chat_request(body) : parse_completion_request(body);
+  } catch (const BadInput& e) {
+    co_return bad_request(req, e.what(), e.param());
+  }
+
+  // Tokenize with each candidate model's own tokenizer (routing asks for the counts it needs).
+  std::map<const ServedModel*, std::vector<std::int32_t>> prompts;
+  auto prompt_tokens = [&](const ServedModel& m) -> std::int64_t {
+    auto it = prompts.find(&m);
+    if (it != prompts.end()) return static_cast<std::int64_t>(it->second.size());
+    const engine::Tokenizer& tok = m.model->tokenizer();
+    std::vector<std::int32_t> ids;
+    if (chat) {
+      for (std::size_t i = 0; i < p.messages.size(); ++i) {
+        for (const auto& reserved : m.reserved_texts) {
+          if (p.messages[i].content.find(reserved) != std::string::npos) {
+            throw BadInput("messages[" + std::to_string(i) + "].content",
+                           "messages[" + std::to_string(i) + "].content contains '" + reserved +
+                               "', which is a control token of this model's chat format; remove it.");
+          }
+        }
+      }
+      const std::string bos = tok.spec().add_bos && tok.bos() >= 0 ? tok.token_bytes(tok.bos()) : std::string();
+      std::string text;
+      try {
+        text = engine::render_chat(m.chat, p.messages, bos, true);
+      } catch (const std::invalid_argument& e) {
+        throw BadInput("messages", e.what());
+      }
+      ids = tok.encode(text, false, true);
+    } else {
+      ids = tok.encode(p.prompt, tok.spec().add_bos, false);
+    }
+    const auto n = static_cast<std::int64_t>(ids.size());
+    prompts.emplace(&m, std::move(ids));
+    return n;
+  };
+  auto load = [](const ServedModel& m) {
+    const auto st = m.engine->stats();
+    return ModelLoad{st.scheduler.waiting,
+                     st.scheduler.kv_blocks_total == 0 ? 0.0
+                                                       : static_cast<double>(st.scheduler.kv_blocks_used) / st.scheduler.kv_blocks_total};
+  };
+  std::variant<RouteChoice, RouteError> routed;
+  try {
+    routed = router_.route(p.model, who.allowed_tiers, prompt_tokens, p.max_tokens.value_or(1), load);
+  } catch (const BadInput& e) {
+    co_return bad_request(req, e.what(), e.param());
+  }
+  if (auto* err = std::get_if<RouteError>(&routed)) {
+    switch (err->kind) {
+      case RouteError::not_found:
+        co_return error_response(http::status::not_found, err->message, "invalid_request_error", "model_not_found",
+                                 "model", req.version());
+      case RouteError::not_allowed:
+        co_return error_response(http::status::forbidden, err->message, "permission_error", "model_not_allowed", "model",
+                                 req.version());
+      case RouteError::context_exceeded:
+        co_return bad_request(req, err->message, p.max_tokens ? "max_tokens" : (chat ? "messages" : "prompt"),
+                              "context_length_exceeded");
+      case RouteError::overloaded: {
+        Response res = error_response(http::status::service_unavailable, err->message, "server_error", "model_overloaded",
+                                      std::nullopt, req.version());
+        res.set(http::field::retry_after, std::to_string(std::max(1, err->retry_after_s)));
+        co_return res;
+      }
+    }
+  }
+  const RouteChoice choice = std::get<RouteChoice>(routed);
+  const ServedModel& model = *choice.model;
+  if (choice.fallback) {
+    // The request asked for something else, whose first choice was overloaded.
+    metrics_->fallbacks->with({p.model, model.name}).inc();
+  }
+  const std::vector<std::int32_t>& prompt = prompts.at(&model);
+  const std::int64_t n_prompt = static_cast<std::int64_t>(prompt.size());
+  const std::int64_t room = model.context_length - n_prompt;
+  const std::int64_t max_new = p.max_tokens.value_or(std::min<std::int64_t>(admission_cfg_.default_max_tokens, room));
+
+  // The usage record, filled in as the request goes.
+  billing::UsageRecord rec;
+  rec.tenant_id = *who.tenant_id;
+  rec.request_id = ctx.request_id;
+  rec.api_key_id = who.key_id;
+  rec.model = model.name;
+  rec.tier = model.tier;
+  rec.started_at_us = unix_us(started_sys);
+
+  std::variant<Response, AdmissionDecision> admitted = co_await inference_.admit(req, auth, n_prompt + max_new);
+  if (auto* refused = std::get_if<Response>(&admitted)) {
+    rec.status = "refused";
+    rec.ended_at_us = unix_us(SystemClock::now());
+    journal_.append(rec, [](std::error_code) {});  // refusals are recorded, not waited for
+    metrics_->requests->with({model.name, "refused", ""}).inc();
+    co_return std::move(*refused);
+  }
+  const AdmissionDecision decision = std::get<AdmissionDecision>(std::move(admitted));
+
+  // Run it.
+  auto ex = co_await asio::this_coro::executor;
+  auto inbox = std::make_shared<GenerationInbox>(ex);
+  engine::GenerationRequest g;
+  g.tenant = *who.tenant_id;
+  g.weight = static_cast<std::uint32_t>(std::max(1, who.scheduling_weight));
+  g.prompt = prompt;
+  g.sampling.temperature = p.temperature;
+  g.sampling.top_p = p.top_p;
+  g.sampling.top_k = p.top_k;
+  g.sampling.seed = p.seed;
+  g.sampling.max_tokens = max_new;
+  g.sampling.stop = p.stop;
+  if (chat) g.sampling.stop_tokens = model.stop_tokens;
+  g.on_event = [inbox](const engine::GenerationEvent& ev) { inbox->push(ev); };
+  engine::Engine::Handle handle = 0;
+  std::optional<std::string> submit_error;
+  try {
+    handle = model.engine->submit(std::move(g));
+  } catch (const std::exception& e) {
+    submit_error = e.what();
+  }
+  if (submit_error) {  // checked before routing already; kept for safety
+    co_await admission_.settle(*decision.reservation, 0);
+    co_return bad_request(req, *submit_error, chat ? "messages" : "prompt");
+  }
+  ctx.stream->watch_disconnect([inbox] { inbox->interrupt(); });
+
+  const Ids ids{(chat ? "chatcmpl-" : "cmpl-") + ctx.request_id,
+                std::chrono::duration_cast<std::chrono::seconds>(started_sys.time_since_epoch()).count()};
+  auto headers = [&](Response& res) {
+    res.set("x-infergate-model", model.name);
+    res.set("x-infergate-tier", model.tier);
+    if (choice.fallback) res.set("x-infergate-fallback", p.model);
+    set_rate_limit_headers(res, decision.rate);
+  };
+  bool streaming_ok = true;
+  if (p.stream) {
+    Response head{http::status::ok, req.version()};
+    head.set(http::field::content_type, "text/event-stream");
+    head.set(http::field::cache_control, "no-cache");
+    headers(head);
+    streaming_ok = co_await ctx.stream->start(head);
+    if (streaming_ok && chat) {
+      const json::object first = chunk(true, ids, model.name, json::object{{"role", "assistant"}, {"content", ""}}, nullptr,
+                                       p.include_usage);
+      const std::string data = sse(first);
+      streaming_ok = co_await ctx.stream->write(data);
+    }
+    if (!streaming_ok) model.engine->cancel(handle);
+  }
+
+  std::string text;
+  engine::GenerationEvent last;
+  std::optional<SteadyClock::time_point> last_token_at;
+  bool cancel_sent = !streaming_ok;
+  for (;;) {
+    std::optional<engine::GenerationEvent> ev = co_await inbox->next();
+    if (!ev) {  // the client went away: stop the sequence, then wait for its last event
+      if (!cancel_sent) model.engine->cancel(handle);
+      cancel_sent = true;
+      continue;
+    }
+    if (ev->token >= 0) {
+      const auto now = SteadyClock::now();
+      if (last_token_at) metrics_->itl->with({model.name}).observe(seconds(now - *last_token_at));
+      last_token_at = now;
+    }
+    if (p.stream && streaming_ok && !ev->text.empty()) {
+      const json::object c = chat ? chunk(true, ids, model.name, json::object{{"content", ev->text}}, nullptr, p.include_usage)
+                                  : chunk(false, ids, model.name, json::string(ev->text), nullptr, p.include_usage);
+      const std::string data = sse(c);
+      streaming_ok = co_await ctx.stream->write(data);
+      if (!streaming_ok && !cancel_sent) {
+        model.engine->cancel(handle);
+        cancel_sent = true;
+      }
+    } else if (!p.stream) {
+      text += ev->text;
+    }
+    if (ev->finished) {
+      last = std::move(*ev);
+      break;
+    }
+  }
+
+  // Meter: the record is durable before the final bytes go out.
+  const bool cancelled = last.reason == engine::FinishReason::cancelled || inbox->interrupted() || !streaming_ok;
+  const bool failed = last.reason == engine::FinishReason::error;
+  rec.prompt_tokens = last.prompt_tokens_processed;
+  rec.completion_tokens = last.completion_tokens;
+  rec.status = failed ? "failed" : cancelled ? "cancelled" : "completed";
+  rec.finish_reason = failed ? "error" : cancelled ? "cancelled" : openai_finish(last.reason);
+  rec.ended_at_us = unix_us(SystemClock::now());
+  if (last.time_to_first_token.count() > 0) {
+    rec.time_to_first_token_ms = std::chrono::duration_cast<std::chrono::milliseconds>(last.time_to_first_token).count();
+    metrics_->ttft->with({model.name}).observe(seconds(last.time_to_first_token));
+  }
+  metrics_->queue->with({model.name}).observe(seconds(last.queue_time));
+  metrics_->e2e->with({model.name}).observe(seconds(SteadyClock::now() - started));
+  metrics_->prompt_tokens->with({model.name}).inc(static_cast<std::uint64_t>(rec.prompt_tokens));
+  metrics_->generation_tokens->with({model.name}).inc(static_cast<std::uint64_t>(rec.completion_tokens));
+  metrics_->requests->with({model.name, rec.status, rec.finish_reason}).inc();
+  const std::error_code journal_ec = co_await append_durable(journal_, rec);
+  const std::int64_t used = rec.prompt_tokens + rec.completion_tokens;
+  if (journal_ec) {
+    infra::log::error("usage record not durable; the response is not acknowledged",
+                      {{"request_id", ctx.request_id}, {"error", journal_ec.message()}});
+  }
+
+  Response res;
+  if (journal_ec) {
+    res = error_response(http::status::internal_server_error,
+                         "The request's usage could not be recorded, so its result is withheld (request id " +
+                             ctx.request_id + "). Retry.",
+                         "server_error", "usage_not_recorded", std::nullopt, req.version());
+    if (p.stream && streaming_ok) {
+      const std::string data = sse(json::object{{"error", error_body("usage could not be recorded; the response is incomplete",
+                                                                     "server_error", "usage_not_recorded")}});
+      co_await ctx.stream->write(data);
+      co_await ctx.stream->finish();
+    }
+  } else if (failed) {
+    res = error_response(http::status::internal_server_error, "The model failed: " + last.error, "server_error",
+                         "engine_error", std::nullopt, req.version());
+    if (p.stream && streaming_ok) {
+      const std::string data = sse(json::object{{"error", error_body("The model failed: " + last.error, "server_error", "engine_error")}});
+      co_await ctx.stream->write(data);
+      co_await ctx.stream->finish();
+    }
+  } else if (p.stream) {
+    if (streaming_ok && !cancelled) {
+      std::string tail;
+      const json::object fin = chat ? chunk(true, ids, model.name, json::object{}, openai_finish(last.reason), p.include_usage)
+                                    : chunk(false, ids, model.name, json::string(last.text), openai_finish(last.reason), p.include_usage);
+      if (chat && !last.text.empty()) {
+        tail += sse(chunk(true, ids, model.name, json::object{{"content", last.text}}, nullptr, p.include_usage));
+      }
+      tail += sse(fin);
+      if (p.include_usage) {
+        json::object u{{"id", ids.id},
+                       {"object", chat ? "chat.completion.chunk" : "text_completion"},
+                       {"created", ids.created},
+                       {"model", model.name},
+                       {"system_fingerprint", nullptr},
+                       {"choices", json::array{}},
+                       {"usage", usage_json(rec.prompt_tokens, rec.completion_tokens)}};
+        tail += sse(u);
+      }
+      tail += "data: [DONE]\n\n";
+      if (co_await ctx.stream->write(tail)) co_await ctx.stream->finish();
+    }
+    res = Response{http::status::ok, req.version()};  // already sent
+  } else {
+    text += last.text;
+    json::object choice_obj{{"index", 0}, {"logprobs", nullptr}, {"finish_reason", openai_finish(last.reason)}};
+    if (chat) {
+      choice_obj["message"] = json::object{{"role", "assistant"}, {"content", text}, {"refusal", nullptr}};
+    } else {
+      choice_obj["text"] = text;
+    }
+    json::object body{{"id", ids.id},
+                      {"object", chat ? "chat.completion" : "text_completion"},
+                      {"created", ids.created},
+                      {"model", model.name},
+                      {"system_fingerprint", nullptr},
+                      {"choices", json::array{std::move(choice_obj)}},
+                      {"usage", usage_json(rec.prompt_tokens, rec.completion_tokens)}};
+    res = json_response(http::status::ok, body, req.version());
+    headers(res);
+  }
+  co_await admission_.settle(*decision.reservation, used);
+  co_return res;
+}
+
+}  // namespace infergate::gateway
