@@ -95,15 +95,22 @@ std::variant<RouteChoice, RouteError> ModelRouter::route(
   }
   if (!overloaded(load(*first))) return RouteChoice{first, tokens(first), false};
 
-  // 3. Overloaded: other candidates of the request first, then the fallback tiers in order.
+  // 3. Overloaded: other candidates of the request first, then the fallback tiers in order. For
+  // "auto" every allowed tier is a candidate, so only those of the chosen tier go first and the
+  // rest follow routing.fallback (still without the tiers "auto" skipped for a long prompt).
   std::vector<const ServedModel*> next;
+  auto add = [&](const ServedModel* m) {
+    if (m != first && std::find(next.begin(), next.end(), m) == next.end()) next.push_back(m);
+  };
   for (const ServedModel* m : candidates) {
-    if (m != first) next.push_back(m);
+    if (!automatic || m->tier == first->tier) add(m);
   }
   for (const auto& tier : routing.fallback) {
     if (!tier_allowed(allowed_tiers, tier)) continue;
     for (const auto& m : registry_.models()) {
-      if (m->tier == tier && std::find(next.begin(), next.end(), m.get()) == next.end() && m.get() != first) next.push_back(m.get());
+      if (m->tier != tier) continue;
+      if (automatic && std::find(candidates.begin(), candidates.end(), m.get()) == candidates.end()) continue;
+      add(m.get());
     }
   }
   for (const ServedModel* m : next) {

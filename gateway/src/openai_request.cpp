@@ -89,10 +89,13 @@ void refuse_unsupported(const json::object& o) {
   }
 }
 
-void check_known(const json::object& o, const std::set<std::string>& known) {
+// `prefix` names the enclosing object ("stream_options.") so that `param` locates the field.
+void check_known(const json::object& o, const std::set<std::string>& known, const std::string& prefix = "") {
   for (const auto& kv : o) {
     const std::string key(kv.key());
-    if (!known.count(key)) throw BadInput(key, "Unrecognized request argument supplied: " + key + ".");
+    if (!known.count(key)) {
+      throw BadInput(prefix + key, "Unrecognized request argument supplied: " + prefix + key + ".");
+    }
   }
 }
 
@@ -142,7 +145,7 @@ void common(const json::object& o, CompletionParams& p) {
   if (const auto* v = field(o, "stream_options")) {
     if (!v->is_object()) throw BadInput("stream_options", "'stream_options' must be an object.");
     if (!p.stream) throw BadInput("stream_options", "'stream_options' is only allowed when 'stream' is true.");
-    check_known(v->as_object(), {"include_usage"});
+    check_known(v->as_object(), {"include_usage"}, "stream_options.");
     if (field(v->as_object(), "include_usage")) {
       const auto* iu = field(v->as_object(), "include_usage");
       if (!iu->is_bool()) throw BadInput("stream_options.include_usage", "'stream_options.include_usage' must be true or false.");
@@ -217,6 +220,8 @@ CompletionParams parse_chat_request(const json::object& body) {
 CompletionParams parse_completion_request(const json::object& body) {
   std::set<std::string> known = kCommon;
   known.insert("prompt");
+  // Known parameters of the completions API, refused as unsupported (not as unknown) by common().
+  known.insert({"suffix", "echo", "best_of"});
   check_known(body, known);
   CompletionParams p;
   p.chat = false;
