@@ -43,7 +43,9 @@ double seconds(SteadyClock::duration d) { return std::chrono::duration<double>(d
 
 Response bad_request(const Request& req, const std::string& message, const std::string& param,
                      const std::string& code = "invalid_value") {
-  return error_response(http::status::bad_request, message, "invalid_request_error", code, param, req.version());
+  // A problem with the body as a whole (not JSON, not an object) has no param: null, as OpenAI sends.
+  return error_response(http::status::bad_request, message, "invalid_request_error", code,
+                        param.empty() ? std::nullopt : std::optional<std::string_view>(param), req.version());
 }
 
 // Waits until the journal has the record on disk (or failed to write it).
@@ -335,6 +337,10 @@ asio::awaitable<Response> CompletionsApi::handle(Request& req, RequestContext& c
       if (last_token_at) metrics_->itl->with({model.name}).observe(seconds(now - *last_token_at));
       last_token_at = now;
     }
+    if (ev->finished) {  // its text (held back until the end) goes out once, with the final chunk below
+      last = std::move(*ev);
+      break;
+    }
     if (p.stream && streaming_ok && !ev->text.empty()) {
       const json::object c = chat ? chunk(true, ids, model.name, json::object{{"content", ev->text}}, nullptr, p.include_usage)
                                   : chunk(false, ids, model.name, json::string(ev->text), nullptr, p.include_usage);
@@ -346,10 +352,6 @@ asio::awaitable<Response> CompletionsApi::handle(Request& req, RequestContext& c
       }
     } else if (!p.stream) {
       text += ev->text;
-    }
-    if (ev->finished) {
-      last = std::move(*ev);
-      break;
     }
   }
 

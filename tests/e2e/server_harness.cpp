@@ -38,12 +38,13 @@ std::string render_toml(const ConfigValues& values) {
 }
 
 ServerProcess::ServerProcess(const ConfigValues& config,
-                             const std::map<std::string, std::string>& env)
+                             const std::map<std::string, std::string>& env,
+                             const std::string& extra_toml)
     : dir_(make_temp_dir("serve")), log_path_(dir_ + "/server.log") {
   const std::string cfg_path = dir_ + "/infergate.toml";
   ConfigValues values = config;
   if (!values["journal"].count("dir")) values["journal"]["dir"] = "\"" + dir_ + "/journal\"";
-  write_file(cfg_path, render_toml(values));
+  write_file(cfg_path, render_toml(values) + extra_toml);
   child_ = Child::spawn({infergate_binary(), "serve", "--config", cfg_path}, env, log_path_);
   const std::regex listening("\"msg\":\"listening\".*\"port\":([0-9]+)");
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);

@@ -20,8 +20,11 @@ std::string render_toml(const ConfigValues& values);
 
 class ServerProcess {
  public:
+  // `extra_toml` is appended to the rendered file as is: for what ConfigValues cannot express,
+  // such as [[models]] tables.
   explicit ServerProcess(const ConfigValues& config,
-                         const std::map<std::string, std::string>& env = {});
+                         const std::map<std::string, std::string>& env = {},
+                         const std::string& extra_toml = "");
   ~ServerProcess();
 
   int port() const { return port_; }

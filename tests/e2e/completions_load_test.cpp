@@ -1,0 +1,210 @@
+// The serving path under load and when clients go away, through the real binary with the
+// "small" preset (slow enough on one engine thread, ~10 ms a token, that a request is still
+// running when the test acts): a disconnect cancels the engine work, frees the KV cache and is
+// metered as cancelled; an overloaded model's requests fall back to the next tier and are
+// reported and metered as the model that ran.
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+
+#include <future>
+#include <regex>
+#include <thread>
+
+#include "completions_support.h"
+
+namespace infergate {
+namespace {
+
+using namespace std::chrono_literals;
+namespace json = boost::json;
+
+// A client socket that sends a request, reads what has arrived, and closes when told.
+class RawClient {
+ public:
+  explicit RawClient(int port) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+      throw std::runtime_error("connect failed");
+  }
+  ~RawClient() { close(); }
+  void send(const std::string& bytes) {
+    if (::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(bytes.size()))
+      throw std::runtime_error("send failed");
+  }
+  // Reads until `received` contains `needle` `times` times; false at the deadline or on close.
+  bool read_until(const std::string& needle, int times, std::chrono::milliseconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+      int n = 0;
+      for (auto p = received.find(needle); p != std::string::npos; p = received.find(needle, p + 1)) ++n;
+      if (n >= times) return true;
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+      char buf[4096];
+      const ssize_t got = ::recv(fd_, buf, sizeof buf, 0);
+      if (got <= 0) return false;
+      received.append(buf, static_cast<std::size_t>(got));
+    }
+  }
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  std::string received;
+
+ private:
+  int fd_;
+};
+
+std::string request(const std::string& path, const std::string& key, const std::string& body) {
+  return "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + key +
+         "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+std::string request_id(const std::string& response_head) {
+  std::smatch m;
+  if (!std::regex_search(response_head, m, std::regex("x-request-id: (req_[0-9a-f]+)", std::regex::icase))) return "";
+  return m[1];
+}
+
+class Disconnect : public ::testing::Test {
+ protected:
+  test::Backend backend;
+  test::Tenant acme = backend.tenant("acme");
+  test::ServerProcess server{backend.config(), {}, test::models_toml({{"slow", test::model_file("small"), "small"}})};
+
+  // Waits until the engine reports one running sequence, then (after the caller closes) none
+  // and an empty KV cache.
+  void expect_running(int n) {
+    std::string metrics;
+    const std::string running = "infergate_requests_running{model=\"slow\"} " + std::to_string(n);
+    EXPECT_TRUE(test::wait_metrics(server.port(), {running}, 5s, &metrics)) << "no '" << running << "' in\n" << metrics;
+  }
+  void expect_engine_idle() {
+    std::string metrics;
+    EXPECT_TRUE(test::wait_metrics(server.port(),
+                                   {"infergate_requests_running{model=\"slow\"} 0",
+                                    "infergate_kv_cache_usage_ratio{model=\"slow\"} 0",
+                                    "infergate_requests_waiting{model=\"slow\"} 0"},
+                                   5s, &metrics))
+        << "the engine still holds the request:\n"
+        << metrics;
+  }
+};
+
+TEST_F(Disconnect, MidStreamCancelsTheSequenceFreesTheKvCacheAndMetersCancelled) {
+  RawClient c(server.port());
+  c.send(request("/v1/chat/completions", acme.key,
+                 R"({"model":"slow","messages":[{"role":"user","content":"tell me a long story"}],)"
+                 R"("max_tokens":400,"temperature":0,"stream":true})"));
+  ASSERT_TRUE(c.read_until("data: ", 3, 10s)) << c.received;  // the role chunk and two tokens
+  ASSERT_NE(c.received.find("200 OK"), std::string::npos) << c.received;
+  const std::string id = request_id(c.received);
+  ASSERT_FALSE(id.empty()) << c.received;
+  expect_running(1);
+  const auto closed_at = std::chrono::steady_clock::now();
+  c.close();
+
+  const auto row = backend.wait_ledger_row(id);
+  EXPECT_EQ(row.status, "cancelled");
+  EXPECT_EQ(row.finish_reason, "cancelled");
+  EXPECT_EQ(row.model, "slow");
+  EXPECT_GT(row.prompt_tokens, 0);
+  EXPECT_GE(row.completion_tokens, 2);
+  EXPECT_LT(row.completion_tokens, 400);
+  // Cancelled at the next step, not after the remaining ~4 s of generation.
+  EXPECT_LT(std::chrono::steady_clock::now() - closed_at, 2s);
+  expect_engine_idle();
+  auto m = test::http_request(server.port(), "GET", "/metrics").body;
+  EXPECT_NE(m.find("infergate_completion_requests_total{model=\"slow\",status=\"cancelled\",finish_reason=\"cancelled\"} 1"),
+            std::string::npos)
+      << m;
+}
+
+TEST_F(Disconnect, NonStreamingClientThatLeavesIsCancelled) {
+  RawClient c(server.port());
+  c.send(request("/v1/completions", acme.key,
+                 R"({"model":"slow","prompt":"Once upon a time","max_tokens":400,"temperature":0})"));
+  expect_running(1);  // generating, with no byte of the response sent yet
+  EXPECT_EQ(c.received, "");
+  c.close();
+
+  // The client never saw its request id; the request is the only one in this database.
+  const auto row = backend.wait_only_ledger_row();
+  EXPECT_EQ(row.status, "cancelled");
+  EXPECT_LT(row.completion_tokens, 400);
+  expect_engine_idle();
+}
+
+// Model alpha (tier small) and beta (tier medium), each running one sequence at a time, and a
+// model with anything waiting counts as overloaded: concurrent requests for alpha spill to beta.
+TEST(CompletionsRouting, OverloadedModelFallsBackToTheNextTierReportedAndMetered) {
+  test::Backend backend;
+  const auto acme = backend.tenant("acme");
+  test::ServerProcess server(backend.config({{"engine", {{"max_seqs", "1"}}}, {"routing", {{"max_queue_depth", "0"}}}}),
+                             {},
+                             test::models_toml({{"alpha", test::model_file("small", 1), "small"},
+                                                {"beta", test::model_file("small", 2), "medium"}}));
+  const std::string body = R"({"model":"alpha","messages":[{"role":"user","content":"hi"}],"max_tokens":30})";
+  // Warm the key cache, so that the concurrent requests reach the router together.
+  ASSERT_EQ(test::post_json(server.port(), "/v1/chat/completions", acme.key, body).status, 200);
+
+  // Requests 40 ms apart, each running ~150 ms: the router sees the queue that the earlier ones
+  // made (it reads the engine's load before admission, so requests of one burst within a Redis
+  // round trip all see the same idle model).
+  std::vector<std::future<test::ApiReply>> calls;
+  for (int i = 0; i < 4; ++i) {
+    if (i > 0) std::this_thread::sleep_for(40ms);
+    calls.push_back(std::async(std::launch::async, [&] {
+      return test::post_json(server.port(), "/v1/chat/completions", acme.key, body);
+    }));
+  }
+  int on_alpha = 0, on_beta = 0;
+  for (auto& f : calls) {
+    const test::ApiReply r = f.get();
+    if (r.status == 503) {  // both busy: an honest overload answer
+      EXPECT_EQ(r.error_code(), "model_overloaded");
+      EXPECT_FALSE(r.header("retry-after").empty());
+      continue;
+    }
+    ASSERT_EQ(r.status, 200) << r.raw.body;
+    const std::string model = r.header("x-infergate-model");
+    EXPECT_EQ(r.body.at("model"), json::value(model));
+    if (model == "alpha") {
+      ++on_alpha;
+      EXPECT_EQ(r.header("x-infergate-tier"), "small");
+      EXPECT_EQ(r.header("x-infergate-fallback"), "");
+    } else {
+      ++on_beta;
+      EXPECT_EQ(model, "beta");
+      EXPECT_EQ(r.header("x-infergate-tier"), "medium");
+      EXPECT_EQ(r.header("x-infergate-fallback"), "alpha");
+    }
+    const auto row = backend.wait_ledger_row(r.header("x-request-id"));
+    EXPECT_EQ(row.model, model);
+    EXPECT_EQ(row.tier, r.header("x-infergate-tier"));
+    EXPECT_EQ(row.status, "completed");
+    EXPECT_EQ(row.completion_tokens, r.body.at("usage").at("completion_tokens").as_int64());
+  }
+  EXPECT_GE(on_alpha, 1);
+  EXPECT_GE(on_beta, 1) << "no request fell back to beta";
+  auto m = test::http_request(server.port(), "GET", "/metrics").body;
+  EXPECT_NE(m.find("infergate_routing_fallbacks_total{from=\"alpha\",to=\"beta\"} " + std::to_string(on_beta)),
+            std::string::npos)
+      << m;
+}
+
+}  // namespace
+}  // namespace infergate
