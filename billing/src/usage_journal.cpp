@@ -64,6 +64,57 @@ std::size_t valid_prefix(const std::string& data) {
   return off;
 }
 
+// Reads a segment from a file position onwards, in windows, so a batch costs its own bytes and
+// not the whole segment's (re-reading the segment per batch made draining a backlog quadratic).
+// A missing segment reads as empty.
+class SegmentWindow {
+ public:
+  explicit SegmentWindow(const std::string& path) : path_(path) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0 && errno != ENOENT)
+      throw JournalError("cannot read " + path + ": " + std::strerror(errno));
+    struct stat st {};
+    if (fd_ >= 0 && ::fstat(fd_, &st) == 0) size_ = static_cast<std::uint64_t>(st.st_size);
+  }
+  ~SegmentWindow() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  SegmentWindow(const SegmentWindow&) = delete;
+  SegmentWindow& operator=(const SegmentWindow&) = delete;
+
+  std::uint64_t size() const { return size_; }
+  void start_at(std::uint64_t offset) {
+    base_ = offset;
+    buf_.clear();
+  }
+  // Makes [base, upto) readable (upto <= stop); false if the file is shorter.
+  bool cover(std::uint64_t upto, std::uint64_t stop) {
+    constexpr std::uint64_t kWindow = 256 * 1024;
+    while (base_ + buf_.size() < upto) {
+      const std::uint64_t have = base_ + buf_.size();
+      const std::uint64_t want = std::min(std::max(upto - have, kWindow), stop - have);
+      const std::size_t old = buf_.size();
+      buf_.resize(old + want);
+      const ssize_t n = fd_ < 0 ? 0 : ::pread(fd_, buf_.data() + old, want, static_cast<off_t>(have));
+      if (n < 0 && errno == EINTR) {
+        buf_.resize(old);
+        continue;
+      }
+      if (n < 0) throw JournalError("cannot read " + path_ + ": " + std::strerror(errno));
+      buf_.resize(old + static_cast<std::size_t>(n));
+      if (n == 0) return false;
+    }
+    return true;
+  }
+  const char* at(std::uint64_t offset) const { return buf_.data() + (offset - base_); }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  std::uint64_t size_ = 0, base_ = 0;
+  std::string buf_;
+};
+
 }  // namespace
 
 UsageJournal::UsageJournal(Options options) : opt_(std::move(options)) {
@@ -250,16 +301,17 @@ UsageJournal::Batch UsageJournal::read(JournalPosition from, std::size_t max_rec
   JournalPosition pos = from;
   while (out.records.size() < max_records && pos < end) {
     const std::string path = segment_path(pos.segment);
-    const std::uint64_t limit = pos.segment == end.segment ? end.offset : ~0ull;
-    std::string data;
-    if (fs::exists(path)) data = read_all(path);
-    const std::size_t stop = static_cast<std::size_t>(std::min<std::uint64_t>(limit, data.size()));
-    std::size_t off = static_cast<std::size_t>(pos.offset);
+    SegmentWindow seg(path);
+    const std::uint64_t stop = pos.segment == end.segment ? std::min(end.offset, seg.size())
+                                                           : seg.size();
+    std::uint64_t off = pos.offset;
+    seg.start_at(off);
     while (off + kHeader <= stop && out.records.size() < max_records) {
-      const std::uint32_t len = get_u32(data.data() + off);
-      if (off + kHeader + len > stop) break;
-      const std::string_view payload(data.data() + off + kHeader, len);
-      if (crc32(payload) != get_u32(data.data() + off + 4))
+      if (!seg.cover(off + kHeader, stop)) break;
+      const std::uint32_t len = get_u32(seg.at(off));
+      if (off + kHeader + len > stop || !seg.cover(off + kHeader + len, stop)) break;
+      const std::string_view payload(seg.at(off) + kHeader, len);
+      if (crc32(payload) != get_u32(seg.at(off) + 4))
         throw JournalError("checksum mismatch in " + path + " at offset " + std::to_string(off) +
                            ": the journal is damaged");
       out.records.push_back(decode_usage(payload));
