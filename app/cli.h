@@ -42,6 +42,7 @@ int cmd_tenants(const std::vector<std::string>& args);
 int cmd_keys(const std::vector<std::string>& args);
 int cmd_demo_setup(const std::vector<std::string>& args);
 int cmd_reconcile(const std::vector<std::string>& args);
+int cmd_invoices(const std::vector<std::string>& args);
 int cmd_make_model(const std::vector<std::string>& args);
 
 }  // namespace infergate::app

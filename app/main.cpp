@@ -25,6 +25,16 @@ commands:
                                            print a new API key for it
   reconcile [--tenant T]                   recompute the day and month quota counters in Redis
                                            from the usage ledger (e.g. after Redis lost data)
+  invoices generate --period YYYY-MM [--tenant T]
+                                           draft (or redraft) the month's invoices: one tenant,
+                                           or every tenant with usage or earlier invoices
+  invoices finalize --period YYYY-MM [--tenant T]
+                                           finalize the month's drafts (numbers assigned)
+  invoices export --period YYYY-MM [--tenant T] [--status S] --format csv|json
+                  [--out DIR] [--lines]    invoices.csv (or with --lines invoice_lines.csv) or
+                                           JSON on stdout; with --out both CSV files (or
+                                           invoices.json) in DIR
+  invoices void ID --reason TEXT           void a finalized invoice (it keeps its number)
   make-model --preset toy|small|medium --out FILE [--type f32|f16|q8_0] [--seed N]
              [--chat chatml|llama3|llama2]
                                            write a llama GGUF model with deterministic random
@@ -56,6 +66,7 @@ int main(int argc, char** argv) {
     if (cmd == "keys") return cmd_keys(args);
     if (cmd == "demo-setup") return cmd_demo_setup(args);
     if (cmd == "reconcile") return cmd_reconcile(args);
+    if (cmd == "invoices") return cmd_invoices(args);
     if (cmd == "make-model") return cmd_make_model(args);
     if (cmd == "version" || cmd == "--version") {
       std::printf("infergate %s\n", INFERGATE_VERSION);

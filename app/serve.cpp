@@ -19,6 +19,7 @@
 #include "infergate/gateway/auth.h"
 #include "infergate/gateway/completions_api.h"
 #include "infergate/gateway/models.h"
+#include "infergate/gateway/billing_api.h"
 #include "infergate/gateway/inference_api.h"
 #include "infergate/gateway/health.h"
 #include "infergate/gateway/server.h"
@@ -213,6 +214,8 @@ int cmd_serve(const std::vector<std::string>& args) {
     infra::log::warn("no models configured: completion requests will get 404 (add [[models]] to the config)");
   gateway::CompletionsApi completions(inference, admission, *models, *journal, cfg.admission, metrics);
   completions.add_routes(router);
+  gateway::BillingApi billing_api(pg, auth, inference, admission);
+  billing_api.add_routes(router);
   try {
     server.start();
   } catch (const std::system_error& e) {

@@ -3,6 +3,7 @@
 #include <pqxx/pqxx>
 
 #include "infergate/gateway/accounts.h"
+#include "infergate/gateway/api_errors.h"
 #include "infergate/gateway/json_input.h"
 #include "infergate/infra/log.h"
 
@@ -15,47 +16,8 @@ using acc::AccountError;
 
 namespace {
 
-Response bad_request(const Request& req, const std::string& message, const std::string& param) {
-  return error_response(http::status::bad_request, message, "invalid_request_error",
-                        "invalid_request", param.empty() ? std::nullopt
-                                                         : std::optional<std::string_view>(param),
-                        req.version());
-}
-
-Response account_error_response(const Request& req, const AccountError& e) {
-  std::optional<std::string_view> param;
-  if (!e.field().empty()) param = e.field();
-  switch (e.kind()) {
-    case AccountError::Kind::not_found:
-      return error_response(http::status::not_found, e.what(), "invalid_request_error",
-                            "not_found", param, req.version());
-    case AccountError::Kind::conflict:
-      return error_response(http::status::conflict, e.what(), "invalid_request_error", "conflict",
-                            param, req.version());
-    case AccountError::Kind::invalid:
-      break;
-  }
-  return error_response(http::status::bad_request, e.what(), "invalid_request_error",
-                        "invalid_request", param, req.version());
-}
-
 json::object list_of(json::array data) {
   return {{"object", "list"}, {"data", std::move(data)}};
-}
-
-// Query parameters of a request; refuses any the route does not know.
-std::map<std::string, std::string> query_params(const RequestContext& ctx,
-                                                const std::vector<std::string>& allowed) {
-  std::map<std::string, std::string> q;
-  try {
-    q = parse_query(ctx.query);
-  } catch (const std::invalid_argument& e) {
-    throw BadInput("", e.what());
-  }
-  for (const auto& [k, v] : q)
-    if (std::find(allowed.begin(), allowed.end(), k) == allowed.end())
-      throw BadInput(k, "Unknown query parameter '" + k + "'.");
-  return q;
 }
 
 acc::Limits read_limits(FieldReader& f) {
@@ -111,36 +73,23 @@ Response auth_failure_response(AuthOutcome outcome, const Request& req) {
 AdminApi::AdminApi(infra::PgPool& pg, infra::RedisClient* redis, Authenticator& auth)
     : pg_(pg), redis_(redis), auth_(auth) {}
 
-Handler AdminApi::admin(Body body) {
-  return [this, body = std::move(body)](Request& req,
-                                        RequestContext& ctx) -> asio::awaitable<Response> {
+Handler admin_route(Authenticator& auth, AdminBody body) {
+  return [&auth, body = std::move(body)](Request& req,
+                                         RequestContext& ctx) -> asio::awaitable<Response> {
     std::string authorization(req[http::field::authorization]);
-    AuthResult a = co_await auth_.authenticate(authorization, "admin");
+    AuthResult a = co_await auth.authenticate(authorization, "admin");
     if (!a.ok()) co_return auth_failure_response(a.outcome, req);
     const std::string actor = "key:" + a.principal().key_id;
-    std::optional<Response> error;
-    try {
+    const ResponseBody run = [&]() -> asio::awaitable<Response> {
       Response res = co_await body(req, ctx, actor);
       co_return res;
-    } catch (const BadInput& e) {
-      error = bad_request(req, e.what(), e.param());
-    } catch (const AccountError& e) {
-      error = account_error_response(req, e);
-    } catch (const infra::PgUnavailable& e) {
-      error = error_response(http::status::service_unavailable,
-                             std::string("The database is unavailable: ") + e.what() +
-                                 ". Nothing was changed; retry shortly.",
-                             "server_error", "database_unavailable", std::nullopt, req.version());
-    } catch (const infra::PgTimeout& e) {
-      error = error_response(http::status::service_unavailable,
-                             std::string(e.what()) +
-                                 ". The change may or may not have been applied; read it back "
-                                 "before retrying.",
-                             "server_error", "database_timeout", std::nullopt, req.version());
-    }
-    co_return std::move(*error);
+    };
+    Response res = co_await with_error_responses(req, run);
+    co_return res;
   };
 }
+
+Handler AdminApi::admin(AdminBody body) { return admin_route(auth_, std::move(body)); }
 
 asio::awaitable<void> AdminApi::invalidate(const std::string& message) {
   auth_.on_invalidation(message);  // this instance at once, whatever Redis does

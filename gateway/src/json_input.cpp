@@ -2,6 +2,8 @@
 
 #include <boost/json/parse.hpp>
 
+#include <algorithm>
+
 namespace infergate::gateway {
 
 namespace json = boost::json;
@@ -90,6 +92,20 @@ std::optional<json::object> FieldReader::object(const std::string& name) {
   if (!v) return std::nullopt;
   if (!v->is_object()) throw BadInput(path(name), "'" + path(name) + "' must be an object.");
   return v->as_object();
+}
+
+std::map<std::string, std::string> query_params(const RequestContext& ctx,
+                                                const std::vector<std::string>& allowed) {
+  std::map<std::string, std::string> q;
+  try {
+    q = parse_query(ctx.query);
+  } catch (const std::invalid_argument& e) {
+    throw BadInput("", e.what());
+  }
+  for (const auto& [k, v] : q)
+    if (std::find(allowed.begin(), allowed.end(), k) == allowed.end())
+      throw BadInput(k, "Unknown query parameter '" + k + "'.");
+  return q;
 }
 
 void FieldReader::finish() const {

@@ -14,6 +14,12 @@ namespace infergate::gateway {
 // The response for a failed authentication (OpenAI error shape).
 Response auth_failure_response(AuthOutcome outcome, const Request& req);
 
+// An /admin route: authenticates an admin-scoped key, then runs `body` with the acting key
+// ("key:<id>", for the audit log) and turns its errors into responses (api_errors.h).
+using AdminBody = std::function<boost::asio::awaitable<Response>(Request&, RequestContext&,
+                                                                 const std::string& actor)>;
+Handler admin_route(Authenticator& auth, AdminBody body);
+
 class AdminApi {
  public:
   // `redis` publishes invalidations; it may be null (single instance, tests).
@@ -21,9 +27,7 @@ class AdminApi {
   void add_routes(Router& router);
 
  private:
-  using Body = std::function<boost::asio::awaitable<Response>(Request&, RequestContext&,
-                                                              const std::string& actor)>;
-  Handler admin(Body body);
+  Handler admin(AdminBody body);
   boost::asio::awaitable<void> invalidate(const std::string& message);
 
   infra::PgPool& pg_;

@@ -58,4 +58,8 @@ class FieldReader {
   std::set<std::string> read_;
 };
 
+// The query parameters of a request; refuses a bad escape and any name not in `allowed`.
+std::map<std::string, std::string> query_params(const RequestContext& ctx,
+                                                const std::vector<std::string>& allowed);
+
 }  // namespace infergate::gateway
