@@ -18,6 +18,9 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/asio/write.hpp>
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <chrono>
 
 #include "infergate/infra/ids.h"
@@ -193,21 +196,26 @@ class Session : public std::enable_shared_from_this<Session> {
     };
     // Waits for the socket to become readable without reading: end of stream (or an error)
     // then means the client closed; bytes mean it pipelined its next request, which is left for
-    // the next read (and the watch ends there).
+    // the next read (and the watch ends there). Readiness can be reported without anything to
+    // read (a late edge from earlier data): then it waits again. The peek never blocks: a
+    // blocking one would stall the connection's strand until the client sent more.
     void arm() {
       auto w = watch_;
       w->pending = true;
       auto self = s_.shared_from_this();
-      s_.stream_.socket().async_wait(tcp::socket::wait_read, [self, w](const boost::system::error_code& ec) {
+      Stream* stream = this;
+      s_.stream_.socket().async_wait(tcp::socket::wait_read, [self, w, stream](const boost::system::error_code& ec) {
         w->pending = false;
         if (ec || !w->active) return;
         char c;
-        boost::system::error_code pec;
-        const std::size_t n = self->stream_.socket().receive(asio::buffer(&c, 1), tcp::socket::message_peek, pec);
-        if (n == 0 || (pec && pec != asio::error::would_block)) {
-          w->active = false;
-          if (w->on_gone) w->on_gone();
+        const ssize_t n = ::recv(self->stream_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+          stream->arm();  // nothing there after all; `stream` lives while the watch is active
+          return;
         }
+        if (n > 0) return;  // a pipelined request: stop watching
+        w->active = false;  // end of stream or a socket error: the client is gone
+        if (w->on_gone) w->on_gone();
       });
     }
     bool ok(const boost::system::error_code& ec) {

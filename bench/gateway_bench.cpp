@@ -1,0 +1,231 @@
+// The whole request path under load: a keep-alive HTTP load generator against `infergate serve`
+// (auth + admission + engine + durable metering all on), beside a bare Beast "hello" server
+// measured with the same client in the same run. Prints requests/s at saturation (closed loop,
+// C connections) and the latency p50/p99 at half that rate (open loop: requests are sent on a
+// fixed schedule and latency counts from the scheduled time, so a stall is not hidden).
+//
+//   gateway_bench --target URL --key KEY [--body JSON] [--connections 16] [--seconds 5]
+//                 [--threads 1] [--bare-threads 2]
+// bench/gateway_bench.sh sets up Postgres, Redis, a toy model, a tenant and the server, and runs it.
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// ---- the baseline: a bare Beast server answering a small JSON body --------------------------
+asio::awaitable<void> bare_session(tcp::socket socket) {
+  boost::beast::flat_buffer buffer;
+  for (;;) {
+    http::request<http::string_body> req;
+    boost::system::error_code ec;
+    co_await http::async_read(socket, buffer, req, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return;
+    http::response<http::string_body> res{http::status::ok, req.version()};
+    res.set(http::field::content_type, "application/json");
+    res.body() = R"({"object":"hello","text":"hi"})";
+    res.keep_alive(req.keep_alive());
+    res.prepare_payload();
+    co_await http::async_write(socket, res, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec || !req.keep_alive()) co_return;
+  }
+}
+
+asio::awaitable<void> bare_accept(tcp::acceptor& acceptor) {
+  for (;;) {
+    boost::system::error_code ec;
+    tcp::socket s = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return;
+    asio::co_spawn(acceptor.get_executor(), bare_session(std::move(s)), asio::detached);
+  }
+}
+
+// ---- the load generator ---------------------------------------------------------------------
+struct Target {
+  std::string host;
+  std::string port;
+  std::string path;
+  std::string key;
+  std::string body;
+};
+
+Target parse_url(const std::string& url) {
+  Target t;
+  std::string rest = url.substr(url.find("://") + 3);
+  const auto slash = rest.find('/');
+  const std::string hostport = rest.substr(0, slash);
+  t.path = slash == std::string::npos ? "/" : rest.substr(slash);
+  const auto colon = hostport.find(':');
+  t.host = hostport.substr(0, colon);
+  t.port = colon == std::string::npos ? "80" : hostport.substr(colon + 1);
+  return t;
+}
+
+struct Result {
+  double rps = 0;
+  std::vector<double> latencies_ms;
+  std::uint64_t errors = 0;
+  std::uint64_t ok = 0;
+};
+
+// One connection: sends requests (when `pace` is set, at its scheduled times) until `until`.
+asio::awaitable<void> client(const Target& t, Clock::time_point until, std::atomic<std::int64_t>* next_slot,
+                             Clock::time_point start, std::chrono::nanoseconds pace, Result* out, std::mutex* mu) {
+  auto ex = co_await asio::this_coro::executor;
+  tcp::resolver resolver(ex);
+  tcp::socket socket(ex);
+  boost::system::error_code ec;
+  auto endpoints = co_await resolver.async_resolve(t.host, t.port, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return;
+  co_await asio::async_connect(socket, endpoints, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return;
+  socket.set_option(tcp::no_delay(true));
+  boost::beast::flat_buffer buffer;
+  http::request<http::string_body> req{t.body.empty() ? http::verb::get : http::verb::post, t.path, 11};
+  req.set(http::field::host, t.host);
+  if (!t.key.empty()) req.set(http::field::authorization, "Bearer " + t.key);
+  if (!t.body.empty()) {
+    req.set(http::field::content_type, "application/json");
+    req.body() = t.body;
+  }
+  req.keep_alive(true);
+  req.prepare_payload();
+  std::vector<double> lat;
+  std::uint64_t ok = 0, errors = 0;
+  asio::steady_timer timer(ex);
+  for (;;) {
+    Clock::time_point scheduled = Clock::now();
+    if (pace.count() > 0) {
+      const std::int64_t slot = next_slot->fetch_add(1);
+      scheduled = start + pace * slot;
+      if (scheduled >= until) break;
+      timer.expires_at(scheduled);
+      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    } else if (scheduled >= until) {
+      break;
+    }
+    co_await http::async_write(socket, req, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) break;
+    http::response<http::string_body> res;
+    co_await http::async_read(socket, buffer, res, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) break;
+    lat.push_back(std::chrono::duration<double, std::milli>(Clock::now() - scheduled).count());
+    if (res.result() == http::status::ok) {
+      ++ok;
+    } else {
+      ++errors;
+      if (errors == 1) std::fprintf(stderr, "non-200 response %u: %s\n", res.result_int(), res.body().substr(0, 300).c_str());
+    }
+  }
+  std::lock_guard lock(*mu);
+  out->latencies_ms.insert(out->latencies_ms.end(), lat.begin(), lat.end());
+  out->ok += ok;
+  out->errors += errors;
+}
+
+Result run_load(const Target& t, int connections, double seconds, double rate, int threads) {
+  asio::io_context io(threads);
+  Result r;
+  std::mutex mu;
+  std::atomic<std::int64_t> slot{0};
+  const auto start = Clock::now() + std::chrono::milliseconds(50);
+  const auto until = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  const auto pace = rate > 0 ? std::chrono::nanoseconds(static_cast<std::int64_t>(1e9 / rate)) : std::chrono::nanoseconds(0);
+  for (int i = 0; i < connections; ++i) asio::co_spawn(io, client(t, until, &slot, start, pace, &r, &mu), asio::detached);
+  std::vector<std::thread> pool;
+  for (int i = 1; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
+  io.run();
+  for (auto& th : pool) th.join();
+  r.rps = static_cast<double>(r.ok + r.errors) / seconds;
+  std::sort(r.latencies_ms.begin(), r.latencies_ms.end());
+  return r;
+}
+
+double pct(const std::vector<double>& v, double p) {
+  if (v.empty()) return 0;
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+}
+
+struct Figures {
+  double rps, p50, p99, half_rate;
+  std::uint64_t errors;
+};
+
+Figures measure(const char* name, const Target& t, int connections, double seconds, int threads) {
+  run_load(t, connections, 0.5, 0, threads);  // warm up (connections, caches)
+  const Result sat = run_load(t, connections, seconds, 0, threads);
+  const double half = sat.rps / 2;
+  const Result at_half = run_load(t, connections, seconds, half, threads);
+  std::printf("%-10s saturation %8.0f req/s (%llu errors) | at %6.0f req/s: p50 %6.3f ms  p99 %6.3f ms\n", name, sat.rps,
+              static_cast<unsigned long long>(sat.errors + at_half.errors), half, pct(at_half.latencies_ms, 0.5),
+              pct(at_half.latencies_ms, 0.99));
+  return {sat.rps, pct(at_half.latencies_ms, 0.5), pct(at_half.latencies_ms, 0.99), half, sat.errors + at_half.errors};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string target_url, key, body;
+  int connections = 16, threads = 1, bare_threads = 2;
+  double seconds = 5;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i], v = argv[i + 1];
+    if (k == "--target") target_url = v;
+    else if (k == "--key") key = v;
+    else if (k == "--body") body = v;
+    else if (k == "--connections") connections = std::stoi(v);
+    else if (k == "--seconds") seconds = std::stod(v);
+    else if (k == "--threads") threads = std::stoi(v);
+    else if (k == "--bare-threads") bare_threads = std::stoi(v);
+    else {
+      std::fprintf(stderr, "unknown option %s\n", k.c_str());
+      return 2;
+    }
+  }
+  if (target_url.empty()) {
+    std::fprintf(stderr, "usage: gateway_bench --target URL --key KEY [--body JSON] ... (see bench/gateway_bench.sh)\n");
+    return 2;
+  }
+  // The baseline server, on its own threads.
+  asio::io_context bare_io(bare_threads);
+  tcp::acceptor acceptor(bare_io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  asio::co_spawn(bare_io, bare_accept(acceptor), asio::detached);
+  std::vector<std::thread> bare_pool;
+  for (int i = 0; i < bare_threads; ++i) bare_pool.emplace_back([&bare_io] { bare_io.run(); });
+
+  std::printf("gateway_bench: %d connections, %.0f s per phase, client threads %d\n", connections, seconds, threads);
+  Target bare{"127.0.0.1", std::to_string(acceptor.local_endpoint().port()), "/", "", ""};
+  const Figures b = measure("bare beast", bare, connections, seconds, threads);
+  bare_io.stop();
+  for (auto& th : bare_pool) th.join();
+
+  Target ig = parse_url(target_url);
+  ig.key = key;
+  ig.body = body;
+  const Figures g = measure("infergate", ig, connections, seconds, threads);
+  std::printf("ratio: infergate / bare = %.3fx requests/s (goal >= 0.25x); infergate p99 at half load %.3f ms (goal <= 2 ms)\n",
+              g.rps / b.rps, g.p99);
+  return g.errors > 0 ? 1 : 0;
+}
