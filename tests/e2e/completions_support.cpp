@@ -60,6 +60,12 @@ Backend::Backend()
   run({"migrate"});
 }
 
+Backend::Backend(infra::PostgresConfig db)
+    : db_(std::move(db)),
+      env_{{"INFERGATE_POSTGRES__PORT", std::to_string(db_.port)}, {"INFERGATE_POSTGRES__DATABASE", db_.database}} {
+  run({"migrate"});
+}
+
 std::string Backend::run(const std::vector<std::string>& args) const {
   std::string out;
   if (run_infergate(args, env_, &out) != 0) {
@@ -88,6 +94,7 @@ Tenant Backend::tenant(const std::string& name, const std::vector<std::string>& 
 ConfigValues Backend::config(const ConfigValues& more) const {
   ConfigValues v = base_config({{"engine", {{"threads", "1"}, {"kv_blocks", "256"}}}});
   v["postgres"]["database"] = quoted(db_.database);
+  v["postgres"]["port"] = std::to_string(db_.port);
   for (const auto& [section, keys] : more)
     for (const auto& [k, val] : keys) v[section][k] = val;
   return v;

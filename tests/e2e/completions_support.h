@@ -39,6 +39,8 @@ struct Tenant {
 class Backend {
  public:
   Backend();
+  // The same on an existing database (e.g. a PrivatePostgres the test stops and starts).
+  explicit Backend(infra::PostgresConfig db);
   // A plan named after the tenant with `plan_flags` (e.g. {"--tiers", "medium"}), the tenant, and
   // an inference key.
   Tenant tenant(const std::string& name, const std::vector<std::string>& plan_flags = {});
