@@ -210,7 +210,7 @@ asio::awaitable<Response> CompletionsApi::handle(Request& req, RequestContext& c
   };
   auto load = [](const ServedModel& m) {
     const auto st = m.engine->stats();
-    return ModelLoad{st.scheduler.waiting,
+    return ModelLoad{st.scheduler.waiting + m.routing_pending.load(std::memory_order_relaxed),
                      st.scheduler.kv_blocks_total == 0 ? 0.0
                                                        : static_cast<double>(st.scheduler.kv_blocks_used) / st.scheduler.kv_blocks_total};
   };
@@ -241,6 +241,17 @@ asio::awaitable<Response> CompletionsApi::handle(Request& req, RequestContext& c
   }
   const RouteChoice choice = std::get<RouteChoice>(routed);
   const ServedModel& model = *choice.model;
+  // Counted as waiting on this model from now until it is in the engine's queue.
+  struct Pending {
+    const ServedModel& m;
+    bool counted = true;
+    explicit Pending(const ServedModel& model_) : m(model_) { m.routing_pending.fetch_add(1, std::memory_order_relaxed); }
+    void done() {
+      if (counted) m.routing_pending.fetch_sub(1, std::memory_order_relaxed);
+      counted = false;
+    }
+    ~Pending() { done(); }
+  } pending(model);
   if (choice.fallback) {
     // The request asked for something else, whose first choice was overloaded.
     metrics_->fallbacks->with({p.model, model.name}).inc();
@@ -291,6 +302,7 @@ asio::awaitable<Response> CompletionsApi::handle(Request& req, RequestContext& c
   } catch (const std::exception& e) {
     submit_error = e.what();
   }
+  pending.done();
   if (submit_error) {  // checked before routing already; kept for safety
     co_await admission_.settle(*decision.reservation, 0);
     co_return bad_request(req, *submit_error, chat ? "messages" : "prompt");

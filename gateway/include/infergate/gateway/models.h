@@ -3,6 +3,7 @@
 // format. Built once at startup; lookups are thread-safe (the set never changes afterwards).
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -27,6 +28,9 @@ struct ServedModel {
   std::vector<std::int32_t> stop_tokens;        // end-of-turn tokens of the chat format
   std::vector<std::string> reserved_texts;      // control-token texts refused in user content
   std::string device;                           // "cpu (avx512, 2 threads)", ...
+  // Requests routed here that are not yet in the engine's queue (being admitted): routing counts
+  // them as waiting, so a burst arriving within one admission round trip still sees the load.
+  mutable std::atomic<std::int64_t> routing_pending{0};
 };
 
 class ModelRegistry {
