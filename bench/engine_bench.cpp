@@ -67,7 +67,7 @@ double bandwidth_gbs(unsigned threads) {
   for (std::size_t i = 0; i < n; i += 1024) buf[i] = 1.0f;  // touch every page
   std::memset(buf, 0, bytes);
   kc::ThreadPool pool(threads);
-  const bool avx512 = kc::active_isa() == kc::Isa::avx512;
+  const bool avx512 = kc::active_isa() == kc::Isa::avx512 || kc::active_isa() == kc::Isa::avx512vnni;
   double best = 0, sink = 0;
   std::vector<double> partial(threads);
   for (int pass = 0; pass < 6; ++pass) {

@@ -26,6 +26,7 @@ CpuFeatures detect_cpu() {
   f.avx512f = __builtin_cpu_supports("avx512f");
   f.avx512bw = __builtin_cpu_supports("avx512bw");
   f.avx512vl = __builtin_cpu_supports("avx512vl");
+  f.avx512vnni = __builtin_cpu_supports("avx512vnni");
   f.hardware_threads = std::max(1u, std::thread::hardware_concurrency());
   return f;
 }

@@ -1,8 +1,11 @@
 // Matrix-product dispatch: picks the instruction set once, quantizes Q8_0 inputs, and splits
 // the output rows across the thread pool in chunks that keep each chunk's weights in L2.
+#include <emmintrin.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -16,8 +19,9 @@ namespace infergate::kernels::cpu {
 namespace {
 
 Isa detect_best() {
-  const std::string best = detect_cpu().best_isa();
-  if (best == "avx512") return Isa::avx512;
+  const CpuFeatures f = detect_cpu();
+  const std::string best = f.best_isa();
+  if (best == "avx512") return f.avx512vnni ? Isa::avx512vnni : Isa::avx512;
   if (best == "avx2") return Isa::avx2;
   return Isa::scalar;
 }
@@ -29,6 +33,7 @@ std::atomic<Isa>& chosen() {
 
 MatmulRowsFn rows_fn(Isa isa) {
   switch (isa) {
+    case Isa::avx512vnni: return avx512vnni::matmul_rows;
     case Isa::avx512: return avx512::matmul_rows;
     case Isa::avx2: return avx2::matmul_rows;
     case Isa::scalar: return scalar::matmul_rows;
@@ -37,35 +42,69 @@ MatmulRowsFn rows_fn(Isa isa) {
 }
 
 // The input in the form the row kernels take: floats as they are, Q8_0 activations quantized
-// into a per-thread buffer.
-const void* prepare_input(const WeightMatrix& w, const float* x, std::int64_t n_tokens) {
+// into per-thread buffers (valid until this thread's next product).
+const void* prepare_input(Isa isa, const WeightMatrix& w, const float* x, std::int64_t n_tokens) {
   if (w.type != WeightType::q8_0) return x;
   if (w.cols % kQ8Block != 0) throw std::invalid_argument("Q8_0 matrix with cols not a multiple of 32");
-  thread_local std::vector<BlockQ8Act> buffer;
-  const std::int64_t per_token = w.cols / kQ8Block;
-  buffer.resize(static_cast<std::size_t>(n_tokens * per_token));
-  for (std::int64_t t = 0; t < n_tokens; ++t) {
-    quantize_activations(x + t * w.cols, w.cols, buffer.data() + t * per_token);
-  }
-  return buffer.data();
+  thread_local std::vector<std::int8_t> qs;
+  thread_local std::vector<float> d;
+  thread_local std::vector<std::int32_t> corr;
+  thread_local Q8Acts acts;
+  const std::int64_t nb = w.cols / kQ8Block;
+  qs.resize(static_cast<std::size_t>(n_tokens * w.cols));
+  d.resize(static_cast<std::size_t>(n_tokens * nb));
+  corr.resize(d.size());
+  const bool paired = isa == Isa::avx512 || isa == Isa::avx512vnni;
+  quantize_activations(x, n_tokens, w.cols, paired, qs.data(), d.data(), corr.data());
+  acts = Q8Acts{qs.data(), d.data(), corr.data(), nb};
+  return &acts;
 }
 
 }  // namespace
 
-void quantize_activations(const float* x, std::int64_t n, BlockQ8Act* out) {
-  for (std::int64_t k = 0; k < n / kQ8Block; ++k) {
-    const float* v = x + k * kQ8Block;
-    float amax = 0;
-    for (int i = 0; i < kQ8Block; ++i) amax = std::max(amax, std::fabs(v[i]));
-    const float d = amax / 127.0f;
-    const float inv = d != 0 ? 1.0f / d : 0.0f;
-    out[k].d = d;
-    for (int i = 0; i < kQ8Block; ++i) out[k].qs[i] = static_cast<std::int8_t>(std::lrintf(v[i] * inv));
+// SSE2 (every x86-64): cvtps2dq rounds to nearest even like lrintf, without a libm call per
+// value, which cost as much as a small matrix product.
+void quantize_activations(const float* x, std::int64_t n_tokens, std::int64_t cols, bool paired,
+                          std::int8_t* qs, float* d, std::int32_t* corr) {
+  const std::int64_t nb = cols / kQ8Block;
+  const __m128 abs_mask = _mm_castsi128_ps(_mm_set1_epi32(0x7fffffff));
+  for (std::int64_t b = 0; b < n_tokens * nb; ++b) {
+    const float* v = x + b * kQ8Block;
+    __m128 mx = _mm_setzero_ps();
+    for (int i = 0; i < kQ8Block; i += 4) mx = _mm_max_ps(mx, _mm_and_ps(_mm_loadu_ps(v + i), abs_mask));
+    mx = _mm_max_ps(mx, _mm_movehl_ps(mx, mx));
+    mx = _mm_max_ss(mx, _mm_shuffle_ps(mx, mx, 1));
+    const float scale = _mm_cvtss_f32(mx) / 127.0f;
+    const __m128 inv = _mm_set1_ps(scale != 0 ? 1.0f / scale : 0.0f);
+    d[b] = scale;
+    alignas(16) std::int8_t q[kQ8Block];
+    __m128i sum = _mm_setzero_si128();
+    for (int i = 0; i < kQ8Block; i += 16) {
+      __m128i q32[4];
+      for (int j = 0; j < 4; ++j) {
+        q32[j] = _mm_cvtps_epi32(_mm_mul_ps(_mm_loadu_ps(v + i + 4 * j), inv));
+        sum = _mm_add_epi32(sum, q32[j]);
+      }
+      const __m128i q8 = _mm_packs_epi16(_mm_packs_epi32(q32[0], q32[1]), _mm_packs_epi32(q32[2], q32[3]));
+      _mm_store_si128(reinterpret_cast<__m128i*>(q + i), q8);
+    }
+    sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0x4e));
+    sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0xb1));
+    corr[b] = -16 * _mm_cvtsi128_si32(sum);
+    // Plain, or interleaved dword by dword with its pair.
+    const std::int64_t k = b % nb;
+    if (paired && (k % 2 == 1 || k + 1 < nb)) {
+      std::int8_t* out = qs + (b - k % 2) * kQ8Block + k % 2 * 4;
+      for (int i = 0; i < kQ8Block / 4; ++i) std::memcpy(out + 8 * i, q + 4 * i, 4);
+    } else {
+      std::memcpy(qs + b * kQ8Block, q, kQ8Block);
+    }
   }
 }
 
 const char* isa_name(Isa isa) {
   switch (isa) {
+    case Isa::avx512vnni: return "avx512vnni";
     case Isa::avx512: return "avx512";
     case Isa::avx2: return "avx2";
     case Isa::scalar: return "scalar";
@@ -74,10 +113,8 @@ const char* isa_name(Isa isa) {
 }
 
 bool isa_supported(Isa isa) {
-  const Isa best = detect_best();
-  if (isa == Isa::scalar) return true;
-  if (isa == Isa::avx2) return best == Isa::avx2 || best == Isa::avx512;
-  return best == Isa::avx512;
+  // Each ISA is a superset of the ones before it in the enum.
+  return static_cast<int>(isa) <= static_cast<int>(detect_best());
 }
 
 Isa active_isa() { return chosen().load(std::memory_order_relaxed); }
@@ -90,14 +127,15 @@ void force_isa(Isa isa) {
 }
 
 void matmul_isa(Isa isa, const WeightMatrix& w, const float* x, std::int64_t n_tokens, float* y) {
-  const void* in = prepare_input(w, x, n_tokens);
+  const void* in = prepare_input(isa, w, x, n_tokens);
   rows_fn(isa)(w, in, n_tokens, 0, w.rows, y);
 }
 
 void matmul(const WeightMatrix& w, const float* x, std::int64_t n_tokens, float* y,
             ThreadPool& pool) {
-  const void* in = prepare_input(w, x, n_tokens);
-  const MatmulRowsFn fn = rows_fn(active_isa());
+  const Isa isa = active_isa();
+  const void* in = prepare_input(isa, w, x, n_tokens);
+  const MatmulRowsFn fn = rows_fn(isa);
   const std::int64_t threads = pool.size();
   const std::int64_t work = w.rows * w.cols * n_tokens;
   if (threads == 1 || work < 64 * 1024) {

@@ -1,5 +1,5 @@
-// Internal to the CPU matrix products: the per-ISA entry points and the activation blocks that
-// Q8_0 products quantize their input into.
+// Internal to the CPU matrix products: the per-ISA entry points and the activations that Q8_0
+// products quantize their input into.
 #pragma once
 
 #include <cstdint>
@@ -8,17 +8,29 @@
 
 namespace infergate::kernels::cpu {
 
-// Activations quantized for integer dot products with Q8_0 weights: the scale stays a float,
-// so the only rounding is of the activations themselves.
-struct BlockQ8Act {
-  float d;
-  std::int8_t qs[kQ8Block];
+// Activations quantized for integer dot products with Q8_0 weights, in blocks of 32 per token:
+// the int8 values, one float scale per block (the only rounding is of the activations), and
+// -16 times the block's sum, which kernels that add 128 to the weights (to use unsigned x signed
+// byte products) put in each of the block's 8 dword lanes to take the 128 * sum back out.
+//
+// Token t's block k holds qs[(t * nb + k) * 32, +32). In the `paired` layout (the AVX-512
+// kernels, which dot two blocks per 64-byte vector) blocks 2j and 2j+1 share 64 bytes with their
+// dwords interleaved (dword i of block 2j at dword 2i, of block 2j+1 at dword 2i+1); an odd last
+// block stays plain.
+struct Q8Acts {
+  const std::int8_t* qs = nullptr;
+  const float* d = nullptr;          // d[t * nb + k]
+  const std::int32_t* corr = nullptr;  // corr[t * nb + k] = -16 * sum of the block's qs
+  std::int64_t nb = 0;               // blocks per token
 };
 
-void quantize_activations(const float* x, std::int64_t n, BlockQ8Act* out);
+// Quantizes n_tokens rows of cols floats (cols a multiple of 32) into the given buffers
+// (n_tokens * cols bytes, n_tokens * cols / 32 floats and ints).
+void quantize_activations(const float* x, std::int64_t n_tokens, std::int64_t cols, bool paired,
+                          std::int8_t* qs, float* d, std::int32_t* corr);
 
 // Computes rows [r0, r1) of y for tokens [0, n_tokens). x is the float input (F32/F16) or, for
-// Q8_0, n_tokens * cols/32 activation blocks.
+// Q8_0, a Q8Acts.
 using MatmulRowsFn = void (*)(const WeightMatrix& w, const void* x, std::int64_t n_tokens,
                               std::int64_t r0, std::int64_t r1, float* y);
 
@@ -31,6 +43,10 @@ void matmul_rows(const WeightMatrix& w, const void* x, std::int64_t n_tokens, st
                  std::int64_t r1, float* y);
 }
 namespace avx512 {
+void matmul_rows(const WeightMatrix& w, const void* x, std::int64_t n_tokens, std::int64_t r0,
+                 std::int64_t r1, float* y);
+}
+namespace avx512vnni {
 void matmul_rows(const WeightMatrix& w, const void* x, std::int64_t n_tokens, std::int64_t r0,
                  std::int64_t r1, float* y);
 }

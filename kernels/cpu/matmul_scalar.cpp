@@ -25,11 +25,12 @@ void matmul_rows(const WeightMatrix& w, const void* x, std::int64_t n_tokens, st
         }
         case WeightType::q8_0: {
           const auto* wb = reinterpret_cast<const BlockQ8_0*>(w.row(r));
-          const auto* xb = static_cast<const BlockQ8Act*>(x) + t * (cols / kQ8Block);
-          for (std::int64_t k = 0; k < cols / kQ8Block; ++k) {
+          const auto& xa = *static_cast<const Q8Acts*>(x);  // plain layout
+          for (std::int64_t k = 0; k < xa.nb; ++k) {
+            const std::int8_t* xq = xa.qs + (t * xa.nb + k) * kQ8Block;
             std::int32_t dot = 0;
-            for (int i = 0; i < kQ8Block; ++i) dot += wb[k].qs[i] * xb[k].qs[i];
-            sum += fp16_to_fp32(wb[k].d) * xb[k].d * static_cast<float>(dot);
+            for (int i = 0; i < kQ8Block; ++i) dot += wb[k].qs[i] * xq[i];
+            sum += fp16_to_fp32(wb[k].d) * xa.d[t * xa.nb + k] * static_cast<float>(dot);
           }
           break;
         }

@@ -60,6 +60,7 @@ std::vector<kc::Isa> isas() {
   std::vector<kc::Isa> out{kc::Isa::scalar};
   if (kc::isa_supported(kc::Isa::avx2)) out.push_back(kc::Isa::avx2);
   if (kc::isa_supported(kc::Isa::avx512)) out.push_back(kc::Isa::avx512);
+  if (kc::isa_supported(kc::Isa::avx512vnni)) out.push_back(kc::Isa::avx512vnni);
   return out;
 }
 
@@ -135,6 +136,51 @@ TEST(MatmulOddColumns, FloatTypesHandleColumnTails) {
       for (const kc::Isa isa : isas()) {
         kc::matmul_isa(isa, w.view, x.data(), 3, y.data());
         for (int i = 0; i < 27; ++i) ASSERT_NEAR(y[i], ref[i], 1e-5) << cols << " " << kc::isa_name(isa);
+      }
+    }
+  }
+}
+
+// Q8_0 rows longer than a kernel's scale chunk (64 blocks) and with odd block counts, against
+// the portable product.
+TEST(MatmulQ8, LongAndOddBlockCountsMatchScalar) {
+  for (const int blocks : {1, 2, 63, 65, 67, 129}) {
+    const int cols = 32 * blocks, rows = 13, tokens = 6;
+    const TestWeights w = make_weights(WeightType::q8_0, rows, cols, 21);
+    const auto x = random_floats(static_cast<std::size_t>(tokens * cols), 23);
+    std::vector<float> ref(rows * tokens), y(rows * tokens);
+    kc::matmul_isa(kc::Isa::scalar, w.view, x.data(), tokens, ref.data());
+    for (const kc::Isa isa : isas()) {
+      kc::matmul_isa(isa, w.view, x.data(), tokens, y.data());
+      for (int i = 0; i < rows * tokens; ++i) {
+        ASSERT_NEAR(y[i], ref[i], 1e-4 * (1 + std::fabs(ref[i]))) << blocks << " blocks, " << kc::isa_name(isa);
+      }
+    }
+  }
+}
+
+// Batched decode must give the tokens decoding alone gives: a token's outputs may not depend on
+// how many other tokens share the product (tile shape, remainder tiles), bit for bit.
+TEST(MatmulBatchInvariance, EachTokenAsIfAlone) {
+  for (const WeightType type : {WeightType::f32, WeightType::f16, WeightType::q8_0}) {
+    for (const int cols : {96, 352, 2144}) {
+      const int rows = 45, tokens = 16;
+      const TestWeights w = make_weights(type, rows, cols, 31);
+      const auto x = random_floats(static_cast<std::size_t>(tokens * cols), 37);
+      for (const kc::Isa isa : isas()) {
+        std::vector<float> all(rows * tokens), one(rows);
+        kc::matmul_isa(isa, w.view, x.data(), tokens, all.data());
+        for (const int n : {1, 3, 5, 16}) {
+          std::vector<float> part(rows * n);
+          kc::matmul_isa(isa, w.view, x.data(), n, part.data());
+          for (int i = 0; i < rows * n; ++i) ASSERT_EQ(part[i], all[i]) << kc::isa_name(isa) << " n " << n;
+        }
+        for (int t = 0; t < tokens; ++t) {
+          kc::matmul_isa(isa, w.view, x.data() + t * cols, 1, one.data());
+          for (int r = 0; r < rows; ++r) {
+            ASSERT_EQ(one[r], all[t * rows + r]) << kc::isa_name(isa) << " cols " << cols << " token " << t;
+          }
+        }
       }
     }
   }

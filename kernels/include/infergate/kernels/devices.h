@@ -16,6 +16,7 @@ struct CpuFeatures {
   bool avx512f = false;
   bool avx512bw = false;
   bool avx512vl = false;
+  bool avx512vnni = false;  // byte dot products (VPDPBUSD); the Q8_0 kernels use it
   unsigned hardware_threads = 1;
   std::string best_isa() const;  // "avx512", "avx2" or "scalar"
 };

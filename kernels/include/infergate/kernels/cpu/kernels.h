@@ -1,5 +1,5 @@
 // The CPU kernels a transformer step needs. Matrix products dispatch at run time to the best
-// instruction set the CPU has (AVX-512, else AVX2/FMA, else portable code); everything else is
+// instruction set the CPU has (AVX-512 with VNNI, AVX-512, else AVX2/FMA, else portable code); everything else is
 // plain loops the compiler vectorizes. All functions are thread-safe (no shared state besides
 // the read-only dispatch choice); those taking a ThreadPool use it and must not be called
 // concurrently with another user of the same pool.
@@ -13,7 +13,8 @@
 
 namespace infergate::kernels::cpu {
 
-enum class Isa { scalar, avx2, avx512 };
+// In order: each one's CPUs support the ones before it.
+enum class Isa { scalar, avx2, avx512, avx512vnni };
 const char* isa_name(Isa isa);
 // The best the CPU supports (cached); `force_isa` overrides it (tests compare each one against
 // the portable code; forcing an ISA the CPU lacks throws std::runtime_error).
