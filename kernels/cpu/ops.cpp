@@ -1,5 +1,8 @@
 // Element-wise and per-row kernels of a transformer step. Plain loops with float accumulation
 // that the compiler vectorizes; they are a small share of a step next to the matrix products.
+// Attention, which grows with the context, has AVX-512 loops picked at run time.
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -51,9 +54,71 @@ void add_inplace(float* x, const float* y, std::int64_t n) {
   for (std::int64_t i = 0; i < n; ++i) x[i] += y[i];
 }
 
+namespace {
+
+// The two loops of attention (a dot product per cached key, a scaled add per cached value) in
+// AVX-512 when the CPU has it (masked tails, so any head_dim), else in plain loops.
+__attribute__((target("avx512f"))) inline float hsum512(__m512 v) {
+  const __m256 h = _mm512_castps512_ps256(_mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4e)));
+  __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+  q = _mm_add_ss(q, _mm_movehdup_ps(q));
+  return _mm_cvtss_f32(q);
+}
+
+__attribute__((target("avx512f"))) void scores_avx512(const float* q, const float* const* k_blocks,
+                                                      std::int64_t block_size, std::int64_t row_stride,
+                                                      std::int64_t n_pos, std::int64_t head_dim,
+                                                      float scale, float* scores) {
+  for (std::int64_t p = 0; p < n_pos; ++p) {
+    const float* k = k_blocks[p / block_size] + (p % block_size) * row_stride;
+    __m512 acc = _mm512_setzero_ps();
+    std::int64_t d = 0;
+    for (; d + 16 <= head_dim; d += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + d), _mm512_loadu_ps(k + d), acc);
+    if (d < head_dim) {
+      const auto m = static_cast<__mmask16>((1u << (head_dim - d)) - 1u);
+      acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + d), _mm512_maskz_loadu_ps(m, k + d), acc);
+    }
+    scores[p] = hsum512(acc) * scale;
+  }
+}
+
+// out = sum_p weights[p] * v_p, 64 output floats at a time held in registers across all p.
+__attribute__((target("avx512f"))) void mix_avx512(const float* weights, const float* const* v_blocks,
+                                                   std::int64_t block_size, std::int64_t row_stride,
+                                                   std::int64_t n_pos, std::int64_t head_dim, float* out) {
+  for (std::int64_t d0 = 0; d0 < head_dim; d0 += 64) {
+    __mmask16 m[4];
+    for (int j = 0; j < 4; ++j) {
+      const std::int64_t left = std::clamp<std::int64_t>(head_dim - d0 - 16 * j, 0, 16);
+      m[j] = static_cast<__mmask16>((1u << left) - 1u);
+    }
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (std::int64_t p = 0; p < n_pos; ++p) {
+      const float* v = v_blocks[p / block_size] + (p % block_size) * row_stride + d0;
+      const __m512 a = _mm512_set1_ps(weights[p]);
+      for (int j = 0; j < 4; ++j) acc[j] = _mm512_fmadd_ps(a, _mm512_maskz_loadu_ps(m[j], v + 16 * j), acc[j]);
+    }
+    for (int j = 0; j < 4; ++j) _mm512_mask_storeu_ps(out + d0 + 16 * j, m[j], acc[j]);
+  }
+}
+
+bool use_avx512() {
+  const Isa isa = active_isa();
+  return isa == Isa::avx512 || isa == Isa::avx512vnni;
+}
+
+}  // namespace
+
 void attend(const float* q, const float* const* k_blocks, const float* const* v_blocks,
             std::int64_t block_size, std::int64_t row_stride, std::int64_t n_pos,
             std::int64_t head_dim, float scale, float* scratch, float* out) {
+  if (use_avx512()) {
+    scores_avx512(q, k_blocks, block_size, row_stride, n_pos, head_dim, scale, scratch);
+    softmax(scratch, n_pos);
+    mix_avx512(scratch, v_blocks, block_size, row_stride, n_pos, head_dim, out);
+    return;
+  }
   for (std::int64_t p = 0; p < n_pos; ++p) {
     const float* k = k_blocks[p / block_size] + (p % block_size) * row_stride;
     float dot = 0;

@@ -230,15 +230,17 @@ TEST(Ops, SoftmaxSiluAdd) {
   for (int i = 0; i < 9; ++i) ASSERT_FLOAT_EQ(a[i], a0[i] + b[i]);
 }
 
-TEST(Ops, AttendOverBlocksEqualsContiguousAttention) {
-  const int head_dim = 8, block = 4, n_pos = 11, stride = 24;  // 3 heads per row
+namespace {
+
+void check_attend(const int head_dim) {
+  const int block = 4, n_pos = 11, stride = 3 * head_dim;  // 3 heads per row
   const auto q = random_floats(head_dim, 9);
   std::vector<std::vector<float>> kb(3, std::vector<float>(block * stride)),
       vb(3, std::vector<float>(block * stride));
   std::vector<std::vector<float>> kc_(n_pos), vc(n_pos);
   std::mt19937 rng(10);
   std::uniform_real_distribution<float> dist(-1, 1);
-  const int head_off = 8;  // the second head's slice
+  const int head_off = head_dim;  // the second head's slice
   for (int p = 0; p < n_pos; ++p) {
     for (int d = 0; d < head_dim; ++d) {
       kc_[p].push_back(kb[p / block][(p % block) * stride + head_off + d] = dist(rng));
@@ -261,8 +263,22 @@ TEST(Ops, AttendOverBlocksEqualsContiguousAttention) {
   for (int d = 0; d < head_dim; ++d) {
     double ref = 0;
     for (int p = 0; p < n_pos; ++p) ref += s[p] / sum * vc[p][d];
-    ASSERT_NEAR(out[d], ref, 1e-5);
+    ASSERT_NEAR(out[d], ref, 1e-5) << "head_dim " << head_dim << " " << kc::isa_name(kc::active_isa());
   }
+}
+
+}  // namespace
+
+// Every head_dim shape the AVX-512 loops treat differently (masked tail, several 64-float
+// chunks), with each ISA's path.
+TEST(Ops, AttendOverBlocksEqualsContiguousAttention) {
+  for (const int head_dim : {8, 64, 80, 130}) {
+    for (const kc::Isa isa : isas()) {
+      kc::force_isa(isa);
+      check_attend(head_dim);
+    }
+  }
+  kc::force_isa(isas().back());
 }
 
 TEST(ThreadPool, RunsEveryIndexExactlyOnceAcrossManyJobs) {
