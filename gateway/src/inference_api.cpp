@@ -101,20 +101,12 @@ asio::awaitable<std::variant<Response, AdmissionDecision>> InferenceApi::admit(c
 
 asio::awaitable<std::variant<Response, InferenceApi::Admitted>> InferenceApi::begin(
     const Request& req, std::int64_t tokens) {
-  const std::string authorization(req[http::field::authorization]);
-  AuthResult a = co_await auth_.authenticate(authorization, "inference");
-  if (!a.ok()) co_return auth_failure_response(a.outcome, req);
-  const KeyRecord& rec = *a.record;
-  AdmissionRequest ar;
-  ar.tenant_id = *rec.principal.tenant_id;
-  ar.key_id = rec.principal.key_id;
-  ar.tokens = tokens;
-  ar.tenant = rec.tenant_limits;
-  ar.key = rec.key_limits;
-  ar.periods = rec.periods;
-  AdmissionDecision d = co_await admission_.admit(ar);
-  if (!d.admitted() || !d.reservation) co_return admission_failure_response(d, req);
-  co_return Admitted{std::move(a), std::move(d)};
+  std::variant<Response, AuthResult> authed = co_await authenticate(req);
+  if (auto* refused = std::get_if<Response>(&authed)) co_return std::move(*refused);
+  AuthResult a = std::get<AuthResult>(std::move(authed));
+  std::variant<Response, AdmissionDecision> admitted = co_await admit(req, a, tokens);
+  if (auto* refused = std::get_if<Response>(&admitted)) co_return std::move(*refused);
+  co_return Admitted{std::move(a), std::get<AdmissionDecision>(std::move(admitted))};
 }
 
 void InferenceApi::add_routes(Router& router) {
