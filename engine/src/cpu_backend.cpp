@@ -68,9 +68,8 @@ class CpuBackend final : public Backend {
     for (std::int64_t layer = 0; layer < c_.n_layer; ++layer) {
       const LayerWeights& w = model_->layers()[static_cast<std::size_t>(layer)];
       for (std::int64_t t = 0; t < T; ++t) kc::rmsnorm(&x_[t * d], w.attn_norm, d, c_.rms_eps, &h_[t * d]);
-      kc::matmul(w.wq, h_.data(), T, q_.data(), pool_);
-      kc::matmul(w.wk, h_.data(), T, k_.data(), pool_);
-      kc::matmul(w.wv, h_.data(), T, v_.data(), pool_);
+      const kc::MatmulOut qkv[] = {{&w.wq, q_.data()}, {&w.wk, k_.data()}, {&w.wv, v_.data()}};
+      kc::matmul_shared_input(qkv, h_.data(), T, pool_);
       float* kl = k_cache_.data() + layer * layer_stride_;
       float* vl = v_cache_.data() + layer * layer_stride_;
       for (std::int64_t t = 0; t < T; ++t) {
@@ -86,8 +85,8 @@ class CpuBackend final : public Backend {
       kc::add_inplace(x_.data(), tmp_.data(), T * d);
 
       for (std::int64_t t = 0; t < T; ++t) kc::rmsnorm(&x_[t * d], w.ffn_norm, d, c_.rms_eps, &h_[t * d]);
-      kc::matmul(w.w_gate, h_.data(), T, gate_.data(), pool_);
-      kc::matmul(w.w_up, h_.data(), T, up_.data(), pool_);
+      const kc::MatmulOut gate_up[] = {{&w.w_gate, gate_.data()}, {&w.w_up, up_.data()}};
+      kc::matmul_shared_input(gate_up, h_.data(), T, pool_);
       kc::silu_mul(gate_.data(), up_.data(), T * c_.n_ff, gate_.data());
       kc::matmul(w.w_down, gate_.data(), T, tmp_.data(), pool_);
       kc::add_inplace(x_.data(), tmp_.data(), T * d);

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -133,23 +134,47 @@ void matmul_isa(Isa isa, const WeightMatrix& w, const float* x, std::int64_t n_t
 
 void matmul(const WeightMatrix& w, const float* x, std::int64_t n_tokens, float* y,
             ThreadPool& pool) {
+  const MatmulOut out{&w, y};
+  matmul_shared_input(std::span(&out, 1), x, n_tokens, pool);
+}
+
+void matmul_shared_input(std::span<const MatmulOut> outs, const float* x, std::int64_t n_tokens, ThreadPool& pool) {
+  if (outs.empty()) return;
+  const WeightMatrix& first = *outs[0].w;
+  for (const auto& o : outs) {
+    if (o.w->type != first.type || o.w->cols != first.cols) {
+      throw std::invalid_argument("matmul_shared_input: every matrix must have the same type and row length");
+    }
+  }
   const Isa isa = active_isa();
-  const void* in = prepare_input(isa, w, x, n_tokens);
+  const void* in = prepare_input(isa, first, x, n_tokens);  // quantized once for all of them
   const MatmulRowsFn fn = rows_fn(isa);
   const std::int64_t threads = pool.size();
-  const std::int64_t work = w.rows * w.cols * n_tokens;
-  if (threads == 1 || work < 64 * 1024) {
-    fn(w, in, n_tokens, 0, w.rows, y);
+  std::int64_t rows = 0;
+  for (const auto& o : outs) rows += o.w->rows;
+  if (threads == 1 || rows * first.cols * n_tokens < 64 * 1024) {
+    for (const auto& o : outs) fn(*o.w, in, n_tokens, 0, o.w->rows, o.y);
     return;
   }
-  // Several chunks per thread so uneven progress evens out; a multiple of 8 rows so the tiles
-  // stay full.
-  std::int64_t chunk = (w.rows + threads * 4 - 1) / (threads * 4);
+  // One parallel region for all the matrices: several chunks per thread so uneven progress
+  // evens out; a multiple of 8 rows so the tiles stay full.
+  std::int64_t chunk = (rows + threads * 4 - 1) / (threads * 4);
   chunk = std::max<std::int64_t>(8, (chunk + 7) / 8 * 8);
-  const std::int64_t n_chunks = (w.rows + chunk - 1) / chunk;
-  pool.run(n_chunks, [&](std::int64_t i) {
-    const std::int64_t r0 = i * chunk;
-    fn(w, in, n_tokens, r0, std::min(w.rows, r0 + chunk), y);
+  struct Piece {
+    std::size_t out;
+    std::int64_t r0, r1;
+  };
+  thread_local std::vector<Piece> pieces;
+  pieces.clear();
+  for (std::size_t k = 0; k < outs.size(); ++k) {
+    for (std::int64_t r0 = 0; r0 < outs[k].w->rows; r0 += chunk) {
+      pieces.push_back({k, r0, std::min(outs[k].w->rows, r0 + chunk)});
+    }
+  }
+  const std::vector<Piece>& work = pieces;
+  pool.run(static_cast<std::int64_t>(work.size()), [&](std::int64_t i) {
+    const Piece& p = work[static_cast<std::size_t>(i)];
+    fn(*outs[p.out].w, in, n_tokens, p.r0, p.r1, outs[p.out].y);
   });
 }
 

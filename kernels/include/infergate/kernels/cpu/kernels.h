@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string_view>
 
 #include "infergate/kernels/cpu/thread_pool.h"
@@ -27,6 +28,15 @@ bool isa_supported(Isa isa);
 // integers; its error against the F32 product is bounded by the activation rounding.
 void matmul(const WeightMatrix& w, const float* x, std::int64_t n_tokens, float* y,
             ThreadPool& pool);
+// Several products of the same input (Q, K and V; gate and up) in one parallel region, with the
+// input quantized once: each matrix's rows are split into chunks and all chunks share the pool.
+// Every matrix must have the same weight type and row length. Results equal separate matmul()s.
+struct MatmulOut {
+  const WeightMatrix* w;
+  float* y;
+};
+void matmul_shared_input(std::span<const MatmulOut> outs, const float* x, std::int64_t n_tokens, ThreadPool& pool);
+
 // Same with a given ISA and no pool; the reference the tests compare against uses Isa::scalar.
 void matmul_isa(Isa isa, const WeightMatrix& w, const float* x, std::int64_t n_tokens, float* y);
 
