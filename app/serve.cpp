@@ -218,11 +218,16 @@ int cmd_serve(const std::vector<std::string>& args) {
   billing_api.add_routes(router);
   try {
     server.start();
-  } catch (const std::system_error& e) {
+  } catch (const std::exception& e) {  // a port in use, an unreadable TLS certificate or key
     infra::log::error("cannot start", {{"error", e.what()}});
     return kExitFailed;
   }
-  infra::log::info("listening", {{"address", cfg.server.listen_address}, {"port", server.port()}});
+  if (server.tls_port() != 0) {
+    infra::log::info("listening", {{"address", cfg.server.listen_address}, {"port", server.port()},
+                                   {"tls_port", server.tls_port()}});
+  } else {
+    infra::log::info("listening", {{"address", cfg.server.listen_address}, {"port", server.port()}});
+  }
 
   // Probe both dependencies once so the log states up front what is down.
   asio::co_spawn(io, [&pg]() -> asio::awaitable<void> {

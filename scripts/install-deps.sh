@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build pkg-config git ca-certificates curl
+  build-essential cmake ninja-build pkg-config git ca-certificates curl openssl
   libboost1.81-all-dev libboost-json1.81-dev
   libpqxx-dev libhiredis-dev libssl-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev

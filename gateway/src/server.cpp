@@ -17,6 +17,10 @@
 #include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/beast/core/stream_traits.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <sys/socket.h>
 
@@ -33,33 +37,59 @@ namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
-class Session : public std::enable_shared_from_this<Session> {
+// What the server's drain needs of a connection, whatever its stream (plain or TLS).
+class SessionBase {
  public:
-  Session(HttpServer& server, tcp::socket socket, std::uint64_t id)
+  virtual ~SessionBase() = default;
+  virtual asio::any_io_executor executor() = 0;
+  // Run on the session's strand: wake an idle connection so it can close during a drain; close.
+  virtual void cancel_if_idle() = 0;
+  virtual void close() = 0;
+};
+
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+template <class Stream>
+class Session : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
+ public:
+  Session(HttpServer& server, tcp::socket socket, std::uint64_t id) requires std::is_same_v<Stream, PlainStream>
       : server_(server), stream_(std::move(socket)), id_(id) {}
+  Session(HttpServer& server, tcp::socket socket, asio::ssl::context& tls, std::uint64_t id)
+    requires std::is_same_v<Stream, TlsStream>
+      : server_(server), stream_(std::move(socket), tls), id_(id) {}
 
-  asio::any_io_executor executor() { return stream_.get_executor(); }
+  asio::any_io_executor executor() override { return stream_.get_executor(); }
 
-  // Runs on the session's strand: wakes an idle connection so it can close during a drain.
-  void cancel_if_idle() {
-    if (idle_) stream_.socket().cancel();
+  void cancel_if_idle() override {
+    if (idle_) lowest().socket().cancel();
   }
-  void close() {
+  void close() override {
     boost::system::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.socket().close(ec);
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
+    lowest().socket().close(ec);
   }
 
   asio::awaitable<void> run() {
-    auto self = shared_from_this();
+    auto self = this->shared_from_this();
     const auto& cfg = server_.cfg_;
+    if constexpr (std::is_same_v<Stream, TlsStream>) {
+      // The TLS handshake gets the read deadline; a client that fails it is just closed.
+      lowest().expires_after(cfg.read_timeout);
+      auto [hec] = co_await stream_.async_handshake(asio::ssl::stream_base::server, kTuple);
+      if (hec) {
+        infra::log::debug("tls handshake failed", {{"error", hec.message()}});
+        close();
+        co_return;
+      }
+    }
     beast::flat_buffer buffer;
     for (;;) {
       // Idle: no byte of the next request yet. This is the only state a drain interrupts.
       if (buffer.size() == 0) {
         idle_ = true;
         if (server_.draining()) break;
-        stream_.expires_after(cfg.idle_timeout);
+        lowest().expires_after(cfg.idle_timeout);
         auto [ec, n] = co_await stream_.async_read_some(buffer.prepare(8192), kTuple);
         idle_ = false;
         if (ec) break;  // closed by the peer, idle timeout, or drain
@@ -73,7 +103,7 @@ class Session : public std::enable_shared_from_this<Session> {
       // timeout would), so that the client still gets a 408.
       // The handler may already be queued when the read completes: it checks `read_done` (both
       // run on this connection's strand) and owns what it touches.
-      stream_.expires_never();
+      lowest().expires_never();
       struct ReadState {
         bool done = false, timed_out = false;
       };
@@ -82,7 +112,7 @@ class Session : public std::enable_shared_from_this<Session> {
       deadline.async_wait([self, state](const boost::system::error_code& ec) {
         if (ec || state->done) return;
         state->timed_out = true;
-        self->stream_.socket().cancel();
+        self->lowest().socket().cancel();
       });
       auto [rec, rn] = co_await http::async_read(stream_, buffer, parser, kTuple);
       (void)rn;
@@ -105,7 +135,7 @@ class Session : public std::enable_shared_from_this<Session> {
       }
 
       Request req = parser.release();
-      Stream stream(*this, req.keep_alive(), ctx.request_id);
+      ResponseStreamImpl stream(*this, req.keep_alive(), ctx.request_id);
       ctx.stream = &stream;
       Response res = co_await dispatch(req, ctx);
       stream.stop_watch();
@@ -133,9 +163,9 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   // A chunked response written by the handler itself (server-sent events), and the watch for
   // a client that goes away meanwhile.
-  class Stream final : public ResponseStream {
+  class ResponseStreamImpl final : public ResponseStream {
    public:
-    Stream(Session& s, bool keep_alive, std::string request_id)
+    ResponseStreamImpl(Session& s, bool keep_alive, std::string request_id)
         : s_(s), keep_alive_(keep_alive), request_id_(std::move(request_id)) {}
     asio::awaitable<bool> start(Response& header) override {
       status_ = header.result_int();
@@ -150,21 +180,21 @@ class Session : public std::enable_shared_from_this<Session> {
       head.keep_alive(keep_alive_);
       started_ = true;
       http::response_serializer<http::empty_body> sr(head);
-      s_.stream_.expires_after(s_.server_.cfg_.write_timeout);
+      s_.lowest().expires_after(s_.server_.cfg_.write_timeout);
       auto [ec, n] = co_await http::async_write_header(s_.stream_, sr, kTuple);
       (void)n;
       co_return ok(ec);
     }
     asio::awaitable<bool> write(std::string_view data) override {
       if (failed_ || data.empty()) co_return !failed_;
-      s_.stream_.expires_after(s_.server_.cfg_.write_timeout);
+      s_.lowest().expires_after(s_.server_.cfg_.write_timeout);
       auto [ec, n] = co_await asio::async_write(s_.stream_, http::make_chunk(asio::buffer(data.data(), data.size())), kTuple);
       (void)n;
       co_return ok(ec);
     }
     asio::awaitable<bool> finish() override {
       if (failed_) co_return false;
-      s_.stream_.expires_after(s_.server_.cfg_.write_timeout);
+      s_.lowest().expires_after(s_.server_.cfg_.write_timeout);
       auto [ec, n] = co_await asio::async_write(s_.stream_, http::make_chunk_last(), kTuple);
       (void)n;
       complete_ = !ec;
@@ -181,7 +211,7 @@ class Session : public std::enable_shared_from_this<Session> {
       watch_->active = false;
       if (watch_->pending) {
         boost::system::error_code ec;
-        s_.stream_.socket().cancel(ec);
+        s_.lowest().socket().cancel(ec);
       }
     }
     unsigned status() const { return status_; }
@@ -203,12 +233,12 @@ class Session : public std::enable_shared_from_this<Session> {
       auto w = watch_;
       w->pending = true;
       auto self = s_.shared_from_this();
-      Stream* stream = this;
-      s_.stream_.socket().async_wait(tcp::socket::wait_read, [self, w, stream](const boost::system::error_code& ec) {
+      ResponseStreamImpl* stream = this;
+      s_.lowest().socket().async_wait(tcp::socket::wait_read, [self, w, stream](const boost::system::error_code& ec) {
         w->pending = false;
         if (ec || !w->active) return;
         char c;
-        const ssize_t n = ::recv(self->stream_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        const ssize_t n = ::recv(self->lowest().socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
           stream->arm();  // nothing there after all; `stream` lives while the watch is active
           return;
@@ -305,7 +335,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res.set("x-request-id", ctx.request_id);
     res.set(http::field::server, "infergate");
     if (!head) res.prepare_payload();  // HEAD keeps the Content-Length of the GET
-    stream_.expires_after(server_.cfg_.write_timeout);
+    lowest().expires_after(server_.cfg_.write_timeout);
     auto [ec, n] = co_await http::async_write(stream_, res, kTuple);
     (void)n;
     record(res.result_int(), ctx, method, path, start, ec ? std::optional<std::string>(ec.message()) : std::nullopt);
@@ -317,21 +347,23 @@ class Session : public std::enable_shared_from_this<Session> {
   // (closing with unread data would reset the connection and could destroy the response).
   asio::awaitable<void> linger_close() {
     boost::system::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
     std::array<char, 16384> sink;
     std::size_t discarded = 0;
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     while (discarded < (1u << 20) && std::chrono::steady_clock::now() < until) {
-      stream_.expires_at(until);
-      auto [rec, n] = co_await stream_.async_read_some(asio::buffer(sink), kTuple);
+      lowest().expires_at(until);
+      auto [rec, n] = co_await lowest().async_read_some(asio::buffer(sink), kTuple);
       if (rec) break;
       discarded += n;
     }
     close();
   }
 
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
   HttpServer& server_;
-  beast::tcp_stream stream_;
+  Stream stream_;
   std::uint64_t id_;
   bool idle_ = false;
 };
@@ -339,7 +371,7 @@ class Session : public std::enable_shared_from_this<Session> {
 HttpServer::HttpServer(asio::io_context& io, infra::ServerConfig cfg, const Router& router,
                        infra::MetricsRegistry& metrics)
     : io_(io), cfg_(std::move(cfg)), router_(router), metrics_(metrics),
-      acceptor_(asio::make_strand(io)) {
+      acceptor_(asio::make_strand(io)), tls_acceptor_(asio::make_strand(io)) {
   requests_ = &metrics.counter("infergate_http_requests_total",
                                "HTTP requests by route pattern and status", {"route", "status"});
   latency_ = &metrics.histogram("infergate_http_request_duration_seconds",
@@ -350,38 +382,62 @@ HttpServer::HttpServer(asio::io_context& io, infra::ServerConfig cfg, const Rout
 
 HttpServer::~HttpServer() = default;
 
-void HttpServer::start() {
+namespace {
+
+void listen(tcp::acceptor& acceptor, const std::string& address, std::uint16_t port) {
   boost::system::error_code ec;
-  auto addr = asio::ip::make_address(cfg_.listen_address, ec);
-  if (ec)
-    throw std::system_error(ec, "server.listen_address '" + cfg_.listen_address +
-                                    "' is not an IP address");
-  tcp::endpoint ep(addr, cfg_.port);
-  const std::string where = cfg_.listen_address + ":" + std::to_string(cfg_.port);
-  acceptor_.open(ep.protocol(), ec);
-  if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor_.bind(ep, ec);
-  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  auto addr = asio::ip::make_address(address, ec);
+  if (ec) throw std::system_error(ec, "server.listen_address '" + address + "' is not an IP address");
+  tcp::endpoint ep(addr, port);
+  const std::string where = address + ":" + std::to_string(port);
+  acceptor.open(ep.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(ep, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) throw std::system_error(ec, "cannot listen on " + where);
+}
+
+}  // namespace
+
+void HttpServer::start() {
+  if (cfg_.tls_enabled) {
+    // Certificate and key are read before any port is bound: a bad file is a startup error.
+    tls_ = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+    tls_->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                      asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1 |
+                      asio::ssl::context::single_dh_use);
+    boost::system::error_code ec;
+    tls_->use_certificate_chain_file(cfg_.tls_cert_file, ec);
+    if (ec) throw std::runtime_error("server.tls_cert_file '" + cfg_.tls_cert_file + "': cannot use it as a PEM certificate chain (" + ec.message() + ")");
+    tls_->use_private_key_file(cfg_.tls_key_file, asio::ssl::context::pem, ec);
+    if (ec) throw std::runtime_error("server.tls_key_file '" + cfg_.tls_key_file + "': cannot use it as a PEM private key for the certificate (" + ec.message() + ")");
+  }
+  listen(acceptor_, cfg_.listen_address, cfg_.port);
   port_ = acceptor_.local_endpoint().port();
-  asio::co_spawn(acceptor_.get_executor(), accept_loop(), [](std::exception_ptr e) {
+  auto on_done = [](std::exception_ptr e) {
     if (!e) return;
     try {
       std::rethrow_exception(e);
     } catch (const std::exception& ex) {
       infra::log::error("accept loop failed", {{"error", ex.what()}});
     }
-  });
+  };
+  asio::co_spawn(acceptor_.get_executor(), accept_loop(acceptor_, false), on_done);
+  if (tls_) {
+    listen(tls_acceptor_, cfg_.listen_address, cfg_.tls_port);
+    tls_port_ = tls_acceptor_.local_endpoint().port();
+    asio::co_spawn(tls_acceptor_.get_executor(), accept_loop(tls_acceptor_, true), on_done);
+  }
 }
 
-asio::awaitable<void> HttpServer::accept_loop() {
+asio::awaitable<void> HttpServer::accept_loop(tcp::acceptor& acceptor, bool tls) {
   for (;;) {
-    auto [ec, socket] = co_await acceptor_.async_accept(asio::make_strand(io_), kTuple);
-    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+    auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(io_), kTuple);
+    if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
     if (ec) {
       // Out of descriptors or similar: back off briefly instead of spinning.
       infra::log::warn("accept failed", {{"error", ec.message()}});
-      asio::steady_timer t(acceptor_.get_executor(), std::chrono::milliseconds(50));
+      asio::steady_timer t(acceptor.get_executor(), std::chrono::milliseconds(50));
       co_await t.async_wait(kTuple);
       continue;
     }
@@ -391,9 +447,7 @@ asio::awaitable<void> HttpServer::accept_loop() {
       std::lock_guard lock(mu_);
       id = next_id_++;
     }
-    auto session = std::make_shared<Session>(*this, std::move(socket), id);
-    register_session(id, session);
-    asio::co_spawn(session->executor(), session->run(), [this, id](std::exception_ptr e) {
+    auto on_done = [this, id](std::exception_ptr e) {
       unregister_session(id);
       if (!e) return;
       try {
@@ -401,11 +455,20 @@ asio::awaitable<void> HttpServer::accept_loop() {
       } catch (const std::exception& ex) {
         infra::log::error("connection failed", {{"error", ex.what()}});
       }
-    });
+    };
+    if (tls) {
+      auto session = std::make_shared<Session<TlsStream>>(*this, std::move(socket), *tls_, id);
+      register_session(id, session);
+      asio::co_spawn(session->executor(), session->run(), on_done);
+    } else {
+      auto session = std::make_shared<Session<PlainStream>>(*this, std::move(socket), id);
+      register_session(id, session);
+      asio::co_spawn(session->executor(), session->run(), on_done);
+    }
   }
 }
 
-void HttpServer::register_session(std::uint64_t id, const std::shared_ptr<Session>& s) {
+void HttpServer::register_session(std::uint64_t id, const std::shared_ptr<SessionBase>& s) {
   std::lock_guard lock(mu_);
   sessions_[id] = s;
   connections_->add(1);
@@ -426,6 +489,10 @@ void HttpServer::begin_drain() {
   asio::post(acceptor_.get_executor(), [this] {
     boost::system::error_code ec;
     acceptor_.close(ec);
+  });
+  asio::post(tls_acceptor_.get_executor(), [this] {
+    boost::system::error_code ec;
+    tls_acceptor_.close(ec);
   });
   std::lock_guard lock(mu_);
   for (auto& [id, w] : sessions_) {

@@ -308,6 +308,13 @@ Config parse_config(std::string_view toml_text, std::string source, const EnvMap
     s.read_number("max_body_bytes", c.max_body_bytes, 1024, std::int64_t{1} << 30);
     s.read_ms("shutdown_grace_ms", c.shutdown_grace, 0, kMaxMs);
     s.read_bool("access_log", c.access_log);
+    s.read_bool("tls_enabled", c.tls_enabled);
+    s.read_number("tls_port", c.tls_port, 0, 65535);
+    s.read_string("tls_cert_file", c.tls_cert_file);
+    s.read_string("tls_key_file", c.tls_key_file);
+    if (c.tls_enabled && (c.tls_cert_file.empty() || c.tls_key_file.empty()))
+      throw ConfigError(cfg.source + ": server.tls_enabled is true, so server.tls_cert_file and "
+                        "server.tls_key_file must name the PEM certificate chain and private key");
     s.finish();
   }
   {

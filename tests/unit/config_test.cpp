@@ -37,6 +37,10 @@ void expect_same_settings(const Config& a, const Config& b) {
   EXPECT_EQ(a.server.max_body_bytes, b.server.max_body_bytes);
   EXPECT_EQ(a.server.shutdown_grace, b.server.shutdown_grace);
   EXPECT_EQ(a.server.access_log, b.server.access_log);
+  EXPECT_EQ(a.server.tls_enabled, b.server.tls_enabled);
+  EXPECT_EQ(a.server.tls_port, b.server.tls_port);
+  EXPECT_EQ(a.server.tls_cert_file, b.server.tls_cert_file);
+  EXPECT_EQ(a.server.tls_key_file, b.server.tls_key_file);
 
   EXPECT_EQ(a.postgres.host, b.postgres.host);
   EXPECT_EQ(a.postgres.port, b.postgres.port);

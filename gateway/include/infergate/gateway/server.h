@@ -18,8 +18,14 @@
 #include "infergate/infra/config.h"
 #include "infergate/infra/metrics.h"
 
+namespace boost::asio::ssl {
+class context;
+}
+
 namespace infergate::gateway {
 
+class SessionBase;
+template <class Stream>
 class Session;
 
 class HttpServer {
@@ -28,10 +34,11 @@ class HttpServer {
              infra::MetricsRegistry& metrics);
   ~HttpServer();
 
-  // Binds and listens (throws std::system_error naming the address on failure), then accepts
-  // in the background.
+  // Binds and listens (throws std::system_error naming the address on failure; with TLS on, a
+  // std::runtime_error naming an unreadable certificate or key), then accepts in the background.
   void start();
   std::uint16_t port() const { return port_; }
+  std::uint16_t tls_port() const { return tls_port_; }  // 0 when TLS is off
 
   // Stops accepting and closes idle connections; requests in progress finish, and their
   // responses say Connection: close.
@@ -42,9 +49,10 @@ class HttpServer {
   bool draining() const { return draining_.load(); }
 
  private:
+  template <class Stream>
   friend class Session;
-  boost::asio::awaitable<void> accept_loop();
-  void register_session(std::uint64_t id, const std::shared_ptr<Session>& s);
+  boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor, bool tls);
+  void register_session(std::uint64_t id, const std::shared_ptr<SessionBase>& s);
   void unregister_session(std::uint64_t id);
 
   boost::asio::io_context& io_;
@@ -52,10 +60,13 @@ class HttpServer {
   const Router& router_;
   infra::MetricsRegistry& metrics_;
   boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::ip::tcp::acceptor tls_acceptor_;
+  std::unique_ptr<boost::asio::ssl::context> tls_;  // set when server.tls_enabled
   std::uint16_t port_ = 0;
+  std::uint16_t tls_port_ = 0;
   std::atomic<bool> draining_{false};
   mutable std::mutex mu_;
-  std::map<std::uint64_t, std::weak_ptr<Session>> sessions_;
+  std::map<std::uint64_t, std::weak_ptr<SessionBase>> sessions_;
   std::uint64_t next_id_ = 0;
   infra::Family<infra::Counter>* requests_;
   infra::Family<infra::Histogram>* latency_;

@@ -25,6 +25,11 @@ struct ServerConfig {
   std::size_t max_body_bytes = 4 * 1024 * 1024;
   Millis shutdown_grace{10000};  // in-flight requests get this long after SIGTERM
   bool access_log = true;
+  // HTTPS on a second port (same API): a PEM certificate chain and its private key.
+  bool tls_enabled = false;
+  std::uint16_t tls_port = 8443;  // 0 picks a free port (logged at startup)
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 struct PostgresConfig {
