@@ -28,12 +28,7 @@ struct Backend {
   Backend() {
     std::string out;
     if (test::run_infergate({"migrate"}, env, &out) != 0) throw std::runtime_error(out);
-    if (test::run_infergate({"keys", "create-admin"}, env, &out) != 0)
-      throw std::runtime_error(out);
-    std::smatch m;
-    if (!std::regex_search(out, m, std::regex("ig_live_[0-9a-f]{16}_[0-9a-f]{48}")))
-      throw std::runtime_error("no admin key in: " + out);
-    admin_key = m[0];
+    admin_key = test::issue_key({"keys", "create-admin"}, env);
   }
   test::ConfigValues config(const test::ConfigValues& more = {}) const {
     auto v = test::base_config(more);

@@ -83,11 +83,7 @@ Tenant Backend::tenant(const std::string& name, const std::vector<std::string>& 
   Tenant t;
   const std::string created = run({"tenants", "create", "--name", name, "--plan", name + "-plan"});
   t.id = std::string(json::parse(created).at("id").as_string());
-  const std::string key = run({"keys", "create", "--tenant", name});
-  std::smatch m;
-  if (!std::regex_search(key, m, std::regex("ig_live_[0-9a-f]{16}_[0-9a-f]{48}")))
-    throw std::runtime_error("no key in: " + key);
-  t.key = m[0];
+  t.key = issue_key({"keys", "create", "--tenant", name}, env_);
   return t;
 }
 

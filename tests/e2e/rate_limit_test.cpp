@@ -30,11 +30,7 @@ struct TenantWithKey {
     run({"migrate"});
     run({"plans", "create", "--name", "tight", "--requests-per-minute", "3"});
     run({"tenants", "create", "--name", "acme", "--plan", "tight"});
-    run({"keys", "create", "--tenant", "acme"});
-    std::smatch m;
-    if (!std::regex_search(out, m, std::regex("ig_live_[0-9a-f]{16}_[0-9a-f]{48}")))
-      throw std::runtime_error(out);
-    key = m[0];
+    key = test::issue_key({"keys", "create", "--tenant", "acme"}, env);
   }
   test::ConfigValues config(const test::ConfigValues& more = {}) const {
     auto v = test::base_config(more);

@@ -106,4 +106,15 @@ int run_infergate(const std::vector<std::string>& args,
   return *code;
 }
 
+std::string issue_key(const std::vector<std::string>& args, const std::map<std::string, std::string>& env) {
+  std::string out;
+  std::string cmd;
+  for (const auto& a : args) cmd += " " + a;
+  if (run_infergate(args, env, &out) != 0) throw std::runtime_error("infergate" + cmd + " failed: " + out);
+  std::smatch m;
+  if (!std::regex_search(out, m, std::regex("ig_live_[0-9a-f]{16}_[0-9a-f]{48}")))
+    throw std::runtime_error("infergate" + cmd + " printed no key: " + out);
+  return m[0];
+}
+
 }  // namespace infergate::test

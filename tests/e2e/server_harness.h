@@ -47,4 +47,8 @@ int run_infergate(const std::vector<std::string>& args,
                   const std::map<std::string, std::string>& env, std::string* output,
                   std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
+// Runs `infergate <args>` that issues a key (keys create, keys create-admin, demo-setup) and
+// returns the secret it printed; throws with the output if it failed or printed none.
+std::string issue_key(const std::vector<std::string>& args, const std::map<std::string, std::string>& env);
+
 }  // namespace infergate::test
