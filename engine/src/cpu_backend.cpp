@@ -34,6 +34,11 @@ class CpuBackend final : public Backend {
     tmp_.resize(t * c_.n_embd);
     gate_.resize(t * c_.n_ff);
     up_.resize(t * c_.n_ff);
+    // Rotary angles for every position a sequence can reach (the model's context, or the
+    // whole KV pool when that is smaller), computed once.
+    rope_positions_ = std::min<std::int64_t>(c_.n_ctx_train, static_cast<std::int64_t>(kv.n_blocks) * kv.block_size);
+    rope_.resize(static_cast<std::size_t>(rope_positions_ * c_.rot_dim));
+    kc::rope_angles(rope_positions_, c_.rot_dim, c_.rope_base, rope_.data());
   }
 
   std::string describe() const override {
@@ -41,6 +46,12 @@ class CpuBackend final : public Backend {
   }
 
   void forward(std::span<const StepSequence> batch, float* logits) override {
+    // Between steps the engine thread samples, streams and waits for work: the pool's workers
+    // sleep instead of spinning on a core the gateway could use.
+    struct Park {
+      kc::ThreadPool& p;
+      ~Park() { p.park(); }
+    } park{pool_};
     // Which sequence and position each token of the batch is.
     tok_.clear();
     std::int64_t n_logits = 0;
@@ -74,8 +85,14 @@ class CpuBackend final : public Backend {
       float* vl = v_cache_.data() + layer * layer_stride_;
       for (std::int64_t t = 0; t < T; ++t) {
         const Tok& tk = tok_[static_cast<std::size_t>(t)];
-        kc::rope(&q_[t * d], c_.n_head, c_.head_dim, c_.rot_dim, tk.pos, c_.rope_base);
-        kc::rope(&k_[t * kvd], c_.n_head_kv, c_.head_dim, c_.rot_dim, tk.pos, c_.rope_base);
+        if (tk.pos < rope_positions_) {
+          const float* angles = &rope_[static_cast<std::size_t>(tk.pos * c_.rot_dim)];
+          kc::rope_cached(&q_[t * d], c_.n_head, c_.head_dim, c_.rot_dim, angles);
+          kc::rope_cached(&k_[t * kvd], c_.n_head_kv, c_.head_dim, c_.rot_dim, angles);
+        } else {
+          kc::rope(&q_[t * d], c_.n_head, c_.head_dim, c_.rot_dim, tk.pos, c_.rope_base);
+          kc::rope(&k_[t * kvd], c_.n_head_kv, c_.head_dim, c_.rot_dim, tk.pos, c_.rope_base);
+        }
         const std::size_t slot = cache_row(batch[static_cast<std::size_t>(tk.seq)], tk.pos);
         std::copy_n(&k_[t * kvd], kvd, kl + slot);
         std::copy_n(&v_[t * kvd], kvd, vl + slot);
@@ -149,6 +166,8 @@ class CpuBackend final : public Backend {
   std::size_t layer_stride_ = 0;
   std::vector<float> k_cache_, v_cache_;
   std::vector<float> x_, h_, q_, k_, v_, att_, tmp_, gate_, up_;
+  std::int64_t rope_positions_ = 0;
+  std::vector<float> rope_;  // (cos, sin) pairs, rot_dim floats per position
   std::vector<Tok> tok_;
 };
 

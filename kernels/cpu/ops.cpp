@@ -17,14 +17,39 @@ void rmsnorm(const float* x, const float* weight, std::int64_t n, float eps, flo
   for (std::int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
 }
 
+namespace {
+inline void rope_angle(std::int64_t pos, std::int64_t i, std::int64_t rot_dim, float base, float* c, float* s) {
+  const double theta = static_cast<double>(pos) *
+                       std::pow(static_cast<double>(base), -static_cast<double>(i) / static_cast<double>(rot_dim));
+  *c = static_cast<float>(std::cos(theta));
+  *s = static_cast<float>(std::sin(theta));
+}
+}  // namespace
+
+void rope_cached(float* x, std::int64_t n_heads, std::int64_t head_dim, std::int64_t rot_dim,
+                 const float* cos_sin) {
+  for (std::int64_t h = 0; h < n_heads; ++h) {
+    float* v = x + h * head_dim;
+    for (std::int64_t i = 0; i + 1 < rot_dim; i += 2) {
+      const float c = cos_sin[i], s = cos_sin[i + 1];
+      const float a = v[i], b = v[i + 1];
+      v[i] = a * c - b * s;
+      v[i + 1] = a * s + b * c;
+    }
+  }
+}
+
+void rope_angles(std::int64_t n_pos, std::int64_t rot_dim, float base, float* out) {
+  for (std::int64_t pos = 0; pos < n_pos; ++pos) {
+    for (std::int64_t i = 0; i + 1 < rot_dim; i += 2) rope_angle(pos, i, rot_dim, base, &out[pos * rot_dim + i], &out[pos * rot_dim + i + 1]);
+  }
+}
+
 void rope(float* x, std::int64_t n_heads, std::int64_t head_dim, std::int64_t rot_dim,
           std::int64_t pos, float base) {
   for (std::int64_t i = 0; i + 1 < rot_dim; i += 2) {
-    const double theta =
-        static_cast<double>(pos) * std::pow(static_cast<double>(base),
-                                            -static_cast<double>(i) / static_cast<double>(rot_dim));
-    const auto c = static_cast<float>(std::cos(theta));
-    const auto s = static_cast<float>(std::sin(theta));
+    float c = 0, s = 0;
+    rope_angle(pos, i, rot_dim, base, &c, &s);
     for (std::int64_t h = 0; h < n_heads; ++h) {
       float* v = x + h * head_dim + i;
       const float a = v[0], b = v[1];
@@ -34,19 +59,88 @@ void rope(float* x, std::int64_t n_heads, std::int64_t head_dim, std::int64_t ro
   }
 }
 
+namespace {
+
+bool use_avx512();
+
+// e^x for 16 floats: x = n ln2 + r with |r| <= ln2 / 2 (ln2 split in two for the reduction),
+// e^r by its Taylor polynomial to r^6 (truncation below 2e-7 relative), times 2^n by scalef.
+// Within 2 ulp of expf over the clamped range; inputs below -87.3 give about 1e-38 (the
+// terms it feeds are then negligible), above 88.7 give about 3e38 (finite).
+__attribute__((target("avx512f"))) inline __m512 exp16(__m512 x) {
+  x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.7f)), _mm512_set1_ps(-87.3f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 720);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
+__attribute__((target("avx512f"))) void silu_mul_avx512(const float* gate, const float* up, std::int64_t n, float* out) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  std::int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 g = _mm512_loadu_ps(gate + i);
+    const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), g));
+    _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(one, e)), _mm512_loadu_ps(up + i)));
+  }
+  if (i < n) {
+    const auto m = static_cast<__mmask16>((1u << (n - i)) - 1u);
+    const __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
+    const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), g));
+    _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(one, e)), _mm512_maskz_loadu_ps(m, up + i)));
+  }
+}
+
+// x = e^(x - mx) in place; returns the sum (float lanes, added in a fixed order).
+__attribute__((target("avx512f"))) float exp_sub_sum_avx512(float* x, std::int64_t n, float mx) {
+  const __m512 m = _mm512_set1_ps(mx);
+  __m512 acc = _mm512_setzero_ps();
+  std::int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), m));
+    _mm512_storeu_ps(x + i, e);
+    acc = _mm512_add_ps(acc, e);
+  }
+  if (i < n) {
+    const auto k = static_cast<__mmask16>((1u << (n - i)) - 1u);
+    const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), m));
+    _mm512_mask_storeu_ps(x + i, k, e);
+    acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(k, e));
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+
+}  // namespace
+
 void softmax(float* x, std::int64_t n) {
   if (n <= 0) return;
   const float mx = *std::max_element(x, x + n);
   float sum = 0;
-  for (std::int64_t i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - mx);
-    sum += x[i];
+  if (use_avx512()) {
+    sum = exp_sub_sum_avx512(x, n, mx);
+  } else {
+    for (std::int64_t i = 0; i < n; ++i) {
+      x[i] = std::exp(x[i] - mx);
+      sum += x[i];
+    }
   }
   const float inv = 1.0f / sum;
   for (std::int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
 void silu_mul(const float* gate, const float* up, std::int64_t n, float* out) {
+  if (use_avx512()) {
+    silu_mul_avx512(gate, up, n, out);
+    return;
+  }
   for (std::int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 

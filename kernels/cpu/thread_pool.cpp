@@ -1,5 +1,7 @@
 #include "infergate/kernels/cpu/thread_pool.h"
 
+#include <pthread.h>
+
 namespace infergate::kernels::cpu {
 
 namespace {
@@ -12,7 +14,10 @@ inline void cpu_relax() {
 }  // namespace
 
 ThreadPool::ThreadPool(unsigned threads) {
-  for (unsigned i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+  for (unsigned i = 1; i < threads; ++i) workers_.emplace_back([this] {
+    pthread_setname_np(pthread_self(), "ig-compute");
+    worker_loop();
+  });
 }
 
 ThreadPool::~ThreadPool() {
@@ -47,6 +52,7 @@ void ThreadPool::run_erased(std::int64_t n, Task task, void* ctx) {
   task_.store(task, std::memory_order_relaxed);
   ctx_.store(ctx, std::memory_order_relaxed);
   done_.store(0, std::memory_order_relaxed);
+  parked_.store(false, std::memory_order_relaxed);
   next_.store(static_cast<std::uint64_t>(job) << 32 | static_cast<std::uint64_t>(n), std::memory_order_release);
   generation_.fetch_add(1, std::memory_order_acq_rel);
   generation_.notify_all();
@@ -58,7 +64,7 @@ void ThreadPool::worker_loop() {
   std::uint64_t seen = 0;
   for (;;) {
     std::uint64_t g = generation_.load(std::memory_order_acquire);
-    for (int spin = 0; g == seen && spin < kSpinRounds; ++spin) {
+    for (int spin = 0; g == seen && spin < kSpinRounds && !parked_.load(std::memory_order_acquire); ++spin) {
       cpu_relax();
       g = generation_.load(std::memory_order_acquire);
     }

@@ -211,6 +211,19 @@ TEST(Ops, RopeRotatesConsecutivePairs) {
   }
 }
 
+TEST(Ops, RopeFromAngleTableEqualsRopeAtEveryPosition) {
+  // 2 heads of 10 with 8 rotated: the table form must give the same floats as rope() itself.
+  std::vector<float> table(40 * 8);
+  kc::rope_angles(40, 8, 500000.0f, table.data());
+  for (std::int64_t pos : {0, 1, 7, 39}) {
+    auto a = random_floats(2 * 10, static_cast<unsigned>(pos) + 11);
+    auto b = a;
+    kc::rope(a.data(), 2, 10, 8, pos, 500000.0f);
+    kc::rope_cached(b.data(), 2, 10, 8, &table[static_cast<std::size_t>(pos) * 8]);
+    for (std::size_t i = 0; i < a.size(); ++i) ASSERT_FLOAT_EQ(a[i], b[i]) << "pos " << pos << " element " << i;
+  }
+}
+
 TEST(Ops, SoftmaxSiluAdd) {
   auto x = random_floats(13, 4, 20.0f);
   auto ref = x;
@@ -228,6 +241,37 @@ TEST(Ops, SoftmaxSiluAdd) {
   const auto a0 = a, b = random_floats(9, 8);
   kc::add_inplace(a.data(), b.data(), 9);
   for (int i = 0; i < 9; ++i) ASSERT_FLOAT_EQ(a[i], a0[i] + b[i]);
+}
+
+TEST(Ops, SiluAndSoftmaxMatchDoubleOnEveryIsaAcrossTheExpRange) {
+  // Values from -100 to 100 (past both ends of float exp's range), a length with a tail.
+  std::vector<float> g(1003), u(1003);
+  for (std::size_t i = 0; i < g.size(); ++i) {
+    g[i] = -100.0f + 200.0f * static_cast<float>(i) / 1002.0f;
+    u[i] = 0.5f + static_cast<float>(i % 7) * 0.25f;
+  }
+  for (const kc::Isa isa : isas()) {
+    kc::force_isa(isa);
+    std::vector<float> o(g.size());
+    kc::silu_mul(g.data(), u.data(), static_cast<std::int64_t>(g.size()), o.data());
+    for (std::size_t i = 0; i < g.size(); ++i) {
+      const double want = g[i] / (1 + std::exp(-double(g[i]))) * u[i];
+      ASSERT_NEAR(o[i], want, 4e-7 * std::abs(want) + 1e-30) << kc::isa_name(isa) << " at " << g[i];
+    }
+    // Softmax over a spread of 60 (the smallest terms are about e^-60 of the largest).
+    std::vector<float> x(517);
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = -30.0f + 60.0f * static_cast<float>((i * 37) % 517) / 516.0f;
+    auto y = x;
+    kc::softmax(y.data(), static_cast<std::int64_t>(y.size()));
+    const double mx = *std::max_element(x.begin(), x.end());
+    double sum = 0;
+    for (float v : x) sum += std::exp(v - mx);
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      const double want = std::exp(x[i] - mx) / sum;
+      ASSERT_NEAR(y[i], want, 2e-6 * want + 1e-12) << kc::isa_name(isa) << " element " << i;
+    }
+  }
+  kc::force_isa(isas().back());
 }
 
 namespace {

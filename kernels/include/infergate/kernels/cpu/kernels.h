@@ -46,6 +46,13 @@ void rmsnorm(const float* x, const float* weight, std::int64_t n, float eps, flo
 // (x[2i], x[2i+1]) by pos * base^(-2i/rot_dim) for 2i < rot_dim (GGUF's llama layout).
 void rope(float* x, std::int64_t n_heads, std::int64_t head_dim, std::int64_t rot_dim,
           std::int64_t pos, float base);
+// The same rotation with its angles looked up: cos_sin holds rot_dim / 2 pairs (cos, sin) for
+// this position, as rope_angles writes them.
+void rope_cached(float* x, std::int64_t n_heads, std::int64_t head_dim, std::int64_t rot_dim,
+                 const float* cos_sin);
+// The (cos, sin) pairs of positions [0, n_pos) one after another (rot_dim floats a position),
+// computed in double exactly as rope() does.
+void rope_angles(std::int64_t n_pos, std::int64_t rot_dim, float base, float* out);
 // In place: x = softmax(x) over n elements (max-subtracted, float accumulate).
 void softmax(float* x, std::int64_t n);
 // out[i] = silu(gate[i]) * up[i].

@@ -2,8 +2,10 @@
 // every i in [0, n) across the workers and the calling thread, and returns when all are done.
 // Items are claimed one at a time, so a worker the OS has descheduled never holds up a job it
 // has not started: the others (the caller included) take its share. Workers spin briefly
-// between jobs (steps come back to back) and then sleep. One caller at a time: a pool belongs
-// to one engine loop. Not for blocking work.
+// between jobs (the regions of a step come back to back) and then sleep; park() sends them to
+// sleep at once, for when the caller knows no job follows soon (the end of a step), so idle
+// workers never take a core from the rest of the process. One caller at a time: a pool
+// belongs to one engine loop. Not for blocking work.
 #pragma once
 
 #include <atomic>
@@ -22,6 +24,9 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   unsigned size() const { return static_cast<unsigned>(workers_.size()) + 1; }
+
+  // Workers stop spinning and sleep until the next job.
+  void park() { parked_.store(true, std::memory_order_release); }
 
   template <class Fn>
   void run(std::int64_t n, Fn&& fn) {
@@ -43,6 +48,7 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   std::atomic<std::uint64_t> generation_{0};  // the current job's number
   std::atomic<bool> stop_{false};
+  std::atomic<bool> parked_{false};
   // (job number << 32) | items not yet claimed: a claim succeeds only for the job it was meant
   // for, so a worker waking late cannot take an item of a later job with a stale view of it.
   std::atomic<std::uint64_t> next_{0};
