@@ -1,5 +1,6 @@
 // `infergate serve`: wires config, Postgres, Redis, the router and the HTTP server together,
 // runs the io threads, and drains gracefully on SIGTERM/SIGINT.
+#include <pthread.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -244,7 +245,10 @@ int cmd_serve(const std::vector<std::string>& args) {
                  asio::detached);
 
   std::vector<std::thread> threads;
-  for (int i = 1; i < cfg.server.io_threads; ++i) threads.emplace_back([&io] { io.run(); });
+  for (int i = 1; i < cfg.server.io_threads; ++i) threads.emplace_back([&io] {
+    pthread_setname_np(pthread_self(), "ig-io");
+    io.run();
+  });
   io.run();
   for (auto& t : threads) t.join();
   // Every usage record the journal holds goes to Postgres before we exit, if it can.

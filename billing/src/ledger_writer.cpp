@@ -1,5 +1,6 @@
 #include "infergate/billing/ledger_writer.h"
 
+#include <pthread.h>
 #include <pqxx/pqxx>
 
 #include "infergate/infra/log.h"
@@ -31,7 +32,10 @@ void LedgerWriter::start() {
   std::lock_guard lock(mu_);
   if (thread_.joinable()) return;
   stopping_ = false;
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "ig-ledger");
+    loop();
+  });
 }
 
 void LedgerWriter::stop() {

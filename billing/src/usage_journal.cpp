@@ -1,5 +1,6 @@
 #include "infergate/billing/usage_journal.h"
 
+#include <pthread.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -130,7 +131,10 @@ UsageJournal::UsageJournal(Options options) : opt_(std::move(options)) {
                        " is in use by another process; give each instance its own journal.dir");
   }
   recover();
-  writer_ = std::thread([this] { writer_loop(); });
+  writer_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "ig-journal");
+    writer_loop();
+  });
 }
 
 UsageJournal::~UsageJournal() {

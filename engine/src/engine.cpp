@@ -1,3 +1,4 @@
+#include <pthread.h>
 #include <stdexcept>
 
 #include "infergate/engine/engine.h"
@@ -29,7 +30,10 @@ Engine::Engine(std::shared_ptr<const Model> model, std::unique_ptr<Backend> back
     : model_(model), device_(backend->describe()), options_(options),
       scheduler_(std::make_unique<Scheduler>(std::move(model), std::move(backend), options)) {
   last_stats_ = scheduler_->stats();
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "ig-engine");  // one name for top -H and perf
+    loop();
+  });
 }
 
 Engine::~Engine() {

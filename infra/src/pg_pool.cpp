@@ -1,5 +1,6 @@
 #include "infergate/infra/pg_pool.h"
 
+#include <pthread.h>
 #include <pqxx/nontransaction>
 
 #include "infergate/infra/log.h"
@@ -40,7 +41,10 @@ PgPool::PgPool(PostgresConfig cfg, MetricsRegistry& metrics)
   up_gauge_ = metrics.gauge_callback("infergate_postgres_up", "1 if the last Postgres contact succeeded",
                          [this] { return up() ? 1.0 : 0.0; });
   threads_.reserve(static_cast<std::size_t>(cfg_.pool_size));
-  for (int i = 0; i < cfg_.pool_size; ++i) threads_.emplace_back([this] { worker(); });
+  for (int i = 0; i < cfg_.pool_size; ++i) threads_.emplace_back([this] {
+    pthread_setname_np(pthread_self(), "ig-postgres");
+    worker();
+  });
 }
 
 PgPool::~PgPool() {
