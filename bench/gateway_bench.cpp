@@ -4,7 +4,7 @@
 // C connections) and the latency p50/p99 at half that rate (open loop: requests are sent on a
 // fixed schedule and latency counts from the scheduled time, so a stall is not hidden).
 //
-//   gateway_bench --target URL --key KEY [--body JSON] [--connections 16] [--seconds 5]
+//   gateway_bench --target URL --key KEY [--body JSON] [--connections 16] [--seconds 5] [--target-only 1]
 //                 [--threads 1] [--bare-threads 2]
 // bench/gateway_bench.sh sets up Postgres, Redis, a toy model, a tenant and the server, and runs it.
 #include <boost/asio/co_spawn.hpp>
@@ -189,6 +189,7 @@ Figures measure(const char* name, const Target& t, int connections, double secon
 int main(int argc, char** argv) {
   std::string target_url, key, body;
   int connections = 16, threads = 1, bare_threads = 2;
+  bool target_only = false;  // --target-only 1: skip the baseline (for profiling the gateway)
   double seconds = 5;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
@@ -199,6 +200,7 @@ int main(int argc, char** argv) {
     else if (k == "--seconds") seconds = std::stod(v);
     else if (k == "--threads") threads = std::stoi(v);
     else if (k == "--bare-threads") bare_threads = std::stoi(v);
+    else if (k == "--target-only") target_only = v == "1";
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       return 2;
@@ -207,6 +209,13 @@ int main(int argc, char** argv) {
   if (target_url.empty()) {
     std::fprintf(stderr, "usage: gateway_bench --target URL --key KEY [--body JSON] ... (see bench/gateway_bench.sh)\n");
     return 2;
+  }
+  if (target_only) {
+    Target ig = parse_url(target_url);
+    ig.key = key;
+    ig.body = body;
+    const Figures g = measure("infergate", ig, connections, seconds, threads);
+    return g.errors > 0 ? 1 : 0;
   }
   // The baseline server, on its own threads.
   asio::io_context bare_io(bare_threads);

@@ -5,7 +5,7 @@
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$IG_ROOT"
-"$IG_ROOT/scripts/build.sh" infergate gateway_bench
+[ -n "${GATEWAY_BENCH_NO_BUILD:-}" ] || "$IG_ROOT/scripts/build.sh" infergate gateway_bench
 "$IG_ROOT/scripts/services.sh" start >/dev/null
 bin="$IG_BUILD_DIR/app/infergate"
 work="$IG_LOCAL/gateway-bench"
