@@ -39,4 +39,11 @@ class Backend {
 std::unique_ptr<Backend> make_cpu_backend(std::shared_ptr<const Model> model, KvGeometry kv,
                                           unsigned threads, std::int64_t max_batch_tokens);
 
+// The CUDA backend on GPU `gpu_index`: the weights are copied to the device here, and the KV
+// cache, activations and scratch are allocated here once for max_batch_tokens. Throws
+// DeviceError (engine/device.h) when the build has no CUDA or the GPU cannot be used, and
+// std::runtime_error naming the failing call when a CUDA or cuBLAS call fails (out of memory).
+std::unique_ptr<Backend> make_cuda_backend(std::shared_ptr<const Model> model, KvGeometry kv, int gpu_index,
+                                           std::int64_t max_batch_tokens);
+
 }  // namespace infergate::engine
