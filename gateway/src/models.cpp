@@ -46,14 +46,11 @@ std::unique_ptr<ServedModel> load(const infra::Config& cfg, const infra::ModelCo
 
   const auto choice = engine::parse_device_choice(mc.device.empty() ? cfg.engine.device : mc.device);
   const auto cpu = kernels::detect_cpu();
-  const auto resolved = engine::resolve_device(choice, cpu, kernels::detect_gpus());  // throws for cuda without GPU
-  if (resolved.cuda) {
-    // The CUDA backend is not part of this build yet; a GPU that auto picked falls back to the CPU.
-    if (choice == engine::DeviceChoice::cuda) {
-      throw std::runtime_error(what + ": device cuda was asked for, but this build has no CUDA backend for the engine");
-    }
-    infra::log::warn("GPU found but the engine's CUDA backend is not in this build; using the CPU",
-                     {{"model", mc.name}, {"gpu", resolved.description}});
+  engine::ResolvedDevice resolved;
+  try {
+    resolved = engine::resolve_device(choice, cpu, kernels::detect_gpus());  // throws for cuda without GPU
+  } catch (const std::exception& e) {
+    throw std::runtime_error(what + ": " + e.what());
   }
   const unsigned threads =
       cfg.engine.threads > 0 ? static_cast<unsigned>(cfg.engine.threads) : std::max(1u, std::thread::hardware_concurrency());
@@ -62,7 +59,19 @@ std::unique_ptr<ServedModel> load(const infra::Config& cfg, const infra::ModelCo
   so.max_seqs = cfg.engine.max_seqs;
   so.kv_blocks = cfg.engine.kv_blocks;
   so.block_size = cfg.engine.block_size;
-  auto backend = engine::make_cpu_backend(m->model, {so.kv_blocks, so.block_size}, threads, so.max_batch_tokens);
+  const engine::KvGeometry kv{so.kv_blocks, so.block_size};
+  std::unique_ptr<engine::Backend> backend;
+  if (resolved.cuda) {
+    try {
+      backend = engine::make_cuda_backend(m->model, kv, resolved.gpu_index, so.max_batch_tokens);
+    } catch (const std::exception& e) {
+      // device = cuda is a promise the operator made; auto only prefers the GPU.
+      if (choice == engine::DeviceChoice::cuda) throw std::runtime_error(what + ": " + e.what());
+      infra::log::warn("the model does not fit or run on the GPU; using the CPU",
+                       {{"model", mc.name}, {"gpu", resolved.description}, {"error", std::string(e.what())}});
+    }
+  }
+  if (!backend) backend = engine::make_cpu_backend(m->model, kv, threads, so.max_batch_tokens);
   m->device = backend->describe();
   m->engine = std::make_unique<engine::Engine>(m->model, std::move(backend), so);
   infra::log::info("model loaded", {{"model", m->name},
