@@ -3,8 +3,11 @@
 // machine's memory read bandwidth measured in the same run with the same threads. Batch-1
 // decode reads every weight once per token, so bandwidth / weight bytes is its ceiling (the
 // "bandwidth floor" on time per token); the bench prints the fraction of it reached.
+// With --device cuda (builds with CUDA, a GPU present) the same on the GPU at 1, 16 and 64
+// sequences, beside the GPU's own memory read bandwidth.
 //
-//   engine_bench [--preset medium] [--types f32,q8_0] [--threads 1,2] [--steps 24] [--dir DIR]
+//   engine_bench [--device cpu|cuda] [--preset medium] [--types f32,q8_0] [--threads 1,2]
+//                [--steps 24] [--dir DIR]
 #include <immintrin.h>
 
 #include <algorithm>
@@ -12,6 +15,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,6 +24,10 @@
 #include "infergate/engine/make_model.h"
 #include "infergate/engine/model.h"
 #include "infergate/kernels/cpu/kernels.h"
+#include "infergate/kernels/devices.h"
+#if INFERGATE_HAVE_CUDA
+#include "infergate/kernels/cuda/runtime.h"
+#endif
 
 namespace ie = infergate::engine;
 namespace kc = infergate::kernels::cpu;
@@ -88,27 +96,30 @@ double bandwidth_gbs(unsigned threads) {
 
 struct Figures {
   double prefill_tps = 0;
-  double decode_tps[3] = {0, 0, 0};  // batch 1, 4, 16 (aggregate)
+  std::vector<double> decode_tps;  // per batch size (aggregate over the batch)
 };
 
-Figures run(const std::shared_ptr<const ie::Model>& m, unsigned threads, int steps) {
-  const int batches[3] = {1, 4, 16};
+using BackendFactory = std::function<std::unique_ptr<ie::Backend>(ie::KvGeometry, std::int64_t max_tokens)>;
+
+Figures run(const std::shared_ptr<const ie::Model>& m, const BackendFactory& make_backend,
+            const std::vector<int>& batches, int steps) {
+  const int max_batch = *std::max_element(batches.begin(), batches.end());
   const std::int64_t prompt = 128;
   const std::int32_t block = 16;
   const std::int32_t blocks_per_seq = static_cast<std::int32_t>((prompt + steps + 2 + block - 1) / block);
-  auto be = ie::make_cpu_backend(m, {blocks_per_seq * 16, block}, threads, prompt);
+  auto be = make_backend({blocks_per_seq * max_batch, block}, std::max<std::int64_t>(prompt, max_batch));
   const auto n_vocab = static_cast<std::size_t>(m->config().n_vocab);
-  std::vector<float> logits(n_vocab * 16);
+  std::vector<float> logits(n_vocab * static_cast<std::size_t>(max_batch));
   std::vector<std::int32_t> tokens(static_cast<std::size_t>(prompt));
   for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<std::int32_t>(1 + i * 37 % (n_vocab - 1));
-  std::vector<std::vector<std::int32_t>> tables(16);
-  for (int s = 0; s < 16; ++s)
+  std::vector<std::vector<std::int32_t>> tables(static_cast<std::size_t>(max_batch));
+  for (int s = 0; s < max_batch; ++s)
     for (int b = 0; b < blocks_per_seq; ++b) tables[static_cast<std::size_t>(s)].push_back(s * blocks_per_seq + b);
 
   Figures f;
-  // Prefill: the prompt of each of the 16 sequences in one step each (best of them).
+  // Prefill: the prompt of each sequence in one step each (best of them).
   double best_prefill = 1e30;
-  for (int s = 0; s < 16; ++s) {
+  for (int s = 0; s < max_batch; ++s) {
     ie::StepSequence seq{tokens, 0, tables[static_cast<std::size_t>(s)], true};
     const auto t0 = Clock::now();
     be->forward(std::span(&seq, 1), logits.data());
@@ -116,9 +127,8 @@ Figures run(const std::shared_ptr<const ie::Model>& m, unsigned threads, int ste
   }
   f.prefill_tps = static_cast<double>(prompt) / best_prefill;
   // Decode: every sequence adds one token per step.
-  for (int bi = 0; bi < 3; ++bi) {
-    const int B = batches[bi];
-    std::vector<std::int32_t> next(16, 5);
+  for (const int B : batches) {
+    std::vector<std::int32_t> next(static_cast<std::size_t>(max_batch), 5);
     std::vector<ie::StepSequence> batch(static_cast<std::size_t>(B));
     double total = 0;
     for (int step = 0; step < steps; ++step) {
@@ -130,9 +140,21 @@ Figures run(const std::shared_ptr<const ie::Model>& m, unsigned threads, int ste
       be->forward(batch, logits.data());
       if (step > 0) total += seconds_since(t0);  // the first step warms caches and the pool
     }
-    f.decode_tps[bi] = static_cast<double>(B) * (steps - 1) / total;
+    f.decode_tps.push_back(static_cast<double>(B) * (steps - 1) / total);
   }
   return f;
+}
+
+std::shared_ptr<const ie::Model> bench_model(const std::string& preset, const std::string& type_name,
+                                             const std::string& dir) {
+  ie::MakeModelOptions o;
+  o.preset = *ie::find_preset(preset);
+  o.type = type_name == "q8_0" ? infergate::kernels::WeightType::q8_0
+           : type_name == "f16" ? infergate::kernels::WeightType::f16
+                                : infergate::kernels::WeightType::f32;
+  const std::string path = dir + "/" + preset + "-" + type_name + ".gguf";
+  if (!std::filesystem::exists(path)) ie::make_model(o, path);
+  return ie::Model::load(path);
 }
 
 std::vector<std::string> split(const std::string& s) {
@@ -147,10 +169,48 @@ std::vector<std::string> split(const std::string& s) {
   return out;
 }
 
+// The GPU run: its read bandwidth, then each model type at batch 1, 16 and 64.
+int run_cuda(const std::string& preset, const std::vector<std::string>& types, int steps, const std::string& dir) {
+#if INFERGATE_HAVE_CUDA
+  const auto inv = infergate::kernels::detect_gpus();
+  if (inv.devices.empty()) {
+    std::fprintf(stderr, "engine_bench: --device cuda but no GPU can be used: %s\n", inv.note.c_str());
+    return 2;
+  }
+  const auto& gpu = inv.devices.front();
+  infergate::kernels::cuda::set_device(gpu.index);
+  const double bw = infergate::kernels::cuda::measure_read_bandwidth_gbs(std::size_t{1} << 30, 10);
+  std::printf("engine_bench: preset %s on cuda:%d %s (sm_%d%d), %d decode steps per figure\n", preset.c_str(),
+              gpu.index, gpu.name.c_str(), gpu.compute_major, gpu.compute_minor, steps);
+  std::printf("GPU memory read bandwidth: %.0f GB/s (best of 10 reads of 1 GiB by a kernel)\n", bw);
+  const std::vector<int> batches = {1, 16, 64};
+  for (const auto& type_name : types) {
+    const auto m = bench_model(preset, type_name, dir);
+    const double weight_mb = static_cast<double>(m->weight_bytes_per_token()) / 1e6;
+    std::printf("\nmodel %s (%s): %.1f MB of weights read per decode step\n", m->name().c_str(),
+                m->weight_type().c_str(), weight_mb);
+    const Figures f = run(
+        m, [&](ie::KvGeometry kv, std::int64_t max_tokens) { return ie::make_cuda_backend(m, kv, gpu.index, max_tokens); },
+        batches, steps);
+    const double floor_tps = bw * 1e9 / static_cast<double>(m->weight_bytes_per_token());
+    std::printf("%12s %12s %12s %12s %10s %12s\n", "prefill t/s", "decode b=1", "b=16 (agg)", "b=64 (agg)", "b64/b1",
+                "b1 / floor");
+    std::printf("%12.0f %12.1f %12.1f %12.1f %9.2fx %11.0f%%   (floor %.1f t/s at batch 1)\n", f.prefill_tps,
+                f.decode_tps[0], f.decode_tps[1], f.decode_tps[2], f.decode_tps[2] / f.decode_tps[0],
+                100.0 * f.decode_tps[0] / floor_tps, floor_tps);
+  }
+  return 0;
+#else
+  (void)preset, (void)types, (void)steps, (void)dir;
+  std::fprintf(stderr, "engine_bench: --device cuda needs a build with CUDA (INFERGATE_CUDA=AUTO or ON, nvcc found)\n");
+  return 2;
+#endif
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string preset = "medium", types = "f32,q8_0", thread_list = "1,2";
+  std::string preset = "medium", types = "f32,q8_0", thread_list = "1,2", device = "cpu";
   std::string dir = (std::filesystem::temp_directory_path() / "infergate-bench-models").string();
   int steps = 24;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -160,12 +220,18 @@ int main(int argc, char** argv) {
     else if (k == "--threads") thread_list = v;
     else if (k == "--steps") steps = std::max(3, std::stoi(v));
     else if (k == "--dir") dir = v;
+    else if (k == "--device") device = v;
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       return 2;
     }
   }
+  if (device != "cpu" && device != "cuda") {
+    std::fprintf(stderr, "unknown device %s: expected cpu or cuda\n", device.c_str());
+    return 2;
+  }
   std::filesystem::create_directories(dir);
+  if (device == "cuda") return run_cuda(preset, split(types), steps, dir);
   std::printf("engine_bench: preset %s, isa %s, %d decode steps per figure\n", preset.c_str(),
               kc::isa_name(kc::active_isa()), steps);
   std::vector<unsigned> threads;
@@ -175,24 +241,21 @@ int main(int argc, char** argv) {
     bw.push_back(bandwidth_gbs(t));
     std::printf("memory read bandwidth, %u thread(s): %.1f GB/s (best of 6 passes over 1 GiB)\n", t, bw.back());
   }
+  const std::vector<int> batches = {1, 4, 16};
   for (const auto& type_name : split(types)) {
-    ie::MakeModelOptions o;
-    o.preset = *ie::find_preset(preset);
-    o.type = type_name == "q8_0" ? infergate::kernels::WeightType::q8_0
-             : type_name == "f16" ? infergate::kernels::WeightType::f16
-                                  : infergate::kernels::WeightType::f32;
-    const std::string path = dir + "/" + preset + "-" + type_name + ".gguf";
-    if (!std::filesystem::exists(path)) ie::make_model(o, path);
-    const auto m = ie::Model::load(path);
+    const auto m = bench_model(preset, type_name, dir);
     const double weight_mb = static_cast<double>(m->weight_bytes_per_token()) / 1e6;
     std::printf("\nmodel %s (%s): %.1f MB of weights read per decode step\n", m->name().c_str(), m->weight_type().c_str(),
                 weight_mb);
     std::printf("%-8s %12s %12s %12s %12s %10s %12s\n", "threads", "prefill t/s", "decode b=1", "b=4 (agg)",
                 "b=16 (agg)", "b16/b1", "b1 / floor");
     for (std::size_t ti = 0; ti < threads.size(); ++ti) {
-      const Figures f = run(m, threads[ti], steps);
+      const unsigned th = threads[ti];
+      const Figures f = run(
+          m, [&](ie::KvGeometry kv, std::int64_t max_tokens) { return ie::make_cpu_backend(m, kv, th, max_tokens); },
+          batches, steps);
       const double floor_tps = bw[ti] * 1e9 / static_cast<double>(m->weight_bytes_per_token());
-      std::printf("%-8u %12.0f %12.1f %12.1f %12.1f %9.2fx %11.0f%%   (floor %.1f t/s)\n", threads[ti], f.prefill_tps,
+      std::printf("%-8u %12.0f %12.1f %12.1f %12.1f %9.2fx %11.0f%%   (floor %.1f t/s)\n", th, f.prefill_tps,
                   f.decode_tps[0], f.decode_tps[1], f.decode_tps[2], f.decode_tps[2] / f.decode_tps[0],
                   100.0 * f.decode_tps[0] / floor_tps, floor_tps);
     }
