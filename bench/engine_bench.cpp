@@ -102,7 +102,7 @@ struct Figures {
 using BackendFactory = std::function<std::unique_ptr<ie::Backend>(ie::KvGeometry, std::int64_t max_tokens)>;
 
 Figures run(const std::shared_ptr<const ie::Model>& m, const BackendFactory& make_backend,
-            const std::vector<int>& batches, int steps) {
+            const std::vector<int>& batches, int steps, int rounds = 5) {
   const int max_batch = *std::max_element(batches.begin(), batches.end());
   const std::int64_t prompt = 128;
   const std::int32_t block = 16;
@@ -126,21 +126,27 @@ Figures run(const std::shared_ptr<const ie::Model>& m, const BackendFactory& mak
     best_prefill = std::min(best_prefill, seconds_since(t0));
   }
   f.prefill_tps = static_cast<double>(prompt) / best_prefill;
-  // Decode: every sequence adds one token per step.
+  // Decode: every sequence adds one token per step. Several rounds over the same positions, the
+  // best one counted (as the bandwidth is the best of several passes): on a shared machine a
+  // round can lose the memory bus to a neighbour, and the figure is what the engine can do.
   for (const int B : batches) {
     std::vector<std::int32_t> next(static_cast<std::size_t>(max_batch), 5);
     std::vector<ie::StepSequence> batch(static_cast<std::size_t>(B));
-    double total = 0;
-    for (int step = 0; step < steps; ++step) {
-      for (int s = 0; s < B; ++s) {
-        batch[static_cast<std::size_t>(s)] = {std::span(&next[static_cast<std::size_t>(s)], 1), prompt + step,
-                                              tables[static_cast<std::size_t>(s)], true};
+    double best = 0;
+    for (int round = 0; round < rounds; ++round) {
+      double total = 0;
+      for (int step = 0; step < steps; ++step) {
+        for (int s = 0; s < B; ++s) {
+          batch[static_cast<std::size_t>(s)] = {std::span(&next[static_cast<std::size_t>(s)], 1), prompt + step,
+                                                tables[static_cast<std::size_t>(s)], true};
+        }
+        const auto t0 = Clock::now();
+        be->forward(batch, logits.data());
+        if (step > 0) total += seconds_since(t0);  // the first step warms caches and the pool
       }
-      const auto t0 = Clock::now();
-      be->forward(batch, logits.data());
-      if (step > 0) total += seconds_since(t0);  // the first step warms caches and the pool
+      best = std::max(best, static_cast<double>(B) * (steps - 1) / total);
     }
-    f.decode_tps.push_back(static_cast<double>(B) * (steps - 1) / total);
+    f.decode_tps.push_back(best);
   }
   return f;
 }
@@ -232,7 +238,7 @@ int main(int argc, char** argv) {
   }
   std::filesystem::create_directories(dir);
   if (device == "cuda") return run_cuda(preset, split(types), steps, dir);
-  std::printf("engine_bench: preset %s, isa %s, %d decode steps per figure\n", preset.c_str(),
+  std::printf("engine_bench: preset %s, isa %s, decode figures: best of 5 rounds of %d steps\n", preset.c_str(),
               kc::isa_name(kc::active_isa()), steps);
   std::vector<unsigned> threads;
   for (const auto& t : split(thread_list)) threads.push_back(static_cast<unsigned>(std::stoul(t)));
