@@ -136,7 +136,7 @@ class CpuBackend final : public Backend {
   void attention(std::span<const StepSequence> batch, const float* kl, const float* vl, std::int64_t T) {
     const std::int64_t hd = c_.head_dim, group = c_.n_head / c_.n_head_kv, kvd = c_.kv_dim();
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    pool_.run(T * c_.n_head, [&](std::int64_t i) {
+    auto one = [&](std::int64_t i) {
       const std::int64_t t = i / c_.n_head, head = i % c_.n_head, kvh = head / group;
       const Tok& tk = tok_[static_cast<std::size_t>(t)];
       const StepSequence& s = batch[static_cast<std::size_t>(tk.seq)];
@@ -155,7 +155,16 @@ class CpuBackend final : public Backend {
       }
       kc::attend(&q_[t * c_.n_embd + head * hd], kp.data(), vp.data(), kv_.block_size, kvd, n_pos, hd, scale,
                  scratch.data(), &att_[t * c_.n_embd + head * hd]);
-    });
+    };
+    // Little attention (short contexts of a small model) stays on this thread, as small
+    // products do: handing it out would cost more than it saves.
+    std::int64_t positions = 0;
+    for (const Tok& tk : tok_) positions += tk.pos + 1;
+    if (positions * c_.n_head * hd < (std::int64_t{1} << 18)) {
+      for (std::int64_t i = 0; i < T * c_.n_head; ++i) one(i);
+    } else {
+      pool_.run(T * c_.n_head, one);
+    }
   }
 
   std::shared_ptr<const Model> model_;

@@ -152,7 +152,13 @@ void matmul_shared_input(std::span<const MatmulOut> outs, const float* x, std::i
   const std::int64_t threads = pool.size();
   std::int64_t rows = 0;
   for (const auto& o : outs) rows += o.w->rows;
-  if (threads == 1 || rows * first.cols * n_tokens < 64 * 1024) {
+  // Handing work to another thread costs a few microseconds and a cache line's trip between
+  // cores, so a product that is both little compute and little memory (a small model's, about
+  // 30 us on one core) stays on the caller; anything reading more weights than that goes wide,
+  // as batch-1 decode is bound by memory and needs every core's share of the bus.
+  const std::int64_t macs = rows * first.cols * n_tokens;
+  const std::int64_t weight_bytes = rows * row_bytes(first.type, first.cols);
+  if (threads == 1 || (macs < (std::int64_t{1} << 20) && weight_bytes < (std::int64_t{256} << 10))) {
     for (const auto& o : outs) fn(*o.w, in, n_tokens, 0, o.w->rows, o.y);
     return;
   }

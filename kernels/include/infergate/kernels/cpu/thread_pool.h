@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdint>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace infergate::kernels::cpu {
@@ -35,7 +36,8 @@ class ThreadPool {
       for (std::int64_t i = 0; i < n; ++i) fn(i);
       return;
     }
-    run_erased(n, [](void* ctx, std::int64_t i) { (*static_cast<Fn*>(ctx))(i); }, &fn);
+    using F = std::remove_reference_t<Fn>;
+    run_erased(n, [](void* ctx, std::int64_t i) { (*static_cast<F*>(ctx))(i); }, const_cast<void*>(static_cast<const void*>(&fn)));
   }
 
  private:
