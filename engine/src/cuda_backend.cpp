@@ -103,6 +103,30 @@ class CudaBackend final : public Backend {
     kg::set_device(gpu_);  // the engine thread may not be the thread that built the backend
     const Step step = stage(batch);
     if (step.n_tokens == 0) return;
+    const kg::Stream s = stream_.get();
+    try {
+      run(step, logits);
+    } catch (...) {
+      // A failure after the metadata copy was queued: let the queued work finish before the
+      // next step rewrites the pinned metadata it may still be reading (a kernel fault leaves
+      // the context broken, and every later call says so).
+      try {
+        kg::synchronize(s);
+      } catch (...) {
+      }
+      throw;
+    }
+  }
+
+ private:
+  struct Step {
+    std::int64_t n_tokens = 0;
+    std::int64_t n_logits = 0;
+    std::size_t table_len = 0;
+  };
+
+  // The step itself, on the stream, ending with the wait for it.
+  void run(const Step& step, float* logits) {
     const std::int64_t T = step.n_tokens, d = c_.n_embd, kvd = c_.kv_dim();
     const kg::Stream s = stream_.get();
     kg::copy_to_device(meta_dev_.data(), meta_host_.data(), (6 * static_cast<std::size_t>(max_tokens_) + step.table_len) * 4, s);
@@ -148,16 +172,10 @@ class CudaBackend final : public Backend {
     kg::synchronize(s);
   }
 
- private:
   struct DeviceLayer {
     const float* attn_norm = nullptr;
     const float* ffn_norm = nullptr;
     kg::DeviceMatrix wq, wk, wv, wo, w_gate, w_up, w_down;
-  };
-  struct Step {
-    std::int64_t n_tokens = 0;
-    std::int64_t n_logits = 0;
-    std::size_t table_len = 0;
   };
 
   // The per-step metadata, int32 each, at fixed offsets: ids, positions, sequence of each token,

@@ -18,6 +18,12 @@ std::size_t q8_quant_bytes(const WeightMatrix& w) {
   return round_up(static_cast<std::size_t>(w.rows) * static_cast<std::size_t>(w.cols));
 }
 
+// cudaMemcpy from pageable memory may return once the data is staged, before the DMA into
+// device memory is done, and it runs on the legacy default stream, which the engine's
+// non-blocking stream does not wait for. Wait here so that "uploaded" means "readable by any
+// stream".
+void wait_for_copies() { CUDA_CHECK(cudaDeviceSynchronize()); }
+
 }  // namespace
 
 std::size_t device_bytes(const WeightMatrix& w) {
@@ -41,6 +47,7 @@ DeviceMatrix upload(const WeightMatrix& w, void* dst) {
   if (w.type != WeightType::q8_0) {
     CUDA_CHECK(cudaMemcpy(dst, w.data, static_cast<std::size_t>(row_bytes(w.type, w.cols)) * static_cast<std::size_t>(w.rows),
                           cudaMemcpyHostToDevice));
+    wait_for_copies();
     return m;
   }
   CUDA_REQUIRE(w.cols % kQ8Block == 0, "Q8_0 row length must be a multiple of 32");
@@ -57,6 +64,7 @@ DeviceMatrix upload(const WeightMatrix& w, void* dst) {
   auto* scale_dst = static_cast<std::uint8_t*>(dst) + q8_quant_bytes(w);
   CUDA_CHECK(cudaMemcpy(dst, quants.data(), n, cudaMemcpyHostToDevice));
   CUDA_CHECK(cudaMemcpy(scale_dst, scales.data(), n_blocks * 2, cudaMemcpyHostToDevice));
+  wait_for_copies();
   m.scales = reinterpret_cast<const std::uint16_t*>(scale_dst);
   return m;
 }
@@ -66,6 +74,7 @@ std::size_t device_bytes_f32(std::int64_t n) { return round_up(static_cast<std::
 const float* upload_f32(const float* src, std::int64_t n, void* dst) {
   CUDA_REQUIRE(n > 0 && src != nullptr && dst != nullptr, "upload of an empty vector");
   CUDA_CHECK(cudaMemcpy(dst, src, static_cast<std::size_t>(n) * 4, cudaMemcpyHostToDevice));
+  wait_for_copies();
   return static_cast<const float*>(dst);
 }
 
