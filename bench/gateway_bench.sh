@@ -2,6 +2,8 @@
 # Runs bench/gateway_bench against a real `infergate serve`: local Postgres and Redis
 # (scripts/services.sh), the toy model answering 4 tokens, a tenant on an unlimited plan, access
 # log off. Usage: bench/gateway_bench.sh [gateway_bench options, e.g. --connections 32]
+# GATEWAY_BENCH_NO_BUILD=1 skips the build (INFERGATE_BUILD_DIR names the build to use); the
+# option --target-only 1 measures infergate alone (for profiling it).
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$IG_ROOT"
