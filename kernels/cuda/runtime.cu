@@ -10,33 +10,35 @@ namespace infergate::kernels::cuda {
 
 void set_device(int index) { CUDA_CHECK(cudaSetDevice(index)); }
 
-DeviceBuffer::DeviceBuffer(std::size_t bytes) : bytes_(bytes) {
-  if (bytes > 0) CUDA_CHECK(cudaMalloc(&p_, bytes));
+template <MemoryKind Kind>
+CudaBuffer<Kind>::CudaBuffer(std::size_t bytes) : bytes_(bytes) {
+  if (bytes == 0) return;
+  if constexpr (Kind == MemoryKind::device) {
+    CUDA_CHECK(cudaMalloc(&p_, bytes));
+  } else {
+    CUDA_CHECK(cudaMallocHost(&p_, bytes));
+  }
 }
-DeviceBuffer::~DeviceBuffer() {
-  if (p_ != nullptr) cudaFree(p_);
+template <MemoryKind Kind>
+CudaBuffer<Kind>::~CudaBuffer() {
+  if (p_ == nullptr) return;
+  if constexpr (Kind == MemoryKind::device) {
+    cudaFree(p_);
+  } else {
+    cudaFreeHost(p_);
+  }
 }
-DeviceBuffer::DeviceBuffer(DeviceBuffer&& o) noexcept
+template <MemoryKind Kind>
+CudaBuffer<Kind>::CudaBuffer(CudaBuffer&& o) noexcept
     : p_(std::exchange(o.p_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
-DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
+template <MemoryKind Kind>
+CudaBuffer<Kind>& CudaBuffer<Kind>::operator=(CudaBuffer&& o) noexcept {
   std::swap(p_, o.p_);
   std::swap(bytes_, o.bytes_);
   return *this;
 }
-
-PinnedBuffer::PinnedBuffer(std::size_t bytes) : bytes_(bytes) {
-  if (bytes > 0) CUDA_CHECK(cudaMallocHost(&p_, bytes));
-}
-PinnedBuffer::~PinnedBuffer() {
-  if (p_ != nullptr) cudaFreeHost(p_);
-}
-PinnedBuffer::PinnedBuffer(PinnedBuffer&& o) noexcept
-    : p_(std::exchange(o.p_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
-PinnedBuffer& PinnedBuffer::operator=(PinnedBuffer&& o) noexcept {
-  std::swap(p_, o.p_);
-  std::swap(bytes_, o.bytes_);
-  return *this;
-}
+template class CudaBuffer<MemoryKind::device>;
+template class CudaBuffer<MemoryKind::pinned_host>;
 
 StreamOwner::StreamOwner() { CUDA_CHECK(cudaStreamCreateWithFlags(&s_, cudaStreamNonBlocking)); }
 StreamOwner::~StreamOwner() {

@@ -20,16 +20,21 @@ using Stream = CUstream_st*;
 // Makes `index` the calling thread's current device (throws when it cannot be used).
 void set_device(int index);
 
-// Device memory from one cudaMalloc, freed on destruction. 256-byte aligned.
-class DeviceBuffer {
+// Memory from one CUDA allocation, freed on destruction: device memory (cudaMalloc, 256-byte
+// aligned) or page-locked host memory (cudaMallocHost, so that copies on a stream are truly
+// asynchronous).
+enum class MemoryKind { device, pinned_host };
+
+template <MemoryKind Kind>
+class CudaBuffer {
  public:
-  DeviceBuffer() = default;
-  explicit DeviceBuffer(std::size_t bytes);
-  ~DeviceBuffer();
-  DeviceBuffer(DeviceBuffer&& o) noexcept;
-  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept;
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  CudaBuffer() = default;
+  explicit CudaBuffer(std::size_t bytes);
+  ~CudaBuffer();
+  CudaBuffer(CudaBuffer&& o) noexcept;
+  CudaBuffer& operator=(CudaBuffer&& o) noexcept;
+  CudaBuffer(const CudaBuffer&) = delete;
+  CudaBuffer& operator=(const CudaBuffer&) = delete;
 
   void* data() const { return p_; }
   std::size_t bytes() const { return bytes_; }
@@ -43,28 +48,10 @@ class DeviceBuffer {
   std::size_t bytes_ = 0;
 };
 
-// Page-locked host memory (cudaMallocHost), so that copies on a stream are truly asynchronous.
-class PinnedBuffer {
- public:
-  PinnedBuffer() = default;
-  explicit PinnedBuffer(std::size_t bytes);
-  ~PinnedBuffer();
-  PinnedBuffer(PinnedBuffer&& o) noexcept;
-  PinnedBuffer& operator=(PinnedBuffer&& o) noexcept;
-  PinnedBuffer(const PinnedBuffer&) = delete;
-  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
-
-  void* data() const { return p_; }
-  std::size_t bytes() const { return bytes_; }
-  template <class T>
-  T* as() const {
-    return static_cast<T*>(p_);
-  }
-
- private:
-  void* p_ = nullptr;
-  std::size_t bytes_ = 0;
-};
+using DeviceBuffer = CudaBuffer<MemoryKind::device>;
+using PinnedBuffer = CudaBuffer<MemoryKind::pinned_host>;
+extern template class CudaBuffer<MemoryKind::device>;
+extern template class CudaBuffer<MemoryKind::pinned_host>;
 
 // A non-blocking stream on the current device.
 class StreamOwner {
