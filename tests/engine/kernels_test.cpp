@@ -2,8 +2,13 @@
 // instruction set this CPU has.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
+#include <mutex>
 #include <random>
+#include <set>
+#include <thread>
 #include <vector>
 
 #include "infergate/kernels/cpu/kernels.h"
@@ -323,6 +328,28 @@ TEST(Ops, AttendOverBlocksEqualsContiguousAttention) {
     }
   }
   kc::force_isa(isas().back());
+}
+
+TEST(ThreadPool, ParkedWorkersWakeForTheNextJobAndShareIt) {
+  // After park() the workers sleep; the next job must still run every index once, and the
+  // workers must take part again (not leave it all to the caller).
+  kc::ThreadPool pool(3);
+  std::vector<std::atomic<int>> hits(400);
+  std::mutex mu;
+  std::set<std::thread::id> ran_on;
+  for (int job = 0; job < 50; ++job) {
+    pool.park();
+    if (job % 10 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(3));  // deep sleep
+    pool.run(400, [&](std::int64_t i) {
+      hits[static_cast<std::size_t>(i)].fetch_add(1);
+      // Long enough items that a woken worker gets some before the caller is done.
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+      std::lock_guard lock(mu);
+      ran_on.insert(std::this_thread::get_id());
+    });
+    for (int i = 0; i < 400; ++i) ASSERT_EQ(hits[i].exchange(0), 1) << "job " << job << " index " << i;
+  }
+  EXPECT_GT(ran_on.size(), 1u) << "parked workers never took part in a later job";
 }
 
 TEST(ThreadPool, RunsEveryIndexExactlyOnceAcrossManyJobs) {
