@@ -47,6 +47,7 @@ Engine::~Engine() {
   for (auto& [h, r] : inbox_) {
     GenerationEvent ev;
     ev.finished = true;
+    ev.at = std::chrono::steady_clock::now();
     ev.reason = FinishReason::cancelled;
     ev.prompt_tokens = static_cast<std::int64_t>(r.prompt.size());
     if (r.on_event) r.on_event(ev);
@@ -105,6 +106,7 @@ void Engine::loop() {
       } catch (const std::invalid_argument& e) {  // checked in submit; kept for safety
         GenerationEvent ev;
         ev.finished = true;
+    ev.at = std::chrono::steady_clock::now();
         ev.reason = FinishReason::error;
         ev.error = e.what();
         if (r.on_event) r.on_event(ev);

@@ -177,6 +177,7 @@ void Scheduler::finish(Sequence* s, FinishReason reason, std::string error) {
   ev.error = std::move(error);
   if (s->scheduled) ev.queue_time = *s->scheduled - s->submitted;
   if (s->first_token) ev.time_to_first_token = *s->first_token - s->submitted;
+  ev.at = Clock::now();
   const Id id = s->id;
   EventCallback cb = std::move(s->req.on_event);
   seqs_.erase(id);  // s is gone from here on
@@ -197,6 +198,7 @@ void Scheduler::deliver(Sequence& s, std::int32_t token) {
   if (!eos) ev.text = s.stops.push(s.decoder.push(token));
   ev.prompt_tokens = s.prompt_len;
   ev.completion_tokens = s.generated();
+  ev.at = Clock::now();
   if (s.req.on_event) s.req.on_event(ev);
   if (eos || s.stops.stopped()) {
     finish(&s, FinishReason::stop);

@@ -283,7 +283,7 @@ asio::awaitable<Response> CompletionsApi::handle(Request& req, RequestContext& c
 
   // Run it.
   auto ex = co_await asio::this_coro::executor;
-  auto inbox = std::make_shared<GenerationInbox>(ex);
+  auto inbox = std::make_shared<GenerationInbox>(ex, /*wake_for_every_event=*/p.stream);
   engine::GenerationRequest g;
   g.tenant = *who.tenant_id;
   g.weight = static_cast<std::uint32_t>(std::max(1, who.scheduling_weight));
@@ -345,10 +345,9 @@ asio::awaitable<Response> CompletionsApi::handle(Request& req, RequestContext& c
       cancel_sent = true;
       continue;
     }
-    if (ev->token >= 0) {
-      const auto now = SteadyClock::now();
-      if (last_token_at) metrics_->itl->with({model.name}).observe(seconds(now - *last_token_at));
-      last_token_at = now;
+    if (ev->token >= 0) {  // by the engine's clock: a non-streaming request reads its tokens at the end
+      if (last_token_at) metrics_->itl->with({model.name}).observe(seconds(ev->at - *last_token_at));
+      last_token_at = ev->at;
     }
     if (ev->finished) {  // its text (held back until the end) goes out once, with the final chunk below
       last = std::move(*ev);

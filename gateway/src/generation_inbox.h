@@ -1,6 +1,9 @@
 // Carries engine events (produced on the engine thread) to the request's coroutine (on the
 // connection's strand): push() queues and wakes; next() waits for an event or an interrupt
 // (client gone). Never blocks the engine: push takes a short lock and posts a wake-up.
+// A consumer that only needs the whole result (a non-streaming response) is woken for the
+// last event alone: its tokens wait in the queue, so a long generation does not cost a
+// thread hand-off per token.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -21,8 +24,8 @@ namespace infergate::gateway {
 
 class GenerationInbox : public std::enable_shared_from_this<GenerationInbox> {
  public:
-  explicit GenerationInbox(const boost::asio::any_io_executor& ex)
-      : timer_(ex, boost::asio::steady_timer::time_point::max()) {}
+  GenerationInbox(const boost::asio::any_io_executor& ex, bool wake_for_every_event)
+      : timer_(ex, boost::asio::steady_timer::time_point::max()), every_(wake_for_every_event) {}
 
   // Engine thread.
   void push(const engine::GenerationEvent& ev) {
@@ -30,6 +33,7 @@ class GenerationInbox : public std::enable_shared_from_this<GenerationInbox> {
       std::lock_guard lock(mu_);
       events_.push_back(ev);
     }
+    if (!every_ && !ev.finished) return;
     boost::asio::post(timer_.get_executor(), [self = shared_from_this()] { self->timer_.cancel(); });
   }
   // Connection strand: the client went away.
@@ -67,6 +71,7 @@ class GenerationInbox : public std::enable_shared_from_this<GenerationInbox> {
   std::deque<engine::GenerationEvent> events_;
   boost::asio::steady_timer timer_;
   bool interrupted_ = false, interrupt_seen_ = false;
+  const bool every_;
 };
 
 }  // namespace infergate::gateway

@@ -113,6 +113,10 @@ TEST_F(Completions, CompletionsAnswerInTheOpenAiShape) {
   EXPECT_EQ(b.at("usage").at("completion_tokens"), 6);
   EXPECT_EQ(r.header("x-infergate-tier"), "small");
   expect_ledger(r, "completed", "length");
+  // A non-streaming request reads its tokens at the end, but its inter-token latencies are
+  // still measured (by the engine's clock): 6 tokens, 5 gaps.
+  const auto m = test::http_request(server.port(), "GET", "/metrics").body;
+  EXPECT_NE(m.find("\ninfergate_inter_token_latency_seconds_count{model=\"toy\"} 5\n"), std::string::npos) << m;
 }
 
 // The chunks of a streamed response, checked for the SSE framing; `text` gets the streamed text.

@@ -29,6 +29,7 @@ struct GenerationEvent {
   std::string error;  // when reason == error
   std::chrono::steady_clock::duration queue_time{};  // submit -> first scheduled
   std::chrono::steady_clock::duration time_to_first_token{};  // submit -> first token (0 if none)
+  std::chrono::steady_clock::time_point at{};  // when the engine produced it
 };
 
 // Called on the engine thread; must be quick and must not block (post the event to the
