@@ -95,7 +95,7 @@ double bandwidth_gbs(unsigned threads) {
   for (std::size_t i = 0; i < n; i += 1024) buf[i] = 1.0f;  // touch every page
   std::memset(buf, 0, bytes);
   kc::ThreadPool pool(threads);
-  const bool avx512 = kc::active_isa() == kc::Isa::avx512 || kc::active_isa() == kc::Isa::avx512vnni;
+  const bool avx512 = kc::active_isa() >= kc::Isa::avx512;
   double best = 0, sink = 0;
   std::vector<double> partial(threads);
   for (int pass = 0; pass < 6; ++pass) {
@@ -238,7 +238,7 @@ int run_cuda(const std::string& preset, const std::vector<std::string>& types, i
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string preset = "medium", types = "f32,q8_0", thread_list = "1,2", device = "cpu";
+  std::string preset = "medium", types = "f32,q8_0", thread_list = "1,2", device = "cpu", isa, batch_list = "1,4,16";
   std::string dir = (std::filesystem::temp_directory_path() / "infergate-bench-models").string();
   int steps = 24;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -249,6 +249,8 @@ int main(int argc, char** argv) {
     else if (k == "--steps") steps = std::max(3, std::stoi(v));
     else if (k == "--dir") dir = v;
     else if (k == "--device") device = v;
+    else if (k == "--isa") isa = v;
+    else if (k == "--batches") batch_list = v;
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       return 2;
@@ -257,6 +259,22 @@ int main(int argc, char** argv) {
   if (device != "cpu" && device != "cuda") {
     std::fprintf(stderr, "unknown device %s: expected cpu or cuda\n", device.c_str());
     return 2;
+  }
+  if (!isa.empty()) {  // e.g. --isa avx512vnni on a CPU with AMX, to compare the kernels
+    bool found = false;
+    for (const kc::Isa i : {kc::Isa::scalar, kc::Isa::avx2, kc::Isa::avx512, kc::Isa::avx512vnni, kc::Isa::amx}) {
+      if (isa != kc::isa_name(i)) continue;
+      if (!kc::isa_supported(i)) {
+        std::fprintf(stderr, "this CPU does not support %s\n", isa.c_str());
+        return 2;
+      }
+      kc::force_isa(i);
+      found = true;
+    }
+    if (!found) {
+      std::fprintf(stderr, "unknown isa %s: expected scalar, avx2, avx512, avx512vnni or amx\n", isa.c_str());
+      return 2;
+    }
   }
   std::filesystem::create_directories(dir);
   if (device == "cuda") return run_cuda(preset, split(types), steps, dir);
@@ -269,23 +287,29 @@ int main(int argc, char** argv) {
     bw.push_back(bandwidth_gbs(t));
     std::printf("memory read bandwidth, %u thread(s): %.1f GB/s (best of 6 passes over 1 GiB, one and eight streams a thread)\n", t, bw.back());
   }
-  const std::vector<int> batches = {1, 4, 16};
+  std::vector<int> batches;
+  for (const auto& b : split(batch_list)) batches.push_back(std::max(1, std::stoi(b)));
   for (const auto& type_name : split(types)) {
     const auto m = bench_model(preset, type_name, dir);
     const double weight_mb = static_cast<double>(m->weight_bytes_per_token()) / 1e6;
     std::printf("\nmodel %s (%s): %.1f MB of weights read per decode step\n", m->name().c_str(), m->weight_type().c_str(),
                 weight_mb);
-    std::printf("%-8s %12s %12s %12s %12s %10s %12s\n", "threads", "prefill t/s", "decode b=1", "b=4 (agg)",
-                "b=16 (agg)", "b16/b1", "b1 / floor");
+    // Decode columns: aggregate tokens/s at each batch; then the last batch over the first and
+    // the first (batch 1 by default) against the bandwidth floor.
+    std::printf("%-8s %12s", "threads", "prefill t/s");
+    for (const int b : batches) std::printf(" %12s", ("decode b=" + std::to_string(b)).c_str());
+    const std::string ratio = "b" + std::to_string(batches.back()) + "/b" + std::to_string(batches.front());
+    std::printf(" %10s %12s\n", ratio.c_str(), ("b" + std::to_string(batches.front()) + " / floor").c_str());
     for (std::size_t ti = 0; ti < threads.size(); ++ti) {
       const unsigned th = threads[ti];
       const Figures f = run(
           m, [&](ie::KvGeometry kv, std::int64_t max_tokens) { return ie::make_cpu_backend(m, kv, th, max_tokens); },
           batches, steps);
       const double floor_tps = bw[ti] * 1e9 / static_cast<double>(m->weight_bytes_per_token());
-      std::printf("%-8u %12.0f %12.1f %12.1f %12.1f %9.2fx %11.0f%%   (floor %.1f t/s)\n", th, f.prefill_tps,
-                  f.decode_tps[0], f.decode_tps[1], f.decode_tps[2], f.decode_tps[2] / f.decode_tps[0],
-                  100.0 * f.decode_tps[0] / floor_tps, floor_tps);
+      std::printf("%-8u %12.0f", th, f.prefill_tps);
+      for (const double tps : f.decode_tps) std::printf(" %12.1f", tps);
+      std::printf(" %9.2fx %11.0f%%   (floor %.1f t/s)\n", f.decode_tps.back() / f.decode_tps.front(),
+                  100.0 * f.decode_tps.front() / floor_tps, floor_tps);
     }
   }
   return 0;

@@ -39,6 +39,7 @@ class CpuBackend final : public Backend {
     rope_positions_ = std::min<std::int64_t>(c_.n_ctx_train, static_cast<std::int64_t>(kv.n_blocks) * kv.block_size);
     rope_.resize(static_cast<std::size_t>(rope_positions_ * c_.rot_dim));
     kc::rope_angles(rope_positions_, c_.rot_dim, c_.rope_base, rope_.data());
+    pack_weights();
   }
 
   std::string describe() const override {
@@ -77,7 +78,7 @@ class CpuBackend final : public Backend {
       kernels::dequantize_row(e.type, e.row(id), d, &x_[static_cast<std::size_t>(t * d)]);
     }
     for (std::int64_t layer = 0; layer < c_.n_layer; ++layer) {
-      const LayerWeights& w = model_->layers()[static_cast<std::size_t>(layer)];
+      const LayerWeights& w = layers_[static_cast<std::size_t>(layer)];
       for (std::int64_t t = 0; t < T; ++t) kc::rmsnorm(&x_[t * d], w.attn_norm, d, c_.rms_eps, &h_[t * d]);
       const kc::MatmulOut qkv[] = {{&w.wq, q_.data()}, {&w.wk, k_.data()}, {&w.wv, v_.data()}};
       kc::matmul_shared_input(qkv, h_.data(), T, pool_);
@@ -117,10 +118,40 @@ class CpuBackend final : public Backend {
       kc::rmsnorm(&x_[(t - 1) * d], model_->output_norm(), d, c_.rms_eps, &h_[row * d]);
       ++row;
     }
-    kc::matmul(model_->output(), h_.data(), n_logits, logits, pool_);
+    kc::matmul(output_, h_.data(), n_logits, logits, pool_);
   }
 
  private:
+  // The matrices the products read: the model's, each Q8_0 one with a copy repacked for the AMX
+  // kernel when the CPU runs it (the products' results are the same either way; the repacked
+  // copy streams faster, and costs as much memory again as the Q8_0 weights).
+  void pack_weights() {
+    layers_ = model_->layers();
+    output_ = model_->output();
+    if (kc::active_isa() != kc::Isa::amx) return;
+    std::vector<kernels::WeightMatrix*> q8;
+    for (auto& l : layers_) {
+      for (kernels::WeightMatrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) q8.push_back(m);
+    }
+    q8.push_back(&output_);
+    std::erase_if(q8, [](const kernels::WeightMatrix* m) { return m->type != kernels::WeightType::q8_0; });
+    std::size_t total = 0;
+    for (const auto* m : q8) total += (kc::amx_packed_bytes(*m) + 63) / 64 * 64;
+    packed_.resize(total / 64);
+    auto* at = reinterpret_cast<std::uint8_t*>(packed_.data());
+    for (auto* m : q8) {
+      kc::pack_q8_0_amx(*m, at);
+      m->packed = at;
+      at += (kc::amx_packed_bytes(*m) + 63) / 64 * 64;
+    }
+  }
+
+  struct alignas(64) Line {
+    std::uint8_t bytes[64];
+  };
+  std::vector<LayerWeights> layers_;
+  kernels::WeightMatrix output_;
+  std::vector<Line> packed_;
   struct Tok {
     std::int32_t seq;
     std::int64_t pos;

@@ -22,7 +22,10 @@ namespace {
 Isa detect_best() {
   const CpuFeatures f = detect_cpu();
   const std::string best = f.best_isa();
-  if (best == "avx512") return f.avx512vnni ? Isa::avx512vnni : Isa::avx512;
+  if (best == "avx512") {
+    if (f.avx512vnni && f.amx_int8) return Isa::amx;
+    return f.avx512vnni ? Isa::avx512vnni : Isa::avx512;
+  }
   if (best == "avx2") return Isa::avx2;
   return Isa::scalar;
 }
@@ -34,6 +37,7 @@ std::atomic<Isa>& chosen() {
 
 MatmulRowsFn rows_fn(Isa isa) {
   switch (isa) {
+    case Isa::amx: return amx::matmul_rows;
     case Isa::avx512vnni: return avx512vnni::matmul_rows;
     case Isa::avx512: return avx512::matmul_rows;
     case Isa::avx2: return avx2::matmul_rows;
@@ -57,6 +61,19 @@ const void* prepare_input(Isa isa, const WeightMatrix& w, const float* x, std::i
   corr.resize(d.size());
   const bool paired = isa == Isa::avx512 || isa == Isa::avx512vnni;
   quantize_activations(x, n_tokens, w.cols, paired, qs.data(), d.data(), corr.data());
+  if (isa == Isa::amx) {
+    thread_local std::vector<std::int8_t> packed_qs;
+    thread_local std::vector<float> packed_d;
+    thread_local std::vector<std::int32_t> packed_negsum;
+    thread_local AmxActs amx_acts;
+    const std::int64_t groups = (n_tokens + kAmxGroup - 1) / kAmxGroup;
+    packed_qs.resize(static_cast<std::size_t>(groups * nb * kAmxBlockBytes));
+    packed_d.resize(static_cast<std::size_t>(groups * nb * kAmxGroup));
+    packed_negsum.resize(packed_d.size());
+    amx::pack_activations(qs.data(), d.data(), n_tokens, nb, packed_qs.data(), packed_d.data(), packed_negsum.data());
+    amx_acts = AmxActs{packed_qs.data(), packed_d.data(), packed_negsum.data(), nb};
+    return &amx_acts;
+  }
   acts = Q8Acts{qs.data(), d.data(), corr.data(), nb};
   return &acts;
 }
@@ -105,6 +122,7 @@ void quantize_activations(const float* x, std::int64_t n_tokens, std::int64_t co
 
 const char* isa_name(Isa isa) {
   switch (isa) {
+    case Isa::amx: return "amx";
     case Isa::avx512vnni: return "avx512vnni";
     case Isa::avx512: return "avx512";
     case Isa::avx2: return "avx2";
@@ -163,9 +181,10 @@ void matmul_shared_input(std::span<const MatmulOut> outs, const float* x, std::i
     return;
   }
   // One parallel region for all the matrices: several chunks per thread so uneven progress
-  // evens out; a multiple of 8 rows so the tiles stay full.
+  // evens out; a multiple of 8 rows (16 for the AMX kernel's row groups) so the tiles stay full.
+  const std::int64_t align = isa == Isa::amx && first.type == WeightType::q8_0 ? kAmxGroup : 8;
   std::int64_t chunk = (rows + threads * 4 - 1) / (threads * 4);
-  chunk = std::max<std::int64_t>(8, (chunk + 7) / 8 * 8);
+  chunk = std::max<std::int64_t>(align, (chunk + align - 1) / align * align);
   struct Piece {
     std::size_t out;
     std::int64_t r0, r1;

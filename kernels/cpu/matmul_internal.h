@@ -24,6 +24,22 @@ struct Q8Acts {
   std::int64_t nb = 0;               // blocks per token
 };
 
+// The same activations for the AMX kernel, in the tile unit's B layout: tokens in groups of
+// kAmxGroup (the last one may be short, nt tokens); group g's block k takes kAmxBlockBytes at
+// qs + (g * nb + k) * kAmxBlockBytes, as 8 rows of nt * 4 bytes: row i holds bytes [4i, 4i + 4)
+// of the block of each token of the group in turn. d[(g * nb + k) * kAmxGroup + t] is token
+// t's scale of block k (0 past the group's end).
+constexpr std::int64_t kAmxGroup = 16;
+constexpr std::int64_t kAmxBlockBytes = kAmxGroup * 32;
+// negsum[(g * nb + k) * kAmxGroup + t] is -128 times the sum of token t's block k (0 past the
+// group's end): what a product with weights stored plus 128 (unsigned) must add back.
+struct AmxActs {
+  const std::int8_t* qs = nullptr;
+  const float* d = nullptr;
+  const std::int32_t* negsum = nullptr;
+  std::int64_t nb = 0;
+};
+
 // Quantizes n_tokens rows of cols floats (cols a multiple of 32) into the given buffers
 // (n_tokens * cols bytes, n_tokens * cols / 32 floats and ints).
 void quantize_activations(const float* x, std::int64_t n_tokens, std::int64_t cols, bool paired,
@@ -49,6 +65,16 @@ void matmul_rows(const WeightMatrix& w, const void* x, std::int64_t n_tokens, st
 namespace avx512vnni {
 void matmul_rows(const WeightMatrix& w, const void* x, std::int64_t n_tokens, std::int64_t r0,
                  std::int64_t r1, float* y);
+}
+// x is an AmxActs for Q8_0 and floats otherwise (F32/F16 run the AVX-512 VNNI kernels).
+namespace amx {
+void matmul_rows(const WeightMatrix& w, const void* x, std::int64_t n_tokens, std::int64_t r0,
+                 std::int64_t r1, float* y);
+// Repacks plain quantized activations (Q8Acts layout, unpaired) into the AmxActs layout:
+// out_qs takes ceil(n_tokens / 16) * nb * kAmxBlockBytes bytes, out_d and out_negsum as many / 32
+// values.
+void pack_activations(const std::int8_t* qs, const float* d, std::int64_t n_tokens, std::int64_t nb,
+                      std::int8_t* out_qs, float* out_d, std::int32_t* out_negsum);
 }
 
 }  // namespace infergate::kernels::cpu

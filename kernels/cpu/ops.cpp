@@ -199,7 +199,7 @@ __attribute__((target("avx512f"))) void mix_avx512(const float* weights, const f
 
 bool use_avx512() {
   const Isa isa = active_isa();
-  return isa == Isa::avx512 || isa == Isa::avx512vnni;
+  return isa == Isa::avx512 || isa == Isa::avx512vnni || isa == Isa::amx;
 }
 
 }  // namespace

@@ -66,6 +66,7 @@ std::vector<kc::Isa> isas() {
   if (kc::isa_supported(kc::Isa::avx2)) out.push_back(kc::Isa::avx2);
   if (kc::isa_supported(kc::Isa::avx512)) out.push_back(kc::Isa::avx512);
   if (kc::isa_supported(kc::Isa::avx512vnni)) out.push_back(kc::Isa::avx512vnni);
+  if (kc::isa_supported(kc::Isa::amx)) out.push_back(kc::Isa::amx);
   return out;
 }
 
@@ -188,6 +189,57 @@ TEST(MatmulBatchInvariance, EachTokenAsIfAlone) {
         }
       }
     }
+  }
+}
+
+// Products over several token groups (the AMX kernel takes 16 tokens at a time; 40 leaves a
+// group of 8) and row groups with a tail (45 = 16 + 16 + 13), odd block counts: each ISA
+// against the portable product, and each token's result as if it were alone, bit for bit.
+TEST(MatmulQ8, TokenGroupsAndRowTailsMatchScalarAndAreBatchInvariant) {
+  for (const int cols : {32, 352, 2080}) {
+    const int rows = 45, tokens = 40;
+    const TestWeights w = make_weights(WeightType::q8_0, rows, cols, 41);
+    const auto x = random_floats(static_cast<std::size_t>(tokens * cols), 43);
+    std::vector<float> ref(rows * tokens);
+    kc::matmul_isa(kc::Isa::scalar, w.view, x.data(), tokens, ref.data());
+    kc::ThreadPool pool(2);
+    for (const kc::Isa isa : isas()) {
+      std::vector<float> all(rows * tokens, -1.0f), pooled(rows * tokens, -1.0f), one(rows);
+      kc::matmul_isa(isa, w.view, x.data(), tokens, all.data());
+      for (int i = 0; i < rows * tokens; ++i) {
+        ASSERT_NEAR(all[i], ref[i], 1e-4 * (1 + std::fabs(ref[i]))) << kc::isa_name(isa) << " cols " << cols << " at " << i;
+      }
+      kc::force_isa(isa);
+      kc::matmul(w.view, x.data(), tokens, pooled.data(), pool);
+      for (int i = 0; i < rows * tokens; ++i) ASSERT_EQ(pooled[i], all[i]) << kc::isa_name(isa) << " pooled at " << i;
+      for (int t = 0; t < tokens; ++t) {
+        kc::matmul_isa(isa, w.view, x.data() + t * cols, 1, one.data());
+        for (int r = 0; r < rows; ++r) {
+          ASSERT_EQ(one[r], all[t * rows + r]) << kc::isa_name(isa) << " cols " << cols << " token " << t << " row " << r;
+        }
+      }
+      if (isa != kc::Isa::amx) continue;
+      // The repacked copy (other kernels, other loads) gives the same floats: whole, pooled,
+      // one token alone, and 17 tokens (a group of 16 and a single one).
+      std::vector<std::uint8_t> packed(kc::amx_packed_bytes(w.view));
+      kc::pack_q8_0_amx(w.view, packed.data());
+      WeightMatrix pw = w.view;
+      pw.packed = packed.data();
+      std::vector<float> p_all(rows * tokens, -1.0f), p_pooled(rows * tokens, -1.0f), p17(rows * 17, -1.0f);
+      kc::matmul_isa(isa, pw, x.data(), tokens, p_all.data());
+      kc::matmul(pw, x.data(), tokens, p_pooled.data(), pool);
+      kc::matmul_isa(isa, pw, x.data(), 17, p17.data());
+      for (int i = 0; i < rows * tokens; ++i) {
+        ASSERT_EQ(p_all[i], all[i]) << "packed, cols " << cols << " at " << i;
+        ASSERT_EQ(p_pooled[i], all[i]) << "packed pooled, cols " << cols << " at " << i;
+      }
+      for (int i = 0; i < rows * 17; ++i) ASSERT_EQ(p17[i], all[i]) << "packed 17 tokens, cols " << cols << " at " << i;
+      for (int t = 0; t < tokens; ++t) {
+        kc::matmul(pw, x.data() + t * cols, 1, one.data(), pool);
+        for (int r = 0; r < rows; ++r) ASSERT_EQ(one[r], all[t * rows + r]) << "packed alone, cols " << cols << " token " << t << " row " << r;
+      }
+    }
+    kc::force_isa(isas().back());
   }
 }
 

@@ -41,8 +41,10 @@ ie::GenerationRequest request(std::vector<std::int32_t> prompt, std::int64_t max
   return r;
 }
 
-std::unique_ptr<ie::Scheduler> scheduler(ie::SchedulerOptions o) {
-  auto m = ie::testing::toy_model();
+using infergate::kernels::WeightType;
+
+std::unique_ptr<ie::Scheduler> scheduler(ie::SchedulerOptions o, WeightType type = WeightType::f32) {
+  auto m = ie::testing::toy_model(type);
   return std::make_unique<ie::Scheduler>(m, ie::make_cpu_backend(m, {o.kv_blocks, o.block_size}, 2, o.max_batch_tokens), o);
 }
 
@@ -58,10 +60,10 @@ const std::vector<std::vector<std::int32_t>> kPrompts = {
     {1, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7},
 };
 
-std::vector<Outcome> alone(std::int64_t max_tokens) {
+std::vector<Outcome> alone(std::int64_t max_tokens, WeightType type = WeightType::f32) {
   std::vector<Outcome> out(kPrompts.size());
   for (std::size_t i = 0; i < kPrompts.size(); ++i) {
-    auto s = scheduler({512, 16, 64, 16});
+    auto s = scheduler({512, 16, 64, 16}, type);
     s->add(1, request(kPrompts[i], max_tokens, &out[i]));
     run_all(*s);
   }
@@ -70,10 +72,10 @@ std::vector<Outcome> alone(std::int64_t max_tokens) {
 
 }  // namespace
 
-TEST(Scheduler, BatchedGreedyDecodingEqualsDecodingAlone) {
-  const auto ref = alone(24);
+void expect_batched_equals_alone(WeightType type) {
+  const auto ref = alone(24, type);
   // Small steps: prefill is chunked (at most 8 tokens per step) and mixed with decodes.
-  auto s = scheduler({8, 4, 64, 4});
+  auto s = scheduler({8, 4, 64, 4}, type);
   std::vector<Outcome> out(kPrompts.size());
   for (std::size_t i = 0; i < kPrompts.size(); ++i) s->add(i + 1, request(kPrompts[i], 24, &out[i]));
   run_all(*s);
@@ -84,6 +86,12 @@ TEST(Scheduler, BatchedGreedyDecodingEqualsDecodingAlone) {
   }
   EXPECT_EQ(s->pool().used(), 0);
 }
+
+TEST(Scheduler, BatchedGreedyDecodingEqualsDecodingAlone) { expect_batched_equals_alone(WeightType::f32); }
+
+// Q8_0 runs other kernels (integer dots; the tile unit where the CPU has one, whose batches and
+// single tokens take different code paths): the same must hold.
+TEST(Scheduler, BatchedGreedyDecodingEqualsDecodingAloneQ8) { expect_batched_equals_alone(WeightType::q8_0); }
 
 TEST(Scheduler, PreemptionAndRecomputeDoNotChangeTheOutput) {
   const auto ref = alone(40);

@@ -17,6 +17,9 @@ struct CpuFeatures {
   bool avx512bw = false;
   bool avx512vl = false;
   bool avx512vnni = false;  // byte dot products (VPDPBUSD); the Q8_0 kernels use it
+  // Intel's tile unit with int8 products, and the kernel's permission for this process to use
+  // its state (asked for by detect_cpu); the Q8_0 kernels use it when present.
+  bool amx_int8 = false;
   unsigned hardware_threads = 1;
   std::string best_isa() const;  // "avx512", "avx2" or "scalar"
 };

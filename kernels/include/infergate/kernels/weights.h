@@ -35,6 +35,9 @@ struct WeightMatrix {
   const void* data = nullptr;
   std::int64_t rows = 0;
   std::int64_t cols = 0;
+  // Optional: the same Q8_0 weights repacked for the AMX kernel (cpu::pack_q8_0_amx). Products
+  // on that kernel read it instead of the rows above, with the same results; others ignore it.
+  const std::uint8_t* packed = nullptr;
   const std::uint8_t* row(std::int64_t r) const {
     return static_cast<const std::uint8_t*>(data) + r * row_bytes(type, cols);
   }

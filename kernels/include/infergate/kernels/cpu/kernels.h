@@ -5,6 +5,7 @@
 // concurrently with another user of the same pool.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string_view>
@@ -14,8 +15,9 @@
 
 namespace infergate::kernels::cpu {
 
-// In order: each one's CPUs support the ones before it.
-enum class Isa { scalar, avx2, avx512, avx512vnni };
+// In order: each one's CPUs support the ones before it. `amx` is AVX-512 VNNI plus Intel's tile
+// unit (AMX-INT8), which runs the Q8_0 products; F32/F16 run as avx512vnni there.
+enum class Isa { scalar, avx2, avx512, avx512vnni, amx };
 const char* isa_name(Isa isa);
 // The best the CPU supports (cached); `force_isa` overrides it (tests compare each one against
 // the portable code; forcing an ISA the CPU lacks throws std::runtime_error).
@@ -36,6 +38,14 @@ struct MatmulOut {
   float* y;
 };
 void matmul_shared_input(std::span<const MatmulOut> outs, const float* x, std::int64_t n_tokens, ThreadPool& pool);
+
+// Q8_0 weights laid out for the AMX kernel: rows in groups of 16, a group's blocks one after
+// another, each block as the 16 rows' 32 quant bytes followed by their 16 F16 scales (544 bytes;
+// rows past the end are zeros), so a row group is one sequential read. Setting a matrix's
+// `packed` to it speeds up Isa::amx products without changing their results. pack_q8_0_amx
+// writes amx_packed_bytes(w) bytes; w must be Q8_0.
+std::size_t amx_packed_bytes(const WeightMatrix& w);
+void pack_q8_0_amx(const WeightMatrix& w, std::uint8_t* out);
 
 // Same with a given ISA and no pool; the reference the tests compare against uses Isa::scalar.
 void matmul_isa(Isa isa, const WeightMatrix& w, const float* x, std::int64_t n_tokens, float* y);
