@@ -238,7 +238,7 @@ int run_cuda(const std::string& preset, const std::vector<std::string>& types, i
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string preset = "medium", types = "f32,q8_0", thread_list = "1,2", device = "cpu", isa, batch_list = "1,4,16";
+  std::string preset = "medium", types = "f32,q8_0", thread_list = "1,2", device = "cpu", isa, batch_list = "1,4,16", kv_choice = "auto";
   std::string dir = (std::filesystem::temp_directory_path() / "infergate-bench-models").string();
   int steps = 24;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -251,10 +251,15 @@ int main(int argc, char** argv) {
     else if (k == "--device") device = v;
     else if (k == "--isa") isa = v;
     else if (k == "--batches") batch_list = v;
+    else if (k == "--kv") kv_choice = v;
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       return 2;
     }
+  }
+  if (kv_choice != "auto" && kv_choice != "f32" && kv_choice != "f16") {
+    std::fprintf(stderr, "unknown kv cache type %s: expected auto, f32 or f16\n", kv_choice.c_str());
+    return 2;
   }
   if (device != "cpu" && device != "cuda") {
     std::fprintf(stderr, "unknown device %s: expected cpu or cuda\n", device.c_str());
@@ -292,8 +297,12 @@ int main(int argc, char** argv) {
   for (const auto& type_name : split(types)) {
     const auto m = bench_model(preset, type_name, dir);
     const double weight_mb = static_cast<double>(m->weight_bytes_per_token()) / 1e6;
-    std::printf("\nmodel %s (%s): %.1f MB of weights read per decode step\n", m->name().c_str(), m->weight_type().c_str(),
-                weight_mb);
+    // The gateway's engine.kv_cache_type = auto: F16 unless the weights are F32.
+    const ie::KvType kv_type = kv_choice == "f16" || (kv_choice == "auto" && m->weight_type() != "F32")
+                                   ? ie::KvType::f16
+                                   : ie::KvType::f32;
+    std::printf("\nmodel %s (%s): %.1f MB of weights read per decode step, KV cache %s\n", m->name().c_str(),
+                m->weight_type().c_str(), weight_mb, ie::kv_type_name(kv_type));
     // Decode columns: aggregate tokens/s at each batch; then the last batch over the first and
     // the first (batch 1 by default) against the bandwidth floor.
     std::printf("%-8s %12s", "threads", "prefill t/s");
@@ -303,7 +312,11 @@ int main(int argc, char** argv) {
     for (std::size_t ti = 0; ti < threads.size(); ++ti) {
       const unsigned th = threads[ti];
       const Figures f = run(
-          m, [&](ie::KvGeometry kv, std::int64_t max_tokens) { return ie::make_cpu_backend(m, kv, th, max_tokens); },
+          m,
+          [&](ie::KvGeometry kv, std::int64_t max_tokens) {
+            kv.type = kv_type;
+            return ie::make_cpu_backend(m, kv, th, max_tokens);
+          },
           batches, steps);
       const double floor_tps = bw[ti] * 1e9 / static_cast<double>(m->weight_bytes_per_token());
       std::printf("%-8u %12.0f", th, f.prefill_tps);

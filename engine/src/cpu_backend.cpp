@@ -22,8 +22,14 @@ class CpuBackend final : public Backend {
     const auto per_layer = static_cast<std::size_t>(kv.n_blocks) * static_cast<std::size_t>(kv.block_size) *
                            static_cast<std::size_t>(c_.kv_dim());
     layer_stride_ = per_layer;
-    k_cache_.assign(per_layer * static_cast<std::size_t>(c_.n_layer), 0.0f);
-    v_cache_.assign(per_layer * static_cast<std::size_t>(c_.n_layer), 0.0f);
+    const std::size_t cache = per_layer * static_cast<std::size_t>(c_.n_layer);
+    if (kv.type == KvType::f16) {
+      k16_.assign(cache, 0);
+      v16_.assign(cache, 0);
+    } else {
+      k_cache_.assign(cache, 0.0f);
+      v_cache_.assign(cache, 0.0f);
+    }
     const auto t = static_cast<std::size_t>(max_tokens);
     x_.resize(t * c_.n_embd);
     h_.resize(t * c_.n_embd);
@@ -43,7 +49,8 @@ class CpuBackend final : public Backend {
   }
 
   std::string describe() const override {
-    return std::string("cpu (") + kc::isa_name(kc::active_isa()) + ", " + std::to_string(pool_.size()) + " threads)";
+    return std::string("cpu (") + kc::isa_name(kc::active_isa()) + ", " + std::to_string(pool_.size()) + " threads, kv " +
+           kv_type_name(kv_.type) + ")";
   }
 
   void forward(std::span<const StepSequence> batch, float* logits) override {
@@ -82,8 +89,7 @@ class CpuBackend final : public Backend {
       for (std::int64_t t = 0; t < T; ++t) kc::rmsnorm(&x_[t * d], w.attn_norm, d, c_.rms_eps, &h_[t * d]);
       const kc::MatmulOut qkv[] = {{&w.wq, q_.data()}, {&w.wk, k_.data()}, {&w.wv, v_.data()}};
       kc::matmul_shared_input(qkv, h_.data(), T, pool_);
-      float* kl = k_cache_.data() + layer * layer_stride_;
-      float* vl = v_cache_.data() + layer * layer_stride_;
+      const std::size_t layer_at = static_cast<std::size_t>(layer) * layer_stride_;
       for (std::int64_t t = 0; t < T; ++t) {
         const Tok& tk = tok_[static_cast<std::size_t>(t)];
         if (tk.pos < rope_positions_) {
@@ -94,11 +100,20 @@ class CpuBackend final : public Backend {
           kc::rope(&q_[t * d], c_.n_head, c_.head_dim, c_.rot_dim, tk.pos, c_.rope_base);
           kc::rope(&k_[t * kvd], c_.n_head_kv, c_.head_dim, c_.rot_dim, tk.pos, c_.rope_base);
         }
-        const std::size_t slot = cache_row(batch[static_cast<std::size_t>(tk.seq)], tk.pos);
-        std::copy_n(&k_[t * kvd], kvd, kl + slot);
-        std::copy_n(&v_[t * kvd], kvd, vl + slot);
+        const std::size_t slot = layer_at + cache_row(batch[static_cast<std::size_t>(tk.seq)], tk.pos);
+        if (kv_.type == KvType::f16) {
+          kc::to_fp16(&k_[t * kvd], kvd, &k16_[slot]);
+          kc::to_fp16(&v_[t * kvd], kvd, &v16_[slot]);
+        } else {
+          std::copy_n(&k_[t * kvd], kvd, &k_cache_[slot]);
+          std::copy_n(&v_[t * kvd], kvd, &v_cache_[slot]);
+        }
       }
-      attention(batch, kl, vl, T);
+      if (kv_.type == KvType::f16) {
+        attention(batch, k16_.data() + layer_at, v16_.data() + layer_at, T);
+      } else {
+        attention(batch, k_cache_.data() + layer_at, v_cache_.data() + layer_at, T);
+      }
       kc::matmul(w.wo, att_.data(), T, tmp_.data(), pool_);
       kc::add_inplace(x_.data(), tmp_.data(), T * d);
 
@@ -164,28 +179,32 @@ class CpuBackend final : public Backend {
            static_cast<std::size_t>(c_.kv_dim());
   }
 
-  void attention(std::span<const StepSequence> batch, const float* kl, const float* vl, std::int64_t T) {
+  template <typename Elem>
+  void attention(std::span<const StepSequence> batch, const Elem* kl, const Elem* vl, std::int64_t T) {
     const std::int64_t hd = c_.head_dim, group = c_.n_head / c_.n_head_kv, kvd = c_.kv_dim();
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    // One work item per (token, key/value head): the query heads that share it (grouped-query
+    // attention) read each cached key and value once between them.
     auto one = [&](std::int64_t i) {
-      const std::int64_t t = i / c_.n_head, head = i % c_.n_head, kvh = head / group;
+      const std::int64_t t = i / c_.n_head_kv, kvh = i % c_.n_head_kv;
       const Tok& tk = tok_[static_cast<std::size_t>(t)];
       const StepSequence& s = batch[static_cast<std::size_t>(tk.seq)];
       const std::int64_t n_pos = tk.pos + 1;  // causal: itself and everything before it
-      thread_local std::vector<const float*> kp, vp;
+      thread_local std::vector<const Elem*> kp, vp;
       thread_local std::vector<float> scratch;
       const auto nb = static_cast<std::size_t>((n_pos + kv_.block_size - 1) / kv_.block_size);
       kp.resize(nb);
       vp.resize(nb);
-      scratch.resize(static_cast<std::size_t>(n_pos));
+      scratch.resize(static_cast<std::size_t>(n_pos * group));
       for (std::size_t b = 0; b < nb; ++b) {
         const std::size_t off = static_cast<std::size_t>(s.blocks[b]) * static_cast<std::size_t>(kv_.block_size) *
                                     static_cast<std::size_t>(kvd) + static_cast<std::size_t>(kvh * hd);
         kp[b] = kl + off;
         vp[b] = vl + off;
       }
-      kc::attend(&q_[t * c_.n_embd + head * hd], kp.data(), vp.data(), kv_.block_size, kvd, n_pos, hd, scale,
-                 scratch.data(), &att_[t * c_.n_embd + head * hd]);
+      const std::int64_t first = t * c_.n_embd + kvh * group * hd;
+      kc::attend_heads(&q_[first], group, kp.data(), vp.data(), kv_.block_size, kvd, n_pos, hd, scale,
+                       scratch.data(), &att_[first]);
     };
     // Little attention (short contexts of a small model) stays on this thread, as small
     // products do: handing it out would cost more than it saves (a medium model at batch 1 with a
@@ -193,9 +212,9 @@ class CpuBackend final : public Backend {
     std::int64_t positions = 0;
     for (const Tok& tk : tok_) positions += tk.pos + 1;
     if (positions * c_.n_head * hd < (std::int64_t{1} << 15)) {
-      for (std::int64_t i = 0; i < T * c_.n_head; ++i) one(i);
+      for (std::int64_t i = 0; i < T * c_.n_head_kv; ++i) one(i);
     } else {
-      pool_.run(T * c_.n_head, one);
+      pool_.run(T * c_.n_head_kv, one);
     }
   }
 
@@ -205,7 +224,8 @@ class CpuBackend final : public Backend {
   kc::ThreadPool pool_;
   std::int64_t max_tokens_;
   std::size_t layer_stride_ = 0;
-  std::vector<float> k_cache_, v_cache_;
+  std::vector<float> k_cache_, v_cache_;  // KvType::f32
+  std::vector<std::uint16_t> k16_, v16_;  // KvType::f16
   std::vector<float> x_, h_, q_, k_, v_, att_, tmp_, gate_, up_;
   std::int64_t rope_positions_ = 0;
   std::vector<float> rope_;  // (cos, sin) pairs, rot_dim floats per position
@@ -213,6 +233,8 @@ class CpuBackend final : public Backend {
 };
 
 }  // namespace
+
+const char* kv_type_name(KvType t) { return t == KvType::f16 ? "f16" : "f32"; }
 
 std::unique_ptr<Backend> make_cpu_backend(std::shared_ptr<const Model> model, KvGeometry kv, unsigned threads,
                                           std::int64_t max_batch_tokens) {

@@ -357,6 +357,9 @@ std::unique_ptr<Backend> make_cuda_backend(std::shared_ptr<const Model> model, K
                                            std::int64_t max_batch_tokens) {
   if (kv.n_blocks <= 0 || kv.block_size <= 0) throw std::invalid_argument("KV geometry needs blocks");
   if (max_batch_tokens <= 0) throw std::invalid_argument("max_batch_tokens must be positive");
+  if (kv.type != KvType::f32) {
+    throw DeviceError("the CUDA backend keeps its KV cache in F32; set engine.kv_cache_type = \"f32\" or \"auto\"");
+  }
   return std::make_unique<CudaBackend>(std::move(model), kv, gpu_index, max_batch_tokens);
 }
 

@@ -378,6 +378,9 @@ Config parse_config(std::string_view toml_text, std::string source, const EnvMap
     s.read_int("max_batch_tokens", c.max_batch_tokens, 1, 1 << 20);
     s.read_number("max_seqs", c.max_seqs, 1, 4096);
     s.read_string("device", c.device, check_device);
+    s.read_string("kv_cache_type", c.kv_cache_type, [](const std::string& v) {
+      return v == "auto" || v == "f32" || v == "f16" ? "" : "expected auto, f32 or f16, got \"" + v + "\"";
+    });
     s.finish();
   }
   {

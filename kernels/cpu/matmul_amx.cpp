@@ -248,7 +248,10 @@ void q8_rows(const WeightMatrix& w, const AmxActs& x, std::int64_t n_tokens, std
   // the end of the group have scale 0, so whatever their lanes hold comes out as 0.
   thread_local std::vector<float> sw_store;
   if (!packed) sw_store.resize(static_cast<std::size_t>(nb * kGroup));
-  alignas(64) std::int32_t cbuf[4][kGroup * kGroup] = {};
+  // Lanes and rows of a stored C tile past the tokens and rows in use hold stale integers; they
+  // are scaled by 0 (the activations' scales are 0 past the group, the weights' past the rows) and
+  // never stored, so the buffer is not cleared.
+  alignas(64) std::int32_t cbuf[4][kGroup * kGroup];
   alignas(64) float out[kGroup];
   __m512 acc[kGroup];
   int cm = 0, cnt = 0;  // the tile shape now configured (0: none)

@@ -151,50 +151,102 @@ void add_inplace(float* x, const float* y, std::int64_t n) {
 namespace {
 
 // The two loops of attention (a dot product per cached key, a scaled add per cached value) in
-// AVX-512 when the CPU has it (masked tails, so any head_dim), else in plain loops.
-__attribute__((target("avx512f"))) inline float hsum512(__m512 v) {
-  const __m256 h = _mm512_castps512_ps256(_mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4e)));
-  __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-  q = _mm_add_ps(q, _mm_movehl_ps(q, q));
-  q = _mm_add_ss(q, _mm_movehdup_ps(q));
-  return _mm_cvtss_f32(q);
+// AVX-512 when the CPU has it (masked tails, so any head_dim), else in plain loops. HC query
+// heads at a time share each key and value row loaded; a head's own arithmetic is the same
+// whatever HC is.
+__attribute__((target("avx512f"))) inline __mmask16 tail_mask(std::int64_t left) {
+  return left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1u);
 }
 
-__attribute__((target("avx512f"))) void scores_avx512(const float* q, const float* const* k_blocks,
+// Up to 16 cached values as floats: F32 as they are, F16 widened (exactly).
+__attribute__((target("avx512f"))) inline __m512 load_kv(__mmask16 m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+__attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 load_kv(__mmask16 m, const std::uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+}
+
+// The sums of four vectors: within each 128-bit lane (x0 + x2) + (x1 + x3), then the lanes
+// ((L0 + L2) + (L1 + L3)).
+__attribute__((target("avx512f"))) inline __m128 sum4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  const __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+  const __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+  const __m512 u = _mm512_add_ps(_mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(1, 0, 1, 0)),
+                                 _mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(u),
+                                 _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(u), 1)));
+  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+// scores[h * n_pos + p] = (q_h . k_p) * scale for the HC heads, four positions at a time (a
+// lone position takes the same additions: it is its own four).
+template <int HC, typename Elem>
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void scores_avx512(const float* q, const Elem* const* k_blocks,
                                                       std::int64_t block_size, std::int64_t row_stride,
                                                       std::int64_t n_pos, std::int64_t head_dim,
                                                       float scale, float* scores) {
-  for (std::int64_t p = 0; p < n_pos; ++p) {
-    const float* k = k_blocks[p / block_size] + (p % block_size) * row_stride;
-    __m512 acc = _mm512_setzero_ps();
-    std::int64_t d = 0;
-    for (; d + 16 <= head_dim; d += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + d), _mm512_loadu_ps(k + d), acc);
-    if (d < head_dim) {
-      const auto m = static_cast<__mmask16>((1u << (head_dim - d)) - 1u);
-      acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + d), _mm512_maskz_loadu_ps(m, k + d), acc);
+  const __m128 sc = _mm_set1_ps(scale);
+  for (std::int64_t p = 0; p < n_pos; p += 4) {
+    const int np = static_cast<int>(std::min<std::int64_t>(4, n_pos - p));
+    const Elem* k[4];
+    for (int j = 0; j < 4; ++j) {
+      const std::int64_t pj = p + std::min(j, np - 1);
+      k[j] = k_blocks[pj / block_size] + (pj % block_size) * row_stride;
     }
-    scores[p] = hsum512(acc) * scale;
+    __m512 acc[HC][4];
+    for (int h = 0; h < HC; ++h)
+      for (int j = 0; j < 4; ++j) acc[h][j] = _mm512_setzero_ps();
+    for (std::int64_t d = 0; d < head_dim; d += 16) {
+      const __mmask16 m = tail_mask(head_dim - d);
+      __m512 kv[4];
+      for (int j = 0; j < 4; ++j) kv[j] = load_kv(m, k[j] + d);
+      for (int h = 0; h < HC; ++h) {
+        const __m512 qv = _mm512_maskz_loadu_ps(m, q + h * head_dim + d);
+        for (int j = 0; j < 4; ++j) acc[h][j] = _mm512_fmadd_ps(qv, kv[j], acc[h][j]);
+      }
+    }
+    for (int h = 0; h < HC; ++h) {
+      alignas(16) float four[4];
+      _mm_store_ps(four, _mm_mul_ps(sum4(acc[h][0], acc[h][1], acc[h][2], acc[h][3]), sc));
+      for (int j = 0; j < np; ++j) scores[h * n_pos + p + j] = four[j];
+    }
   }
 }
 
-// out = sum_p weights[p] * v_p, 64 output floats at a time held in registers across all p.
-__attribute__((target("avx512f"))) void mix_avx512(const float* weights, const float* const* v_blocks,
+// out_h = sum_p weights[h * n_pos + p] * v_p for the HC heads, 64 output floats of each at a
+// time held in registers across all p.
+template <int HC, typename Elem>
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void mix_avx512(const float* weights, const Elem* const* v_blocks,
                                                    std::int64_t block_size, std::int64_t row_stride,
                                                    std::int64_t n_pos, std::int64_t head_dim, float* out) {
-  for (std::int64_t d0 = 0; d0 < head_dim; d0 += 64) {
-    __mmask16 m[4];
-    for (int j = 0; j < 4; ++j) {
-      const std::int64_t left = std::clamp<std::int64_t>(head_dim - d0 - 16 * j, 0, 16);
-      m[j] = static_cast<__mmask16>((1u << left) - 1u);
-    }
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  constexpr int kVecs = 4;  // accumulators: HC * 4 registers
+  for (std::int64_t d0 = 0; d0 < head_dim; d0 += 16 * kVecs) {
+    __mmask16 m[kVecs];
+    for (int j = 0; j < kVecs; ++j) m[j] = tail_mask(std::max<std::int64_t>(0, head_dim - d0 - 16 * j));
+    __m512 acc[HC][kVecs];
+    for (int h = 0; h < HC; ++h)
+      for (int j = 0; j < kVecs; ++j) acc[h][j] = _mm512_setzero_ps();
     for (std::int64_t p = 0; p < n_pos; ++p) {
-      const float* v = v_blocks[p / block_size] + (p % block_size) * row_stride + d0;
-      const __m512 a = _mm512_set1_ps(weights[p]);
-      for (int j = 0; j < 4; ++j) acc[j] = _mm512_fmadd_ps(a, _mm512_maskz_loadu_ps(m[j], v + 16 * j), acc[j]);
+      const Elem* v = v_blocks[p / block_size] + (p % block_size) * row_stride + d0;
+      __m512 vv[kVecs];
+      for (int j = 0; j < kVecs; ++j) vv[j] = load_kv(m[j], v + 16 * j);
+      for (int h = 0; h < HC; ++h) {
+        const __m512 a = _mm512_set1_ps(weights[h * n_pos + p]);
+        for (int j = 0; j < kVecs; ++j) acc[h][j] = _mm512_fmadd_ps(a, vv[j], acc[h][j]);
+      }
     }
-    for (int j = 0; j < 4; ++j) _mm512_mask_storeu_ps(out + d0 + 16 * j, m[j], acc[j]);
+    for (int h = 0; h < HC; ++h)
+      for (int j = 0; j < kVecs; ++j) _mm512_mask_storeu_ps(out + h * head_dim + d0 + 16 * j, m[j], acc[h][j]);
   }
+}
+
+template <int HC, typename Elem>
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void attend_avx512(const float* q, const Elem* const* k_blocks,
+                                                      const Elem* const* v_blocks, std::int64_t block_size,
+                                                      std::int64_t row_stride, std::int64_t n_pos,
+                                                      std::int64_t head_dim, float scale, float* scratch,
+                                                      float* out) {
+  scores_avx512<HC, Elem>(q, k_blocks, block_size, row_stride, n_pos, head_dim, scale, scratch);
+  for (int h = 0; h < HC; ++h) softmax(scratch + h * n_pos, n_pos);
+  mix_avx512<HC, Elem>(scratch, v_blocks, block_size, row_stride, n_pos, head_dim, out);
 }
 
 bool use_avx512() {
@@ -207,25 +259,86 @@ bool use_avx512() {
 void attend(const float* q, const float* const* k_blocks, const float* const* v_blocks,
             std::int64_t block_size, std::int64_t row_stride, std::int64_t n_pos,
             std::int64_t head_dim, float scale, float* scratch, float* out) {
+  attend_heads(q, 1, k_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, scratch, out);
+}
+
+namespace {
+
+inline float kv_value(float v) { return v; }
+inline float kv_value(std::uint16_t v) { return fp16_to_fp32(v); }
+
+template <typename Elem>
+void attend_heads_any(const float* q, std::int64_t n_q, const Elem* const* k_blocks, const Elem* const* v_blocks,
+                      std::int64_t block_size, std::int64_t row_stride, std::int64_t n_pos, std::int64_t head_dim,
+                      float scale, float* scratch, float* out) {
   if (use_avx512()) {
-    scores_avx512(q, k_blocks, block_size, row_stride, n_pos, head_dim, scale, scratch);
-    softmax(scratch, n_pos);
-    mix_avx512(scratch, v_blocks, block_size, row_stride, n_pos, head_dim, out);
+    // Up to four heads at a time (the registers hold four heads' sums of four positions).
+    for (std::int64_t h = 0; h < n_q;) {
+      const std::int64_t hc = std::min<std::int64_t>(4, n_q - h);
+      const float* qh = q + h * head_dim;
+      float* oh = out + h * head_dim;
+      float* sh = scratch + h * n_pos;
+      switch (hc) {
+        case 1: attend_avx512<1, Elem>(qh, k_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, sh, oh); break;
+        case 2: attend_avx512<2, Elem>(qh, k_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, sh, oh); break;
+        case 3: attend_avx512<3, Elem>(qh, k_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, sh, oh); break;
+        default: attend_avx512<4, Elem>(qh, k_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, sh, oh); break;
+      }
+      h += hc;
+    }
     return;
   }
-  for (std::int64_t p = 0; p < n_pos; ++p) {
-    const float* k = k_blocks[p / block_size] + (p % block_size) * row_stride;
-    float dot = 0;
-    for (std::int64_t d = 0; d < head_dim; ++d) dot += q[d] * k[d];
-    scratch[p] = dot * scale;
+  for (std::int64_t h = 0; h < n_q; ++h) {
+    const float* qh = q + h * head_dim;
+    float* sh = scratch + h * n_pos;
+    float* oh = out + h * head_dim;
+    for (std::int64_t p = 0; p < n_pos; ++p) {
+      const Elem* k = k_blocks[p / block_size] + (p % block_size) * row_stride;
+      float dot = 0;
+      for (std::int64_t d = 0; d < head_dim; ++d) dot += qh[d] * kv_value(k[d]);
+      sh[p] = dot * scale;
+    }
+    softmax(sh, n_pos);
+    std::fill(oh, oh + head_dim, 0.0f);
+    for (std::int64_t p = 0; p < n_pos; ++p) {
+      const Elem* v = v_blocks[p / block_size] + (p % block_size) * row_stride;
+      const float a = sh[p];
+      for (std::int64_t d = 0; d < head_dim; ++d) oh[d] += a * kv_value(v[d]);
+    }
   }
-  softmax(scratch, n_pos);
-  std::fill(out, out + head_dim, 0.0f);
-  for (std::int64_t p = 0; p < n_pos; ++p) {
-    const float* v = v_blocks[p / block_size] + (p % block_size) * row_stride;
-    const float a = scratch[p];
-    for (std::int64_t d = 0; d < head_dim; ++d) out[d] += a * v[d];
+}
+
+}  // namespace
+
+void attend_heads(const float* q, std::int64_t n_q, const float* const* k_blocks, const float* const* v_blocks,
+                  std::int64_t block_size, std::int64_t row_stride, std::int64_t n_pos, std::int64_t head_dim,
+                  float scale, float* scratch, float* out) {
+  attend_heads_any(q, n_q, k_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, scratch, out);
+}
+
+void attend_heads(const float* q, std::int64_t n_q, const std::uint16_t* const* k_blocks,
+                  const std::uint16_t* const* v_blocks, std::int64_t block_size, std::int64_t row_stride,
+                  std::int64_t n_pos, std::int64_t head_dim, float scale, float* scratch, float* out) {
+  attend_heads_any(q, n_q, k_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, scratch, out);
+}
+
+namespace {
+__attribute__((target("avx512f"))) void to_fp16_avx512(const float* x, std::int64_t n, std::uint16_t* out) {
+  std::int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
+                        _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
   }
+  for (; i < n; ++i) out[i] = fp32_to_fp16(x[i]);
+}
+}  // namespace
+
+void to_fp16(const float* x, std::int64_t n, std::uint16_t* out) {
+  if (use_avx512()) {
+    to_fp16_avx512(x, n, out);  // VCVTPS2PH rounds to nearest even, as fp32_to_fp16 does
+    return;
+  }
+  for (std::int64_t i = 0; i < n; ++i) out[i] = fp32_to_fp16(x[i]);
 }
 
 }  // namespace infergate::kernels::cpu

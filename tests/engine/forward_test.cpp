@@ -122,9 +122,9 @@ std::vector<std::vector<double>> reference_logits(const ie::Model& m,
 // that sequences span many blocks, and returns the logits after every token.
 std::vector<std::vector<float>> backend_logits(std::shared_ptr<const ie::Model> m,
                                                const std::vector<std::int32_t>& tokens,
-                                               std::int64_t chunk) {
+                                               std::int64_t chunk, ie::KvType kv = ie::KvType::f32) {
   const auto n_vocab = m->config().n_vocab;
-  auto be = ie::make_cpu_backend(m, {64, 4}, 2, 64);
+  auto be = ie::make_cpu_backend(m, {64, 4, kv}, 2, 64);
   // A scrambled block table: positions need not live in consecutive blocks.
   std::vector<std::int32_t> blocks;
   for (int b = 0; b < 16; ++b)
@@ -178,6 +178,15 @@ TEST(Forward, F16MatchesReferenceOfItsOwnWeightsWithin1e4) {
 TEST(Forward, Q8MatchesReferenceWithinStatedBound) {
   auto m = ie::testing::toy_model(WeightType::q8_0);
   expect_close(backend_logits(m, kTokens, 1), reference_logits(*m, kTokens), 2e-2);
+}
+
+// An F16 KV cache rounds every key and value to 11 significant bits: F32 weights stay within
+// 1e-3 of the double reference, and Q8_0 within its 2% (the production pairing, kv auto).
+TEST(Forward, F16KvCacheStaysWithinStatedBounds) {
+  auto f32 = ie::testing::toy_model(WeightType::f32);
+  expect_close(backend_logits(f32, kTokens, 1, ie::KvType::f16), reference_logits(*f32, kTokens), 1e-3);
+  auto q8 = ie::testing::toy_model(WeightType::q8_0);
+  expect_close(backend_logits(q8, kTokens, 1, ie::KvType::f16), reference_logits(*q8, kTokens), 2e-2);
 }
 
 TEST(Forward, PrefillInOneStepEqualsTokenByToken) {

@@ -382,6 +382,86 @@ TEST(Ops, AttendOverBlocksEqualsContiguousAttention) {
   kc::force_isa(isas().back());
 }
 
+// Grouped-query attention: several query heads over one key/value head in one call give each
+// head exactly what attend() gives it alone, for every ISA, head counts past the kernel's four
+// at a time, and position counts that are not a multiple of its four.
+TEST(Ops, AttendHeadsEqualsAttendPerHead) {
+  for (const int head_dim : {8, 64, 80}) {
+    for (const int n_pos : {1, 6, 13}) {
+      const int block = 4, stride = 2 * head_dim, n_blocks = (n_pos + block - 1) / block;
+      const auto kv = random_floats(static_cast<std::size_t>(2 * n_blocks * block * stride), 51);
+      std::vector<const float*> kp, vp;
+      for (int b = 0; b < n_blocks; ++b) {
+        kp.push_back(kv.data() + static_cast<std::size_t>(b * block * stride) + head_dim);
+        vp.push_back(kv.data() + static_cast<std::size_t>((n_blocks + b) * block * stride) + head_dim);
+      }
+      for (const int n_q : {1, 3, 6}) {
+        const auto q = random_floats(static_cast<std::size_t>(n_q * head_dim), 53);
+        for (const kc::Isa isa : isas()) {
+          kc::force_isa(isa);
+          std::vector<float> scratch(static_cast<std::size_t>(n_q * n_pos)), out(static_cast<std::size_t>(n_q * head_dim));
+          kc::attend_heads(q.data(), n_q, kp.data(), vp.data(), block, stride, n_pos, head_dim, 0.3f, scratch.data(), out.data());
+          for (int h = 0; h < n_q; ++h) {
+            std::vector<float> s1(static_cast<std::size_t>(n_pos)), o1(static_cast<std::size_t>(head_dim));
+            kc::attend(q.data() + h * head_dim, kp.data(), vp.data(), block, stride, n_pos, head_dim, 0.3f, s1.data(), o1.data());
+            for (int d = 0; d < head_dim; ++d) {
+              ASSERT_EQ(out[static_cast<std::size_t>(h * head_dim + d)], o1[static_cast<std::size_t>(d)])
+                  << kc::isa_name(isa) << " head_dim " << head_dim << " n_pos " << n_pos << " n_q " << n_q << " head " << h;
+            }
+          }
+        }
+      }
+    }
+  }
+  kc::force_isa(isas().back());
+}
+
+// An F16 cache: attend_heads over halves gives exactly what it gives over the same values
+// widened to floats (the widening is exact; the arithmetic after it is the F32 path's).
+TEST(Ops, AttendOverF16CacheEqualsF32OverTheWidenedValues) {
+  {  // the cache's rounding is fp32_to_fp16's on every ISA: ties, overflow, subnormals, zeros
+    const std::vector<float> edge = {1.0f + 1.0f / 4096, 1.0f + 3.0f / 4096, 65504.0f, 65520.0f, 1e6f, -1e6f,
+                                     6e-8f, -3e-8f, 1e-5f, 0.0f, -0.0f, 0.1f, -2.5f, 3.14159f, 1e-40f, 70000.0f,
+                                     -65519.0f};
+    for (const kc::Isa isa : isas()) {
+      kc::force_isa(isa);
+      std::vector<std::uint16_t> h(edge.size());
+      kc::to_fp16(edge.data(), static_cast<std::int64_t>(edge.size()), h.data());
+      for (std::size_t i = 0; i < edge.size(); ++i) {
+        ASSERT_EQ(h[i], infergate::kernels::fp32_to_fp16(edge[i])) << kc::isa_name(isa) << " value " << edge[i];
+      }
+    }
+  }
+  for (const int head_dim : {8, 64, 80}) {
+    const int block = 4, n_pos = 11, stride = head_dim, n_blocks = 3, n_q = 3;
+    auto kv = random_floats(static_cast<std::size_t>(2 * n_blocks * block * stride), 61);
+    std::vector<std::uint16_t> half(kv.size());
+    kc::to_fp16(kv.data(), static_cast<std::int64_t>(kv.size()), half.data());
+    for (std::size_t i = 0; i < kv.size(); ++i) {
+      ASSERT_EQ(half[i], infergate::kernels::fp32_to_fp16(kv[i]));
+      kv[i] = infergate::kernels::fp16_to_fp32(half[i]);
+    }
+    std::vector<const float*> kp, vp;
+    std::vector<const std::uint16_t*> kh, vh;
+    for (int b = 0; b < n_blocks; ++b) {
+      const auto k_at = static_cast<std::size_t>(b * block * stride), v_at = static_cast<std::size_t>((n_blocks + b) * block * stride);
+      kp.push_back(kv.data() + k_at);
+      vp.push_back(kv.data() + v_at);
+      kh.push_back(half.data() + k_at);
+      vh.push_back(half.data() + v_at);
+    }
+    const auto q = random_floats(static_cast<std::size_t>(n_q * head_dim), 63);
+    for (const kc::Isa isa : isas()) {
+      kc::force_isa(isa);
+      std::vector<float> s32(n_q * n_pos), s16(n_q * n_pos), o32(n_q * head_dim), o16(n_q * head_dim);
+      kc::attend_heads(q.data(), n_q, kp.data(), vp.data(), block, stride, n_pos, head_dim, 0.25f, s32.data(), o32.data());
+      kc::attend_heads(q.data(), n_q, kh.data(), vh.data(), block, stride, n_pos, head_dim, 0.25f, s16.data(), o16.data());
+      for (std::size_t i = 0; i < o32.size(); ++i) ASSERT_EQ(o16[i], o32[i]) << kc::isa_name(isa) << " head_dim " << head_dim << " at " << i;
+    }
+  }
+  kc::force_isa(isas().back());
+}
+
 TEST(ThreadPool, ParkedWorkersWakeForTheNextJobAndShareIt) {
   // After park() the workers sleep; the next job must still run every index once, and the
   // workers must take part again (not leave it all to the caller).

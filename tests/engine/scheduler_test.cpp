@@ -43,9 +43,11 @@ ie::GenerationRequest request(std::vector<std::int32_t> prompt, std::int64_t max
 
 using infergate::kernels::WeightType;
 
+// F32 weights with an F32 cache; Q8_0 with an F16 cache, as engine.kv_cache_type = auto gives them.
 std::unique_ptr<ie::Scheduler> scheduler(ie::SchedulerOptions o, WeightType type = WeightType::f32) {
   auto m = ie::testing::toy_model(type);
-  return std::make_unique<ie::Scheduler>(m, ie::make_cpu_backend(m, {o.kv_blocks, o.block_size}, 2, o.max_batch_tokens), o);
+  const ie::KvType kv = type == WeightType::f32 ? ie::KvType::f32 : ie::KvType::f16;
+  return std::make_unique<ie::Scheduler>(m, ie::make_cpu_backend(m, {o.kv_blocks, o.block_size, kv}, 2, o.max_batch_tokens), o);
 }
 
 void run_all(ie::Scheduler& s) {
@@ -90,7 +92,7 @@ void expect_batched_equals_alone(WeightType type) {
 TEST(Scheduler, BatchedGreedyDecodingEqualsDecodingAlone) { expect_batched_equals_alone(WeightType::f32); }
 
 // Q8_0 runs other kernels (integer dots; the tile unit where the CPU has one, whose batches and
-// single tokens take different code paths): the same must hold.
+// single tokens take different code paths) and an F16 cache: the same must hold.
 TEST(Scheduler, BatchedGreedyDecodingEqualsDecodingAloneQ8) { expect_batched_equals_alone(WeightType::q8_0); }
 
 TEST(Scheduler, PreemptionAndRecomputeDoNotChangeTheOutput) {

@@ -496,6 +496,7 @@ TEST(ConfigTest, BadModelsAreRefusedWithTheKeyNamed) {
   EXPECT_TRUE(contains(msg("[routing]\ntiers = []\n"), "at least one tier"));
   EXPECT_TRUE(contains(msg("[engine]\ndevice = \"tpu\"\n"), "expected auto, cpu or cuda"));
   EXPECT_TRUE(contains(msg("[engine]\nkv_blocks = 0\n"), "must be between"));
+  EXPECT_TRUE(contains(msg("[engine]\nkv_cache_type = \"f8\"\n"), "expected auto, f32 or f16, got \"f8\""));
 }
 
 }  // namespace

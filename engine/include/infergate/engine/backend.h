@@ -20,9 +20,15 @@ struct StepSequence {
   bool want_logits = false;              // logits of its last new token
 };
 
+// How the KV cache stores keys and values: F32, or F16 (half the memory and half the bytes each
+// attention step reads; values are rounded to the nearest half when stored).
+enum class KvType { f32, f16 };
+const char* kv_type_name(KvType t);  // "f32" or "f16"
+
 struct KvGeometry {
   std::int32_t n_blocks = 0;
   std::int32_t block_size = 16;
+  KvType type = KvType::f32;
 };
 
 class Backend {
@@ -35,7 +41,7 @@ class Backend {
   virtual void forward(std::span<const StepSequence> batch, float* logits) = 0;
 };
 
-// threads: the compute threads (the calling engine thread is one of them).
+// threads: the compute threads (the calling engine thread is one of them). Both KV types.
 std::unique_ptr<Backend> make_cpu_backend(std::shared_ptr<const Model> model, KvGeometry kv,
                                           unsigned threads, std::int64_t max_batch_tokens);
 
@@ -43,6 +49,7 @@ std::unique_ptr<Backend> make_cpu_backend(std::shared_ptr<const Model> model, Kv
 // cache, activations and scratch are allocated here once for max_batch_tokens. Throws
 // DeviceError (engine/device.h) when the build has no CUDA or the GPU cannot be used, and
 // std::runtime_error naming the failing call when a CUDA or cuBLAS call fails (out of memory).
+// The CUDA KV cache is F32 only: KvType::f16 throws DeviceError.
 std::unique_ptr<Backend> make_cuda_backend(std::shared_ptr<const Model> model, KvGeometry kv, int gpu_index,
                                            std::int64_t max_batch_tokens);
 

@@ -83,6 +83,7 @@ struct EngineConfig {
   std::int64_t max_batch_tokens = 512;  // tokens per engine step (decodes + a prefill chunk)
   int max_seqs = 16;                  // sequences decoding at once per model
   std::string device = "auto";        // auto | cpu | cuda (a model may override it)
+  std::string kv_cache_type = "auto";  // auto (F16 for quantized or F16 weights, F32 for F32) | f32 | f16
 };
 
 // One served model ([[models]] in the file).

@@ -78,5 +78,19 @@ void add_inplace(float* x, const float* y, std::int64_t n);
 void attend(const float* q, const float* const* k_blocks, const float* const* v_blocks,
             std::int64_t block_size, std::int64_t row_stride, std::int64_t n_pos,
             std::int64_t head_dim, float scale, float* scratch, float* out);
+// The same for n_q query heads that share one key/value head (grouped-query attention), each
+// cached key and value read once for all of them: q and out hold the heads one after another
+// (head_dim floats each), scratch holds n_q * n_pos floats. Each head's result is bit for bit
+// what attend() gives it alone.
+void attend_heads(const float* q, std::int64_t n_q, const float* const* k_blocks, const float* const* v_blocks,
+                  std::int64_t block_size, std::int64_t row_stride, std::int64_t n_pos, std::int64_t head_dim,
+                  float scale, float* scratch, float* out);
+// The same over an F16 cache (rows of halves, row_stride halves apart): each value is widened
+// exactly, so the result equals the F32 call on the widened values.
+void attend_heads(const float* q, std::int64_t n_q, const std::uint16_t* const* k_blocks,
+                  const std::uint16_t* const* v_blocks, std::int64_t block_size, std::int64_t row_stride,
+                  std::int64_t n_pos, std::int64_t head_dim, float scale, float* scratch, float* out);
+// out[i] = x[i] rounded to the nearest half (ties to even), for storing into an F16 cache.
+void to_fp16(const float* x, std::int64_t n, std::uint16_t* out);
 
 }  // namespace infergate::kernels::cpu
