@@ -67,21 +67,13 @@ void configure(int m, int nt) {
 }
 
 // A row group as the tile products see it: block b's A tile (16 rows of 32 bytes, `a_stride`
-// apart) at a + b * a_step, and the rows' weight scales in row order.
+// apart) at a + b * a_step, and the rows' weight scales as floats, sw[b * 16 + r].
 struct RowGroup {
   const std::uint8_t* a;
   std::int64_t a_step;
   std::int64_t a_stride;
-  bool packed;           // unsigned quants (TDPBUSD) and F16 scales in kLaneRow order after them
-  const float* sw;       // unpacked: float scales, sw[b * 16 + r]
-  __m512 scales(std::int64_t b) const {
-    if (!packed) return _mm512_loadu_ps(sw + b * kGroup);
-    const __m512 lanes = _mm512_cvtph_ps(_mm256_loadu_si256(
-        reinterpret_cast<const __m256i*>(a + b * a_step + kPackedQuantBytes)));
-    // Row r's scale sits in lane j where kLaneRow[j] = r.
-    const __m512i row_lane = _mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15);
-    return _mm512_permutexvar_ps(row_lane, lanes);
-  }
+  bool packed;      // unsigned quants (TDPBUSD), else signed (TDPBSSD)
+  const float* sw;
 };
 
 // One block's product into C tile `c` from A tile `ta` and B tile `tb`: C starts at zero
@@ -112,7 +104,7 @@ __m512 one_token_tiles(const RowGroup& g, const std::int8_t* bq, const float* xd
     _tile_stored(1, cbuf[1], 4);
     for (int j = 0; j < 2; ++j) {
       const __m512 dot = _mm512_cvtepi32_ps(_mm512_load_si512(cbuf[j]));
-      const __m512 s = _mm512_mul_ps(g.scales(b + j), _mm512_set1_ps(xd[(b + j) * kGroup]));
+      const __m512 s = _mm512_mul_ps(_mm512_loadu_ps(g.sw + (b + j) * kGroup), _mm512_set1_ps(xd[(b + j) * kGroup]));
       acc = _mm512_fmadd_ps(dot, s, acc);
     }
   }
@@ -120,7 +112,7 @@ __m512 one_token_tiles(const RowGroup& g, const std::int8_t* bq, const float* xd
     IG_AMX_BLOCK(0, 2, 4, g, bq, negsum, b, 4);
     _tile_stored(0, cbuf[0], 4);
     const __m512 dot = _mm512_cvtepi32_ps(_mm512_load_si512(cbuf[0]));
-    const __m512 s = _mm512_mul_ps(g.scales(b), _mm512_set1_ps(xd[b * kGroup]));
+    const __m512 s = _mm512_mul_ps(_mm512_loadu_ps(g.sw + b * kGroup), _mm512_set1_ps(xd[b * kGroup]));
     acc = _mm512_fmadd_ps(dot, s, acc);
   }
   return acc;
@@ -191,10 +183,11 @@ void single_token_packed(const WeightMatrix& w, const AmxActs& x, std::int64_t r
   }
 }
 
-// Scales one stored C tile (rows x 16 int32 lanes, lanes = tokens) into the accumulators.
-inline void scale_rows(const std::int32_t* c, __m512 sw_b, __m512 xdv, __m512* acc) {
-  alignas(64) float sw[kGroup];
-  _mm512_store_ps(sw, sw_b);
+// Scales one stored C tile (rows x 16 int32 lanes, lanes = tokens) into the accumulators
+// (unrolled, so that they stay in registers).
+// The rows' scales come from memory (a broadcast is then a load, not a shuffle).
+__attribute__((always_inline)) inline void scale_rows(const std::int32_t* c, const float* sw, __m512 xdv, __m512* acc) {
+#pragma GCC unroll 16
   for (int r = 0; r < kGroup; ++r) {
     const __m512 dot = _mm512_cvtepi32_ps(_mm512_load_si512(c + r * kGroup));
     const __m512 s = _mm512_mul_ps(xdv, _mm512_set1_ps(sw[r]));
@@ -205,7 +198,9 @@ inline void scale_rows(const std::int32_t* c, __m512 sw_b, __m512 xdv, __m512* a
 // A group of 2..16 tokens (lanes = tokens, one accumulator per row). C is stored with a
 // 64-byte stride: row r's tokens at cbuf[r * 16, +16).
 void token_group(const RowGroup& g, const std::int8_t* bq, const float* xd, const std::int32_t* negsum,
-                 std::int64_t nb, int nt, std::int32_t (*cbuf)[kGroup * kGroup], __m512* acc) {
+                 std::int64_t nb, int nt, std::int32_t (*cbuf)[kGroup * kGroup], __m512* out) {
+  __m512 acc[kGroup];
+#pragma GCC unroll 16
   for (int r = 0; r < kGroup; ++r) acc[r] = _mm512_setzero_ps();
   const int bstride = 4 * nt;
   std::int64_t b = 0;
@@ -218,21 +213,24 @@ void token_group(const RowGroup& g, const std::int8_t* bq, const float* xd, cons
     _tile_stored(1, cbuf[1], 64);
     _tile_stored(6, cbuf[2], 64);
     _tile_stored(7, cbuf[3], 64);
-    for (int j = 0; j < 4; ++j) scale_rows(cbuf[j], g.scales(b + j), _mm512_loadu_ps(xd + (b + j) * kGroup), acc);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) scale_rows(cbuf[j], g.sw + (b + j) * kGroup, _mm512_loadu_ps(xd + (b + j) * kGroup), acc);
   }
   for (; b + 1 < nb; b += 2) {
     IG_AMX_BLOCK(0, 2, 4, g, bq, negsum, b, bstride);
     IG_AMX_BLOCK(1, 3, 5, g, bq, negsum, b + 1, bstride);
     _tile_stored(0, cbuf[0], 64);
     _tile_stored(1, cbuf[1], 64);
-    scale_rows(cbuf[0], g.scales(b), _mm512_loadu_ps(xd + b * kGroup), acc);
-    scale_rows(cbuf[1], g.scales(b + 1), _mm512_loadu_ps(xd + (b + 1) * kGroup), acc);
+    scale_rows(cbuf[0], g.sw + b * kGroup, _mm512_loadu_ps(xd + b * kGroup), acc);
+    scale_rows(cbuf[1], g.sw + (b + 1) * kGroup, _mm512_loadu_ps(xd + (b + 1) * kGroup), acc);
   }
   if (b < nb) {
     IG_AMX_BLOCK(0, 2, 4, g, bq, negsum, b, bstride);
     _tile_stored(0, cbuf[0], 64);
-    scale_rows(cbuf[0], g.scales(b), _mm512_loadu_ps(xd + b * kGroup), acc);
+    scale_rows(cbuf[0], g.sw + b * kGroup, _mm512_loadu_ps(xd + b * kGroup), acc);
   }
+#pragma GCC unroll 16
+  for (int r = 0; r < kGroup; ++r) out[r] = acc[r];
 }
 
 void q8_rows(const WeightMatrix& w, const AmxActs& x, std::int64_t n_tokens, std::int64_t r0,
@@ -247,7 +245,7 @@ void q8_rows(const WeightMatrix& w, const AmxActs& x, std::int64_t n_tokens, std
   // Unpacked: the row group's weight scales as floats, block-major (sw[b * 16 + r]); rows past
   // the end of the group have scale 0, so whatever their lanes hold comes out as 0.
   thread_local std::vector<float> sw_store;
-  if (!packed) sw_store.resize(static_cast<std::size_t>(nb * kGroup));
+  sw_store.resize(static_cast<std::size_t>(nb * kGroup));
   // Lanes and rows of a stored C tile past the tokens and rows in use hold stale integers; they
   // are scaled by 0 (the activations' scales are 0 past the group, the weights' past the rows) and
   // never stored, so the buffer is not cleared.
@@ -263,7 +261,15 @@ void q8_rows(const WeightMatrix& w, const AmxActs& x, std::int64_t n_tokens, std
     if (packed) {
       // Whole groups exist in the packed copy (zeros past the last row), so the tile is always
       // 16 rows and only the stores are cut short.
-      g = RowGroup{w.packed + rg / kGroup * nb * kPackedBlockBytes, kPackedBlockBytes, kQ8Block, true, nullptr};
+      const std::uint8_t* base = w.packed + rg / kGroup * nb * kPackedBlockBytes;
+      // The scales as floats in row order (they are stored F16, in kLaneRow order).
+      const __m512i row_lane = _mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15);
+      for (std::int64_t b = 0; b < nb; ++b) {
+        const __m512 lanes = _mm512_cvtph_ps(_mm256_loadu_si256(
+            reinterpret_cast<const __m256i*>(base + b * kPackedBlockBytes + kPackedQuantBytes)));
+        _mm512_storeu_ps(sw_store.data() + b * kGroup, _mm512_permutexvar_ps(row_lane, lanes));
+      }
+      g = RowGroup{base, kPackedBlockBytes, kQ8Block, true, sw_store.data()};
       tile_rows = kGroup;
     } else {
       // Block by block across the rows, so that the first touch of 16 rows' memory is 16 misses
