@@ -56,11 +56,6 @@ const void* prepare_input(Isa isa, const WeightMatrix& w, const float* x, std::i
   thread_local std::vector<std::int32_t> corr;
   thread_local Q8Acts acts;
   const std::int64_t nb = w.cols / kQ8Block;
-  qs.resize(static_cast<std::size_t>(n_tokens * w.cols));
-  d.resize(static_cast<std::size_t>(n_tokens * nb));
-  corr.resize(d.size());
-  const bool paired = isa == Isa::avx512 || isa == Isa::avx512vnni;
-  quantize_activations(x, n_tokens, w.cols, paired, qs.data(), d.data(), corr.data());
   if (isa == Isa::amx) {
     thread_local std::vector<std::int8_t> packed_qs;
     thread_local std::vector<float> packed_d;
@@ -70,10 +65,15 @@ const void* prepare_input(Isa isa, const WeightMatrix& w, const float* x, std::i
     packed_qs.resize(static_cast<std::size_t>(groups * nb * kAmxBlockBytes));
     packed_d.resize(static_cast<std::size_t>(groups * nb * kAmxGroup));
     packed_negsum.resize(packed_d.size());
-    amx::pack_activations(qs.data(), d.data(), n_tokens, nb, packed_qs.data(), packed_d.data(), packed_negsum.data());
+    amx::quantize_packed(x, n_tokens, w.cols, packed_qs.data(), packed_d.data(), packed_negsum.data());
     amx_acts = AmxActs{packed_qs.data(), packed_d.data(), packed_negsum.data(), nb};
     return &amx_acts;
   }
+  qs.resize(static_cast<std::size_t>(n_tokens * w.cols));
+  d.resize(static_cast<std::size_t>(n_tokens * nb));
+  corr.resize(d.size());
+  const bool paired = isa == Isa::avx512 || isa == Isa::avx512vnni;
+  quantize_activations(x, n_tokens, w.cols, paired, qs.data(), d.data(), corr.data());
   acts = Q8Acts{qs.data(), d.data(), corr.data(), nb};
   return &acts;
 }

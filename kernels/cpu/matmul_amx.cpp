@@ -233,6 +233,31 @@ void token_group(const RowGroup& g, const std::int8_t* bq, const float* xd, cons
   for (int r = 0; r < kGroup; ++r) out[r] = acc[r];
 }
 
+// In place: v[i] lane j <-> v[j] lane i, a 16 x 16 transpose in three rounds of shuffles.
+inline void transpose16(__m512* v) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {  // per 128-bit lane L: (r, 4L), (r + 1, 4L), (r, 4L + 1), ...
+    t[i] = _mm512_unpacklo_ps(v[i], v[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(v[i], v[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {  // u[i + k], lane L: column 4L + k of rows i..i+3
+    const auto pd = [](__m512 x) { return _mm512_castps_pd(x); };
+    v[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(t[i]), pd(t[i + 2])));
+    v[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(t[i]), pd(t[i + 2])));
+    v[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(t[i + 1]), pd(t[i + 3])));
+    v[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(t[i + 1]), pd(t[i + 3])));
+  }
+  for (int k = 0; k < 4; ++k) {  // 4 x 4 transpose of 128-bit blocks across v[k], v[4 + k], ...
+    const __m512 p0 = _mm512_shuffle_f32x4(v[k], v[4 + k], 0x44), p1 = _mm512_shuffle_f32x4(v[k], v[4 + k], 0xee);
+    const __m512 p2 = _mm512_shuffle_f32x4(v[8 + k], v[12 + k], 0x44), p3 = _mm512_shuffle_f32x4(v[8 + k], v[12 + k], 0xee);
+    t[k] = _mm512_shuffle_f32x4(p0, p2, 0x88);
+    t[4 + k] = _mm512_shuffle_f32x4(p0, p2, 0xdd);
+    t[8 + k] = _mm512_shuffle_f32x4(p1, p3, 0x88);
+    t[12 + k] = _mm512_shuffle_f32x4(p1, p3, 0xdd);
+  }
+  for (int i = 0; i < 16; ++i) v[i] = t[i];
+}
+
 void q8_rows(const WeightMatrix& w, const AmxActs& x, std::int64_t n_tokens, std::int64_t r0,
              std::int64_t r1, float* y) {
   const std::int64_t nb = x.nb;
@@ -250,7 +275,6 @@ void q8_rows(const WeightMatrix& w, const AmxActs& x, std::int64_t n_tokens, std
   // are scaled by 0 (the activations' scales are 0 past the group, the weights' past the rows) and
   // never stored, so the buffer is not cleared.
   alignas(64) std::int32_t cbuf[4][kGroup * kGroup];
-  alignas(64) float out[kGroup];
   __m512 acc[kGroup];
   int cm = 0, cnt = 0;  // the tile shape now configured (0: none)
   for (std::int64_t rg = r0; rg < r1; rg += kGroup) {
@@ -306,10 +330,9 @@ void q8_rows(const WeightMatrix& w, const AmxActs& x, std::int64_t n_tokens, std
         continue;
       }
       token_group(g, bq, xd, negsum, nb, nt, cbuf, acc);
-      for (int r = 0; r < m; ++r) {
-        _mm512_store_ps(out, acc[r]);
-        for (int t = 0; t < nt; ++t) y[(t0 + t) * w.rows + rg + r] = out[t];
-      }
+      // acc[r] holds row r's tokens; y wants each token's rows side by side.
+      transpose16(acc);
+      for (int t = 0; t < nt; ++t) _mm512_mask_storeu_ps(y + (t0 + t) * w.rows + rg, rows_mask, acc[t]);
     }
   }
   if (cm != 0) _tile_release();  // a thread holding no tile state switches as cheaply as before
@@ -326,25 +349,35 @@ void matmul_rows(const WeightMatrix& w, const void* x, std::int64_t n_tokens, st
   }
 }
 
-void pack_activations(const std::int8_t* qs, const float* d, std::int64_t n_tokens, std::int64_t nb,
-                      std::int8_t* out_qs, float* out_d, std::int32_t* out_negsum) {
+void quantize_packed(const float* x, std::int64_t n_tokens, std::int64_t cols, std::int8_t* out_qs, float* out_d,
+                     std::int32_t* out_negsum) {
+  // Each block as quantize_activations does it (scale max|x| / 127, x * (1 / scale) rounded to
+  // nearest even), 32 values in two vectors, then its 8 dwords dealt into the B layout.
+  const std::int64_t nb = cols / kQ8Block;
+  const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
   for (std::int64_t t0 = 0; t0 < n_tokens; t0 += kGroup) {
     const std::int64_t nt = std::min(kGroup, n_tokens - t0), g = t0 / kGroup;
     for (std::int64_t b = 0; b < nb; ++b) {
       std::int8_t* dst = out_qs + (g * nb + b) * kAmxBlockBytes;
       float* dd = out_d + (g * nb + b) * kGroup;
       std::int32_t* ns = out_negsum + (g * nb + b) * kGroup;
-      for (std::int64_t t = 0; t < kGroup; ++t) {
+      for (std::int64_t t = 0; t < nt; ++t) {
+        const float* v = x + (t0 + t) * cols + b * kQ8Block;
+        const __m512 lo = _mm512_loadu_ps(v), hi = _mm512_loadu_ps(v + 16);
+        const float mx = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(lo, abs_mask), _mm512_and_ps(hi, abs_mask)));
+        const float scale = mx / 127.0f;
+        const __m512 inv = _mm512_set1_ps(scale != 0 ? 1.0f / scale : 0.0f);
+        const __m512i qlo = _mm512_cvtps_epi32(_mm512_mul_ps(lo, inv)), qhi = _mm512_cvtps_epi32(_mm512_mul_ps(hi, inv));
+        dd[t] = scale;
+        ns[t] = -128 * _mm512_reduce_add_epi32(_mm512_add_epi32(qlo, qhi));
+        alignas(32) std::int32_t q[8];
+        _mm_store_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtsepi32_epi8(qlo));
+        _mm_store_si128(reinterpret_cast<__m128i*>(q + 4), _mm512_cvtsepi32_epi8(qhi));
+        for (int kk = 0; kk < kQ8Block / 4; ++kk) std::memcpy(dst + kk * 4 * nt + t * 4, &q[kk], 4);
+      }
+      for (std::int64_t t = nt; t < kGroup; ++t) {
         dd[t] = 0.0f;
         ns[t] = 0;
-      }
-      for (std::int64_t t = 0; t < nt; ++t) {
-        const std::int8_t* src = qs + ((t0 + t) * nb + b) * kQ8Block;
-        std::int32_t sum = 0;
-        for (int i = 0; i < kQ8Block; ++i) sum += src[i];
-        dd[t] = d[(t0 + t) * nb + b];
-        ns[t] = -128 * sum;
-        for (int kk = 0; kk < kQ8Block / 4; ++kk) std::memcpy(dst + kk * 4 * nt + t * 4, src + kk * 4, 4);
       }
     }
   }

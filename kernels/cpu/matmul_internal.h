@@ -70,11 +70,11 @@ void matmul_rows(const WeightMatrix& w, const void* x, std::int64_t n_tokens, st
 namespace amx {
 void matmul_rows(const WeightMatrix& w, const void* x, std::int64_t n_tokens, std::int64_t r0,
                  std::int64_t r1, float* y);
-// Repacks plain quantized activations (Q8Acts layout, unpaired) into the AmxActs layout:
-// out_qs takes ceil(n_tokens / 16) * nb * kAmxBlockBytes bytes, out_d and out_negsum as many / 32
-// values.
-void pack_activations(const std::int8_t* qs, const float* d, std::int64_t n_tokens, std::int64_t nb,
-                      std::int8_t* out_qs, float* out_d, std::int32_t* out_negsum);
+// Quantizes floats (n_tokens rows of cols) into the AmxActs layout, with the values
+// quantize_activations gives: out_qs takes ceil(n_tokens / 16) * nb * kAmxBlockBytes bytes,
+// out_d and out_negsum as many / 32 values.
+void quantize_packed(const float* x, std::int64_t n_tokens, std::int64_t cols, std::int8_t* out_qs, float* out_d,
+                     std::int32_t* out_negsum);
 }
 
 }  // namespace infergate::kernels::cpu
