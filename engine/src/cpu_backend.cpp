@@ -100,12 +100,18 @@ class CpuBackend final : public Backend {
           kc::rope(&q_[t * d], c_.n_head, c_.head_dim, c_.rot_dim, tk.pos, c_.rope_base);
           kc::rope(&k_[t * kvd], c_.n_head_kv, c_.head_dim, c_.rot_dim, tk.pos, c_.rope_base);
         }
-        const std::size_t slot = layer_at + cache_row(batch[static_cast<std::size_t>(tk.seq)], tk.pos);
+        const StepSequence& seq = batch[static_cast<std::size_t>(tk.seq)];
+        const std::size_t slot = layer_at + cache_row(seq, tk.pos);
+        const std::size_t key_at = layer_at + key_column(seq, tk.pos);
+        const auto bs = static_cast<std::size_t>(kv_.block_size);
         if (kv_.type == KvType::f16) {
-          kc::to_fp16(&k_[t * kvd], kvd, &k16_[slot]);
+          thread_local std::vector<std::uint16_t> half;
+          half.resize(static_cast<std::size_t>(kvd));
+          kc::to_fp16(&k_[t * kvd], kvd, half.data());
+          for (std::size_t j = 0; j < half.size(); ++j) k16_[key_at + j * bs] = half[j];
           kc::to_fp16(&v_[t * kvd], kvd, &v16_[slot]);
         } else {
-          std::copy_n(&k_[t * kvd], kvd, &k_cache_[slot]);
+          for (std::int64_t j = 0; j < kvd; ++j) k_cache_[key_at + static_cast<std::size_t>(j) * bs] = k_[t * kvd + j];
           std::copy_n(&v_[t * kvd], kvd, &v_cache_[slot]);
         }
       }
@@ -173,6 +179,16 @@ class CpuBackend final : public Backend {
     std::int32_t token;
   };
 
+  // Where position pos's key goes: keys are stored dimension-major within a block (dimension j of
+  // the block's positions side by side, j = kv head * head_dim + d), so attention dots sixteen
+  // positions at once; values stay row-major (a position's row, kv_dim long). Returns the offset
+  // of dimension 0; dimension j is block_size further per j.
+  std::size_t key_column(const StepSequence& s, std::int64_t pos) const {
+    const auto block = static_cast<std::size_t>(s.blocks[static_cast<std::size_t>(pos / kv_.block_size)]);
+    return block * static_cast<std::size_t>(kv_.block_size) * static_cast<std::size_t>(c_.kv_dim()) +
+           static_cast<std::size_t>(pos % kv_.block_size);
+  }
+
   std::size_t cache_row(const StepSequence& s, std::int64_t pos) const {
     const auto block = static_cast<std::size_t>(s.blocks[static_cast<std::size_t>(pos / kv_.block_size)]);
     return (block * static_cast<std::size_t>(kv_.block_size) + static_cast<std::size_t>(pos % kv_.block_size)) *
@@ -197,14 +213,15 @@ class CpuBackend final : public Backend {
       vp.resize(nb);
       scratch.resize(static_cast<std::size_t>(n_pos * group));
       for (std::size_t b = 0; b < nb; ++b) {
-        const std::size_t off = static_cast<std::size_t>(s.blocks[b]) * static_cast<std::size_t>(kv_.block_size) *
-                                    static_cast<std::size_t>(kvd) + static_cast<std::size_t>(kvh * hd);
-        kp[b] = kl + off;
-        vp[b] = vl + off;
+        const std::size_t block = static_cast<std::size_t>(s.blocks[b]) * static_cast<std::size_t>(kv_.block_size) *
+                                  static_cast<std::size_t>(kvd);
+        // this kv head's keys: dimensions kvh * hd .. + hd, block_size apart; its value columns
+        kp[b] = kl + block + static_cast<std::size_t>(kvh * hd * kv_.block_size);
+        vp[b] = vl + block + static_cast<std::size_t>(kvh * hd);
       }
       const std::int64_t first = t * c_.n_embd + kvh * group * hd;
-      kc::attend_heads(&q_[first], group, kp.data(), vp.data(), kv_.block_size, kvd, n_pos, hd, scale,
-                       scratch.data(), &att_[first]);
+      kc::attend_heads_kt(&q_[first], group, kp.data(), vp.data(), kv_.block_size, kvd, n_pos, hd, scale,
+                          scratch.data(), &att_[first]);
     };
     // Little attention (short contexts of a small model) stays on this thread, as small
     // products do: handing it out would cost more than it saves (a medium model at batch 1 with a

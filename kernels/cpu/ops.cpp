@@ -238,6 +238,53 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void mix_avx512(const float
   }
 }
 
+// The same scores over dimension-major key blocks (block b holds dimension d of its positions
+// side by side at kt_blocks[b] + d * block_size): 16 positions in the lanes, no sums across lanes.
+// Four partial sums per head over the dimensions (d mod 4), added ((0 + 1) + (2 + 3)).
+template <int HC, typename Elem>
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void scores_kt_avx512(const float* q, const Elem* const* kt_blocks,
+                                                                            std::int64_t block_size, std::int64_t n_pos,
+                                                                            std::int64_t head_dim, float scale,
+                                                                            float* scores) {
+  const __m512 sc = _mm512_set1_ps(scale);
+  for (std::int64_t p0 = 0; p0 < n_pos; p0 += block_size) {
+    const Elem* kt = kt_blocks[p0 / block_size];
+    const std::int64_t in_block = std::min(block_size, n_pos - p0);
+    for (std::int64_t c = 0; c < in_block; c += 16) {
+      const __mmask16 m = tail_mask(in_block - c);
+      __m512 acc[HC][4];
+      for (int h = 0; h < HC; ++h)
+        for (int j = 0; j < 4; ++j) acc[h][j] = _mm512_setzero_ps();
+      std::int64_t d = 0;
+      for (; d + 4 <= head_dim; d += 4) {
+        for (int j = 0; j < 4; ++j) {
+          const __m512 kv = load_kv(m, kt + (d + j) * block_size + c);
+          for (int h = 0; h < HC; ++h) acc[h][j] = _mm512_fmadd_ps(_mm512_set1_ps(q[h * head_dim + d + j]), kv, acc[h][j]);
+        }
+      }
+      for (int j = 0; d < head_dim; ++d, ++j) {
+        const __m512 kv = load_kv(m, kt + d * block_size + c);
+        for (int h = 0; h < HC; ++h) acc[h][j] = _mm512_fmadd_ps(_mm512_set1_ps(q[h * head_dim + d]), kv, acc[h][j]);
+      }
+      for (int h = 0; h < HC; ++h) {
+        const __m512 sum = _mm512_add_ps(_mm512_add_ps(acc[h][0], acc[h][1]), _mm512_add_ps(acc[h][2], acc[h][3]));
+        _mm512_mask_storeu_ps(scores + h * n_pos + p0 + c, m, _mm512_mul_ps(sum, sc));
+      }
+    }
+  }
+}
+
+template <int HC, typename Elem>
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void attend_kt_avx512(const float* q, const Elem* const* kt_blocks,
+                                                                            const Elem* const* v_blocks, std::int64_t block_size,
+                                                                            std::int64_t row_stride, std::int64_t n_pos,
+                                                                            std::int64_t head_dim, float scale, float* scratch,
+                                                                            float* out) {
+  scores_kt_avx512<HC, Elem>(q, kt_blocks, block_size, n_pos, head_dim, scale, scratch);
+  for (int h = 0; h < HC; ++h) softmax(scratch + h * n_pos, n_pos);
+  mix_avx512<HC, Elem>(scratch, v_blocks, block_size, row_stride, n_pos, head_dim, out);
+}
+
 template <int HC, typename Elem>
 __attribute__((target("avx512f,avx512bw,avx512vl"))) void attend_avx512(const float* q, const Elem* const* k_blocks,
                                                       const Elem* const* v_blocks, std::int64_t block_size,
@@ -308,12 +355,64 @@ void attend_heads_any(const float* q, std::int64_t n_q, const Elem* const* k_blo
   }
 }
 
+template <typename Elem>
+void attend_heads_kt_any(const float* q, std::int64_t n_q, const Elem* const* kt_blocks, const Elem* const* v_blocks,
+                         std::int64_t block_size, std::int64_t row_stride, std::int64_t n_pos, std::int64_t head_dim,
+                         float scale, float* scratch, float* out) {
+  if (use_avx512()) {
+    for (std::int64_t h = 0; h < n_q;) {
+      const std::int64_t hc = std::min<std::int64_t>(4, n_q - h);
+      const float* qh = q + h * head_dim;
+      float* oh = out + h * head_dim;
+      float* sh = scratch + h * n_pos;
+      switch (hc) {
+        case 1: attend_kt_avx512<1, Elem>(qh, kt_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, sh, oh); break;
+        case 2: attend_kt_avx512<2, Elem>(qh, kt_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, sh, oh); break;
+        case 3: attend_kt_avx512<3, Elem>(qh, kt_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, sh, oh); break;
+        default: attend_kt_avx512<4, Elem>(qh, kt_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, sh, oh); break;
+      }
+      h += hc;
+    }
+    return;
+  }
+  for (std::int64_t h = 0; h < n_q; ++h) {
+    const float* qh = q + h * head_dim;
+    float* sh = scratch + h * n_pos;
+    float* oh = out + h * head_dim;
+    for (std::int64_t p = 0; p < n_pos; ++p) {
+      const Elem* kt = kt_blocks[p / block_size] + p % block_size;
+      float dot = 0;
+      for (std::int64_t d = 0; d < head_dim; ++d) dot += qh[d] * kv_value(kt[d * block_size]);
+      sh[p] = dot * scale;
+    }
+    softmax(sh, n_pos);
+    std::fill(oh, oh + head_dim, 0.0f);
+    for (std::int64_t p = 0; p < n_pos; ++p) {
+      const Elem* v = v_blocks[p / block_size] + (p % block_size) * row_stride;
+      const float a = sh[p];
+      for (std::int64_t d = 0; d < head_dim; ++d) oh[d] += a * kv_value(v[d]);
+    }
+  }
+}
+
 }  // namespace
 
 void attend_heads(const float* q, std::int64_t n_q, const float* const* k_blocks, const float* const* v_blocks,
                   std::int64_t block_size, std::int64_t row_stride, std::int64_t n_pos, std::int64_t head_dim,
                   float scale, float* scratch, float* out) {
   attend_heads_any(q, n_q, k_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, scratch, out);
+}
+
+void attend_heads_kt(const float* q, std::int64_t n_q, const float* const* kt_blocks, const float* const* v_blocks,
+                     std::int64_t block_size, std::int64_t row_stride, std::int64_t n_pos, std::int64_t head_dim,
+                     float scale, float* scratch, float* out) {
+  attend_heads_kt_any(q, n_q, kt_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, scratch, out);
+}
+
+void attend_heads_kt(const float* q, std::int64_t n_q, const std::uint16_t* const* kt_blocks,
+                     const std::uint16_t* const* v_blocks, std::int64_t block_size, std::int64_t row_stride,
+                     std::int64_t n_pos, std::int64_t head_dim, float scale, float* scratch, float* out) {
+  attend_heads_kt_any(q, n_q, kt_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, scratch, out);
 }
 
 void attend_heads(const float* q, std::int64_t n_q, const std::uint16_t* const* k_blocks,

@@ -462,6 +462,61 @@ TEST(Ops, AttendOverF16CacheEqualsF32OverTheWidenedValues) {
   kc::force_isa(isas().back());
 }
 
+// Keys stored dimension-major per block (the CPU backend's cache): the same attention as over
+// row-major keys, up to float rounding, for F32 and F16 caches, on every ISA, with block sizes
+// below, at and past the kernel's 16 positions a pass and partly filled last blocks.
+TEST(Ops, AttendOverDimensionMajorKeysEqualsRowMajor) {
+  for (const int block : {4, 16, 20}) {
+    for (const int head_dim : {8, 64, 80}) {
+      for (const int n_pos : {1, 17, 45}) {
+        const int n_kv = 2, kvd = n_kv * head_dim, n_blocks = (n_pos + block - 1) / block, n_q = 3;
+        const auto keys = random_floats(static_cast<std::size_t>(n_blocks * block * kvd), 71);
+        const auto vals = random_floats(static_cast<std::size_t>(n_blocks * block * kvd), 73);
+        std::vector<float> kt(keys.size());  // block b: [dimension j][position p]
+        for (int b = 0; b < n_blocks; ++b)
+          for (int p = 0; p < block; ++p)
+            for (int j = 0; j < kvd; ++j) kt[(b * kvd + j) * block + p] = keys[(b * block + p) * kvd + j];
+        std::vector<std::uint16_t> kt16(kt.size()), v16(vals.size());
+        kc::to_fp16(kt.data(), static_cast<std::int64_t>(kt.size()), kt16.data());
+        kc::to_fp16(vals.data(), static_cast<std::int64_t>(vals.size()), v16.data());
+        std::vector<float> kt_w(kt.size()), vals_w(vals.size()), keys_w(keys.size());  // widened halves
+        for (std::size_t i = 0; i < kt.size(); ++i) kt_w[i] = infergate::kernels::fp16_to_fp32(kt16[i]);
+        for (std::size_t i = 0; i < vals.size(); ++i) vals_w[i] = infergate::kernels::fp16_to_fp32(v16[i]);
+        for (int b = 0; b < n_blocks; ++b)
+          for (int p = 0; p < block; ++p)
+            for (int j = 0; j < kvd; ++j) keys_w[(b * block + p) * kvd + j] = kt_w[(b * kvd + j) * block + p];
+        const int kvh = 1;  // the second kv head
+        std::vector<const float*> kp, vp, ktp, kwp, vwp;
+        std::vector<const std::uint16_t*> kt16p, v16p;
+        for (int b = 0; b < n_blocks; ++b) {
+          kp.push_back(&keys[(b * block) * kvd + kvh * head_dim]);
+          vp.push_back(&vals[(b * block) * kvd + kvh * head_dim]);
+          ktp.push_back(&kt[(b * kvd + kvh * head_dim) * block]);
+          kwp.push_back(&keys_w[(b * block) * kvd + kvh * head_dim]);
+          vwp.push_back(&vals_w[(b * block) * kvd + kvh * head_dim]);
+          kt16p.push_back(&kt16[(b * kvd + kvh * head_dim) * block]);
+          v16p.push_back(&v16[(b * block) * kvd + kvh * head_dim]);
+        }
+        const auto q = random_floats(static_cast<std::size_t>(n_q * head_dim), 75);
+        for (const kc::Isa isa : isas()) {
+          kc::force_isa(isa);
+          std::vector<float> sc(n_q * n_pos), want(n_q * head_dim), got(n_q * head_dim), want16(n_q * head_dim),
+              got16(n_q * head_dim);
+          kc::attend_heads(q.data(), n_q, kp.data(), vp.data(), block, kvd, n_pos, head_dim, 0.2f, sc.data(), want.data());
+          kc::attend_heads_kt(q.data(), n_q, ktp.data(), vp.data(), block, kvd, n_pos, head_dim, 0.2f, sc.data(), got.data());
+          kc::attend_heads(q.data(), n_q, kwp.data(), vwp.data(), block, kvd, n_pos, head_dim, 0.2f, sc.data(), want16.data());
+          kc::attend_heads_kt(q.data(), n_q, kt16p.data(), v16p.data(), block, kvd, n_pos, head_dim, 0.2f, sc.data(), got16.data());
+          for (std::size_t i = 0; i < got.size(); ++i) {
+            ASSERT_NEAR(got[i], want[i], 2e-6) << kc::isa_name(isa) << " block " << block << " head_dim " << head_dim << " n_pos " << n_pos;
+            ASSERT_NEAR(got16[i], want16[i], 2e-6) << "f16 " << kc::isa_name(isa) << " block " << block << " n_pos " << n_pos;
+          }
+        }
+      }
+    }
+  }
+  kc::force_isa(isas().back());
+}
+
 TEST(ThreadPool, ParkedWorkersWakeForTheNextJobAndShareIt) {
   // After park() the workers sleep; the next job must still run every index once, and the
   // workers must take part again (not leave it all to the caller).

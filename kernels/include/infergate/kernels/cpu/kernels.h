@@ -90,6 +90,16 @@ void attend_heads(const float* q, std::int64_t n_q, const float* const* k_blocks
 void attend_heads(const float* q, std::int64_t n_q, const std::uint16_t* const* k_blocks,
                   const std::uint16_t* const* v_blocks, std::int64_t block_size, std::int64_t row_stride,
                   std::int64_t n_pos, std::int64_t head_dim, float scale, float* scratch, float* out);
+// The same with each block's keys stored dimension-major: key p's dimension d at
+// kt_blocks[p / block_size][d * block_size + p % block_size] (values stay row-major, row_stride
+// apart). Sixteen positions are dotted at once without sums across lanes, so this is the CPU
+// backend's layout; the results equal attend_heads' up to float rounding (another summation order).
+void attend_heads_kt(const float* q, std::int64_t n_q, const float* const* kt_blocks, const float* const* v_blocks,
+                     std::int64_t block_size, std::int64_t row_stride, std::int64_t n_pos, std::int64_t head_dim,
+                     float scale, float* scratch, float* out);
+void attend_heads_kt(const float* q, std::int64_t n_q, const std::uint16_t* const* kt_blocks,
+                     const std::uint16_t* const* v_blocks, std::int64_t block_size, std::int64_t row_stride,
+                     std::int64_t n_pos, std::int64_t head_dim, float scale, float* scratch, float* out);
 // out[i] = x[i] rounded to the nearest half (ties to even), for storing into an F16 cache.
 void to_fp16(const float* x, std::int64_t n, std::uint16_t* out);
 
