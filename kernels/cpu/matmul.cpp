@@ -183,7 +183,9 @@ void matmul_shared_input(std::span<const MatmulOut> outs, const float* x, std::i
   // One parallel region for all the matrices: several chunks per thread so uneven progress
   // evens out; a multiple of 8 rows (16 for the AMX kernel's row groups) so the tiles stay full.
   const std::int64_t align = isa == Isa::amx && first.type == WeightType::q8_0 ? kAmxGroup : 8;
-  std::int64_t chunk = (rows + threads * 4 - 1) / (threads * 4);
+  // (AMX token groups: finer pieces, as each is quick and the last one decides when all are done)
+  const std::int64_t per_thread = isa == Isa::amx && first.type == WeightType::q8_0 && n_tokens > 1 ? 8 : 4;
+  std::int64_t chunk = (rows + threads * per_thread - 1) / (threads * per_thread);
   chunk = std::max<std::int64_t>(align, (chunk + align - 1) / align * align);
   struct Piece {
     std::size_t out;
