@@ -146,24 +146,38 @@ class CpuBackend final : public Backend {
   // The matrices the products read: the model's, each Q8_0 one with a copy repacked for the AMX
   // kernel when the CPU runs it (the products' results are the same either way; the repacked
   // copy streams faster, and costs as much memory again as the Q8_0 weights).
+  // Small F32 matrices (a small model's) likewise get a column-major copy on AVX-512 CPUs.
   void pack_weights() {
     layers_ = model_->layers();
     output_ = model_->output();
-    if (kc::active_isa() != kc::Isa::amx) return;
-    std::vector<kernels::WeightMatrix*> q8;
+    const kc::Isa isa = kc::active_isa();
+    std::vector<kernels::WeightMatrix*> all;
     for (auto& l : layers_) {
-      for (kernels::WeightMatrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) q8.push_back(m);
+      for (kernels::WeightMatrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) all.push_back(m);
     }
-    q8.push_back(&output_);
-    std::erase_if(q8, [](const kernels::WeightMatrix* m) { return m->type != kernels::WeightType::q8_0; });
+    all.push_back(&output_);
+    const auto bytes = [&](const kernels::WeightMatrix& m) -> std::size_t {
+      if (m.type == kernels::WeightType::q8_0 && isa == kc::Isa::amx) return kc::amx_packed_bytes(m);
+      if (m.type == kernels::WeightType::f32 && isa >= kc::Isa::avx512 && m.cols <= kc::kMaxColumnsPacked) {
+        return kc::f32_columns_bytes(m);
+      }
+      return 0;
+    };
     std::size_t total = 0;
-    for (const auto* m : q8) total += (kc::amx_packed_bytes(*m) + 63) / 64 * 64;
+    for (const auto* m : all) total += (bytes(*m) + 63) / 64 * 64;
+    if (total == 0) return;
     packed_.resize(total / 64);
     auto* at = reinterpret_cast<std::uint8_t*>(packed_.data());
-    for (auto* m : q8) {
-      kc::pack_q8_0_amx(*m, at);
+    for (auto* m : all) {
+      const std::size_t n = bytes(*m);
+      if (n == 0) continue;
+      if (m->type == kernels::WeightType::q8_0) {
+        kc::pack_q8_0_amx(*m, at);
+      } else {
+        kc::pack_f32_columns(*m, at);
+      }
       m->packed = at;
-      at += (kc::amx_packed_bytes(*m) + 63) / 64 * 64;
+      at += (n + 63) / 64 * 64;
     }
   }
 

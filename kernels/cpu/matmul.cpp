@@ -120,6 +120,21 @@ void quantize_activations(const float* x, std::int64_t n_tokens, std::int64_t co
   }
 }
 
+std::size_t f32_columns_bytes(const WeightMatrix& w) {
+  return static_cast<std::size_t>(w.cols * packed_columns_stride(w.rows)) * sizeof(float);
+}
+
+void pack_f32_columns(const WeightMatrix& w, std::uint8_t* out) {
+  if (w.type != WeightType::f32) throw std::invalid_argument("pack_f32_columns: the matrix is not F32");
+  auto* wt = reinterpret_cast<float*>(out);
+  const std::int64_t stride = packed_columns_stride(w.rows);
+  std::fill(wt, wt + w.cols * stride, 0.0f);
+  for (std::int64_t r = 0; r < w.rows; ++r) {
+    const auto* row = reinterpret_cast<const float*>(w.row(r));
+    for (std::int64_t c = 0; c < w.cols; ++c) wt[c * stride + r] = row[c];
+  }
+}
+
 const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::amx: return "amx";

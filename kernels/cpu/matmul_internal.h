@@ -45,6 +45,10 @@ struct AmxActs {
 void quantize_activations(const float* x, std::int64_t n_tokens, std::int64_t cols, bool paired,
                           std::int8_t* qs, float* d, std::int32_t* corr);
 
+// Floats between consecutive columns of a column-major F32 copy (pack_f32_columns): the rows
+// rounded up to 16, plus 16 so that a 16-row load from any row stays inside.
+inline std::int64_t packed_columns_stride(std::int64_t rows) { return (rows + 15) / 16 * 16 + 16; }
+
 // Computes rows [r0, r1) of y for tokens [0, n_tokens). x is the float input (F32/F16) or, for
 // Q8_0, a Q8Acts.
 using MatmulRowsFn = void (*)(const WeightMatrix& w, const void* x, std::int64_t n_tokens,

@@ -243,6 +243,39 @@ TEST(MatmulQ8, TokenGroupsAndRowTailsMatchScalarAndAreBatchInvariant) {
   }
 }
 
+// Small F32 matrices with a column-major copy (rows in the lanes): against the portable
+// product, and each token bit for bit as if alone, whole, pooled and alone, on every ISA (the
+// ones without AVX-512 ignore the copy), with row tails (45 rows) and odd column counts.
+TEST(MatmulF32Columns, MatchScalarAndAreBatchInvariant) {
+  for (const int cols : {17, 64, 192}) {
+    const int rows = 45, tokens = 21;
+    const TestWeights w = make_weights(WeightType::f32, rows, cols, 81);
+    std::vector<std::uint8_t> packed(kc::f32_columns_bytes(w.view));
+    kc::pack_f32_columns(w.view, packed.data());
+    WeightMatrix pw = w.view;
+    pw.packed = packed.data();
+    const auto x = random_floats(static_cast<std::size_t>(tokens * cols), 83);
+    std::vector<float> ref(rows * tokens);
+    kc::matmul_isa(kc::Isa::scalar, w.view, x.data(), tokens, ref.data());
+    kc::ThreadPool pool(2);
+    for (const kc::Isa isa : isas()) {
+      std::vector<float> all(rows * tokens, -1.0f), pooled(rows * tokens, -1.0f), one(rows);
+      kc::matmul_isa(isa, pw, x.data(), tokens, all.data());
+      for (int i = 0; i < rows * tokens; ++i) {
+        ASSERT_NEAR(all[i], ref[i], 1e-5 * (1 + std::fabs(ref[i]))) << kc::isa_name(isa) << " cols " << cols << " at " << i;
+      }
+      kc::force_isa(isa);
+      kc::matmul(pw, x.data(), tokens, pooled.data(), pool);
+      for (int i = 0; i < rows * tokens; ++i) ASSERT_EQ(pooled[i], all[i]) << kc::isa_name(isa) << " pooled at " << i;
+      for (int t = 0; t < tokens; ++t) {
+        kc::matmul(pw, x.data() + t * cols, 1, one.data(), pool);
+        for (int r = 0; r < rows; ++r) ASSERT_EQ(one[r], all[t * rows + r]) << kc::isa_name(isa) << " cols " << cols << " token " << t;
+      }
+    }
+    kc::force_isa(isas().back());
+  }
+}
+
 TEST(Ops, RmsnormMatchesDefinition) {
   const auto x = random_floats(67, 1, 3.0f);
   const auto w = random_floats(67, 2);

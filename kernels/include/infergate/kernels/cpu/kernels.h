@@ -47,6 +47,15 @@ void matmul_shared_input(std::span<const MatmulOut> outs, const float* x, std::i
 std::size_t amx_packed_bytes(const WeightMatrix& w);
 void pack_q8_0_amx(const WeightMatrix& w, std::uint8_t* out);
 
+// Small F32 matrices (rows of at most kMaxColumnsPacked columns, a small model's): a
+// column-major copy lets the AVX-512 kernels put 16 rows in the lanes and skip the sums across
+// lanes that dominate short rows. Setting `packed` to it changes the summation order, the same
+// for every batch size (so still batch-invariant), on AVX-512 ISAs; others ignore it.
+// pack_f32_columns writes f32_columns_bytes(w) bytes; w must be F32.
+inline constexpr std::int64_t kMaxColumnsPacked = 256;
+std::size_t f32_columns_bytes(const WeightMatrix& w);
+void pack_f32_columns(const WeightMatrix& w, std::uint8_t* out);
+
 // Same with a given ISA and no pool; the reference the tests compare against uses Isa::scalar.
 void matmul_isa(Isa isa, const WeightMatrix& w, const float* x, std::int64_t n_tokens, float* y);
 
