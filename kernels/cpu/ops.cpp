@@ -274,24 +274,20 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void scores_kt_avx512(const
   }
 }
 
-template <int HC, typename Elem>
-__attribute__((target("avx512f,avx512bw,avx512vl"))) void attend_kt_avx512(const float* q, const Elem* const* kt_blocks,
-                                                                            const Elem* const* v_blocks, std::int64_t block_size,
-                                                                            std::int64_t row_stride, std::int64_t n_pos,
-                                                                            std::int64_t head_dim, float scale, float* scratch,
-                                                                            float* out) {
-  scores_kt_avx512<HC, Elem>(q, kt_blocks, block_size, n_pos, head_dim, scale, scratch);
-  for (int h = 0; h < HC; ++h) softmax(scratch + h * n_pos, n_pos);
-  mix_avx512<HC, Elem>(scratch, v_blocks, block_size, row_stride, n_pos, head_dim, out);
-}
-
-template <int HC, typename Elem>
+// Keys row-major (kDimMajor false: key p at k_blocks[p / block_size] + (p % block_size) *
+// row_stride) or dimension-major within each block (true: dimension d of key p at
+// k_blocks[p / block_size] + d * block_size + p % block_size).
+template <int HC, typename Elem, bool kDimMajor>
 __attribute__((target("avx512f,avx512bw,avx512vl"))) void attend_avx512(const float* q, const Elem* const* k_blocks,
-                                                      const Elem* const* v_blocks, std::int64_t block_size,
-                                                      std::int64_t row_stride, std::int64_t n_pos,
-                                                      std::int64_t head_dim, float scale, float* scratch,
-                                                      float* out) {
-  scores_avx512<HC, Elem>(q, k_blocks, block_size, row_stride, n_pos, head_dim, scale, scratch);
+                                                                         const Elem* const* v_blocks, std::int64_t block_size,
+                                                                         std::int64_t row_stride, std::int64_t n_pos,
+                                                                         std::int64_t head_dim, float scale, float* scratch,
+                                                                         float* out) {
+  if constexpr (kDimMajor) {
+    scores_kt_avx512<HC, Elem>(q, k_blocks, block_size, n_pos, head_dim, scale, scratch);
+  } else {
+    scores_avx512<HC, Elem>(q, k_blocks, block_size, row_stride, n_pos, head_dim, scale, scratch);
+  }
   for (int h = 0; h < HC; ++h) softmax(scratch + h * n_pos, n_pos);
   mix_avx512<HC, Elem>(scratch, v_blocks, block_size, row_stride, n_pos, head_dim, out);
 }
@@ -314,7 +310,7 @@ namespace {
 inline float kv_value(float v) { return v; }
 inline float kv_value(std::uint16_t v) { return fp16_to_fp32(v); }
 
-template <typename Elem>
+template <bool kDimMajor, typename Elem>
 void attend_heads_any(const float* q, std::int64_t n_q, const Elem* const* k_blocks, const Elem* const* v_blocks,
                       std::int64_t block_size, std::int64_t row_stride, std::int64_t n_pos, std::int64_t head_dim,
                       float scale, float* scratch, float* out) {
@@ -326,63 +322,28 @@ void attend_heads_any(const float* q, std::int64_t n_q, const Elem* const* k_blo
       float* oh = out + h * head_dim;
       float* sh = scratch + h * n_pos;
       switch (hc) {
-        case 1: attend_avx512<1, Elem>(qh, k_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, sh, oh); break;
-        case 2: attend_avx512<2, Elem>(qh, k_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, sh, oh); break;
-        case 3: attend_avx512<3, Elem>(qh, k_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, sh, oh); break;
-        default: attend_avx512<4, Elem>(qh, k_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, sh, oh); break;
+        case 1: attend_avx512<1, Elem, kDimMajor>(qh, k_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, sh, oh); break;
+        case 2: attend_avx512<2, Elem, kDimMajor>(qh, k_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, sh, oh); break;
+        case 3: attend_avx512<3, Elem, kDimMajor>(qh, k_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, sh, oh); break;
+        default: attend_avx512<4, Elem, kDimMajor>(qh, k_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, sh, oh); break;
       }
       h += hc;
     }
     return;
   }
+  // Dimension d of key p, and its step to d + 1.
+  const std::int64_t key_step = kDimMajor ? block_size : 1;
+  const auto key = [&](std::int64_t p) {
+    return k_blocks[p / block_size] + (p % block_size) * (kDimMajor ? 1 : row_stride);
+  };
   for (std::int64_t h = 0; h < n_q; ++h) {
     const float* qh = q + h * head_dim;
     float* sh = scratch + h * n_pos;
     float* oh = out + h * head_dim;
     for (std::int64_t p = 0; p < n_pos; ++p) {
-      const Elem* k = k_blocks[p / block_size] + (p % block_size) * row_stride;
+      const Elem* k = key(p);
       float dot = 0;
-      for (std::int64_t d = 0; d < head_dim; ++d) dot += qh[d] * kv_value(k[d]);
-      sh[p] = dot * scale;
-    }
-    softmax(sh, n_pos);
-    std::fill(oh, oh + head_dim, 0.0f);
-    for (std::int64_t p = 0; p < n_pos; ++p) {
-      const Elem* v = v_blocks[p / block_size] + (p % block_size) * row_stride;
-      const float a = sh[p];
-      for (std::int64_t d = 0; d < head_dim; ++d) oh[d] += a * kv_value(v[d]);
-    }
-  }
-}
-
-template <typename Elem>
-void attend_heads_kt_any(const float* q, std::int64_t n_q, const Elem* const* kt_blocks, const Elem* const* v_blocks,
-                         std::int64_t block_size, std::int64_t row_stride, std::int64_t n_pos, std::int64_t head_dim,
-                         float scale, float* scratch, float* out) {
-  if (use_avx512()) {
-    for (std::int64_t h = 0; h < n_q;) {
-      const std::int64_t hc = std::min<std::int64_t>(4, n_q - h);
-      const float* qh = q + h * head_dim;
-      float* oh = out + h * head_dim;
-      float* sh = scratch + h * n_pos;
-      switch (hc) {
-        case 1: attend_kt_avx512<1, Elem>(qh, kt_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, sh, oh); break;
-        case 2: attend_kt_avx512<2, Elem>(qh, kt_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, sh, oh); break;
-        case 3: attend_kt_avx512<3, Elem>(qh, kt_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, sh, oh); break;
-        default: attend_kt_avx512<4, Elem>(qh, kt_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, sh, oh); break;
-      }
-      h += hc;
-    }
-    return;
-  }
-  for (std::int64_t h = 0; h < n_q; ++h) {
-    const float* qh = q + h * head_dim;
-    float* sh = scratch + h * n_pos;
-    float* oh = out + h * head_dim;
-    for (std::int64_t p = 0; p < n_pos; ++p) {
-      const Elem* kt = kt_blocks[p / block_size] + p % block_size;
-      float dot = 0;
-      for (std::int64_t d = 0; d < head_dim; ++d) dot += qh[d] * kv_value(kt[d * block_size]);
+      for (std::int64_t d = 0; d < head_dim; ++d) dot += qh[d] * kv_value(k[d * key_step]);
       sh[p] = dot * scale;
     }
     softmax(sh, n_pos);
@@ -400,25 +361,25 @@ void attend_heads_kt_any(const float* q, std::int64_t n_q, const Elem* const* kt
 void attend_heads(const float* q, std::int64_t n_q, const float* const* k_blocks, const float* const* v_blocks,
                   std::int64_t block_size, std::int64_t row_stride, std::int64_t n_pos, std::int64_t head_dim,
                   float scale, float* scratch, float* out) {
-  attend_heads_any(q, n_q, k_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, scratch, out);
+  attend_heads_any<false>(q, n_q, k_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, scratch, out);
 }
 
 void attend_heads_kt(const float* q, std::int64_t n_q, const float* const* kt_blocks, const float* const* v_blocks,
                      std::int64_t block_size, std::int64_t row_stride, std::int64_t n_pos, std::int64_t head_dim,
                      float scale, float* scratch, float* out) {
-  attend_heads_kt_any(q, n_q, kt_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, scratch, out);
+  attend_heads_any<true>(q, n_q, kt_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, scratch, out);
 }
 
 void attend_heads_kt(const float* q, std::int64_t n_q, const std::uint16_t* const* kt_blocks,
                      const std::uint16_t* const* v_blocks, std::int64_t block_size, std::int64_t row_stride,
                      std::int64_t n_pos, std::int64_t head_dim, float scale, float* scratch, float* out) {
-  attend_heads_kt_any(q, n_q, kt_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, scratch, out);
+  attend_heads_any<true>(q, n_q, kt_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, scratch, out);
 }
 
 void attend_heads(const float* q, std::int64_t n_q, const std::uint16_t* const* k_blocks,
                   const std::uint16_t* const* v_blocks, std::int64_t block_size, std::int64_t row_stride,
                   std::int64_t n_pos, std::int64_t head_dim, float scale, float* scratch, float* out) {
-  attend_heads_any(q, n_q, k_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, scratch, out);
+  attend_heads_any<false>(q, n_q, k_blocks, v_blocks, block_size, row_stride, n_pos, head_dim, scale, scratch, out);
 }
 
 namespace {
