@@ -92,7 +92,7 @@ void quantize_activations(const float* x, std::int64_t n_tokens, std::int64_t co
     for (int i = 0; i < kQ8Block; i += 4) mx = _mm_max_ps(mx, _mm_and_ps(_mm_loadu_ps(v + i), abs_mask));
     mx = _mm_max_ps(mx, _mm_movehl_ps(mx, mx));
     mx = _mm_max_ss(mx, _mm_shuffle_ps(mx, mx, 1));
-    const float scale = _mm_cvtss_f32(mx) / 127.0f;
+    const float scale = activation_scale(_mm_cvtss_f32(mx));
     const __m128 inv = _mm_set1_ps(scale != 0 ? 1.0f / scale : 0.0f);
     d[b] = scale;
     alignas(16) std::int8_t q[kQ8Block];

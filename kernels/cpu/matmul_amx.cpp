@@ -365,7 +365,7 @@ void quantize_packed(const float* x, std::int64_t n_tokens, std::int64_t cols, s
         const float* v = x + (t0 + t) * cols + b * kQ8Block;
         const __m512 lo = _mm512_loadu_ps(v), hi = _mm512_loadu_ps(v + 16);
         const float mx = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(lo, abs_mask), _mm512_and_ps(hi, abs_mask)));
-        const float scale = mx / 127.0f;
+        const float scale = activation_scale(mx);
         const __m512 inv = _mm512_set1_ps(scale != 0 ? 1.0f / scale : 0.0f);
         const __m512i qlo = _mm512_cvtps_epi32(_mm512_mul_ps(lo, inv)), qhi = _mm512_cvtps_epi32(_mm512_mul_ps(hi, inv));
         dd[t] = scale;

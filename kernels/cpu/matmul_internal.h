@@ -2,6 +2,7 @@
 // products quantize their input into.
 #pragma once
 
+#include <cfloat>
 #include <cstdint>
 
 #include "infergate/kernels/weights.h"
@@ -39,6 +40,15 @@ struct AmxActs {
   const std::int32_t* negsum = nullptr;
   std::int64_t nb = 0;
 };
+
+// The scale of an activation block whose largest magnitude is mx: mx / 127, or 0 when that is
+// below the smallest normal float (its reciprocal would overflow, and the block's values would
+// come out as saturated garbage with a wrong sum); such a block then contributes nothing, the
+// same on every path.
+inline float activation_scale(float mx) {
+  const float s = mx / 127.0f;
+  return s < FLT_MIN ? 0.0f : s;
+}
 
 // Quantizes n_tokens rows of cols floats (cols a multiple of 32) into the given buffers
 // (n_tokens * cols bytes, n_tokens * cols / 32 floats and ints).

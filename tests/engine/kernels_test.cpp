@@ -276,6 +276,39 @@ TEST(MatmulF32Columns, MatchScalarAndAreBatchInvariant) {
   }
 }
 
+// An activation block so small that its scale (max / 127) is not a normal float: it must
+// contribute nothing on every ISA and path (its reciprocal would overflow and quantize it to
+// saturated garbage), while the other blocks of the row still count.
+TEST(MatmulQ8, TinyActivationBlocksContributeNothingOnEveryPath) {
+  const int rows = 20, cols = 64, tokens = 2;
+  const TestWeights w = make_weights(WeightType::q8_0, rows, cols, 91);
+  auto x = random_floats(static_cast<std::size_t>(tokens * cols), 93);
+  // Token 0: block 0 tiny, block 1 zero, so its outputs are the tiny block's contribution alone
+  // (exactly 0 once it is dropped; without that, saturated garbage times a subnormal scale,
+  // different on each path). Token 1 is ordinary.
+  for (int c = 0; c < 32; ++c) x[static_cast<std::size_t>(c)] = (c % 2 ? 1e-37f : -3e-38f);
+  for (int c = 32; c < 64; ++c) x[static_cast<std::size_t>(c)] = 0.0f;
+  auto x_zero = x;
+  for (int c = 0; c < 32; ++c) x_zero[static_cast<std::size_t>(c)] = 0.0f;
+  std::vector<float> want(rows * tokens), got(rows * tokens);
+  kc::matmul_isa(kc::Isa::scalar, w.view, x_zero.data(), tokens, want.data());
+  std::vector<std::uint8_t> packed(kc::amx_packed_bytes(w.view));
+  kc::pack_q8_0_amx(w.view, packed.data());
+  for (const kc::Isa isa : isas()) {
+    for (const bool use_packed : {false, true}) {
+      WeightMatrix m = w.view;
+      if (use_packed) m.packed = packed.data();
+      kc::matmul_isa(isa, m, x.data(), tokens, got.data());
+      std::vector<float> zero_in(rows * tokens);
+      kc::matmul_isa(isa, m, x_zero.data(), tokens, zero_in.data());
+      for (int i = 0; i < rows * tokens; ++i) {
+        ASSERT_EQ(got[i], zero_in[i]) << kc::isa_name(isa) << (use_packed ? " packed" : "") << " at " << i;
+        ASSERT_NEAR(got[i], want[i], 1e-4 * (1 + std::fabs(want[i]))) << kc::isa_name(isa) << " at " << i;
+      }
+    }
+  }
+}
+
 TEST(Ops, RmsnormMatchesDefinition) {
   const auto x = random_floats(67, 1, 3.0f);
   const auto w = random_floats(67, 2);
