@@ -60,8 +60,6 @@ void configure(int m, int nt) {
     c.colsb[2 + i] = kQ8Block;
     c.rows[4 + i] = kQ8Block / 4;
     c.colsb[4 + i] = static_cast<std::uint16_t>(4 * nt);
-    c.rows[6 + i] = static_cast<std::uint8_t>(m);
-    c.colsb[6 + i] = static_cast<std::uint16_t>(4 * nt);
   }
   _tile_loadconfig(&c);
 }
@@ -204,18 +202,6 @@ void token_group(const RowGroup& g, const std::int8_t* bq, const float* xd, cons
   for (int r = 0; r < kGroup; ++r) acc[r] = _mm512_setzero_ps();
   const int bstride = 4 * nt;
   std::int64_t b = 0;
-  for (; b + 3 < nb; b += 4) {
-    IG_AMX_BLOCK(0, 2, 4, g, bq, negsum, b, bstride);
-    IG_AMX_BLOCK(1, 3, 5, g, bq, negsum, b + 1, bstride);
-    IG_AMX_BLOCK(6, 2, 4, g, bq, negsum, b + 2, bstride);
-    IG_AMX_BLOCK(7, 3, 5, g, bq, negsum, b + 3, bstride);
-    _tile_stored(0, cbuf[0], 64);
-    _tile_stored(1, cbuf[1], 64);
-    _tile_stored(6, cbuf[2], 64);
-    _tile_stored(7, cbuf[3], 64);
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) scale_rows(cbuf[j], g.sw + (b + j) * kGroup, _mm512_loadu_ps(xd + (b + j) * kGroup), acc);
-  }
   for (; b + 1 < nb; b += 2) {
     IG_AMX_BLOCK(0, 2, 4, g, bq, negsum, b, bstride);
     IG_AMX_BLOCK(1, 3, 5, g, bq, negsum, b + 1, bstride);
@@ -274,7 +260,7 @@ void q8_rows(const WeightMatrix& w, const AmxActs& x, std::int64_t n_tokens, std
   // Lanes and rows of a stored C tile past the tokens and rows in use hold stale integers; they
   // are scaled by 0 (the activations' scales are 0 past the group, the weights' past the rows) and
   // never stored, so the buffer is not cleared.
-  alignas(64) std::int32_t cbuf[4][kGroup * kGroup];
+  alignas(64) std::int32_t cbuf[2][kGroup * kGroup];
   __m512 acc[kGroup];
   int cm = 0, cnt = 0;  // the tile shape now configured (0: none)
   for (std::int64_t rg = r0; rg < r1; rg += kGroup) {
