@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "infergate/kernels/cpu/kernels.h"
 
@@ -118,19 +119,42 @@ __attribute__((target("avx512f"))) float exp_sub_sum_avx512(float* x, std::int64
   return _mm512_reduce_add_ps(acc);
 }
 
+__attribute__((target("avx512f"))) float max_avx512(const float* x, std::int64_t n) {
+  __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  std::int64_t i = 0;
+  for (; i + 16 <= n; i += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(x + i));
+  if (i < n) {
+    const auto k = static_cast<__mmask16>((1u << (n - i)) - 1u);
+    m = _mm512_mask_max_ps(m, k, m, _mm512_maskz_loadu_ps(k, x + i));
+  }
+  return _mm512_reduce_max_ps(m);
+}
+
+__attribute__((target("avx512f"))) void scale_avx512(float* x, std::int64_t n, float s) {
+  const __m512 v = _mm512_set1_ps(s);
+  std::int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), v));
+  if (i < n) {
+    const auto k = static_cast<__mmask16>((1u << (n - i)) - 1u);
+    _mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), v));
+  }
+}
+
 }  // namespace
 
 void softmax(float* x, std::int64_t n) {
   if (n <= 0) return;
+  if (use_avx512()) {
+    // The maximum is exact in any order; each value's exponential and scaling are its own.
+    const float sum = exp_sub_sum_avx512(x, n, max_avx512(x, n));
+    scale_avx512(x, n, 1.0f / sum);
+    return;
+  }
   const float mx = *std::max_element(x, x + n);
   float sum = 0;
-  if (use_avx512()) {
-    sum = exp_sub_sum_avx512(x, n, mx);
-  } else {
-    for (std::int64_t i = 0; i < n; ++i) {
-      x[i] = std::exp(x[i] - mx);
-      sum += x[i];
-    }
+  for (std::int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - mx);
+    sum += x[i];
   }
   const float inv = 1.0f / sum;
   for (std::int64_t i = 0; i < n; ++i) x[i] *= inv;
@@ -162,6 +186,16 @@ __attribute__((target("avx512f"))) inline __mmask16 tail_mask(std::int64_t left)
 __attribute__((target("avx512f"))) inline __m512 load_kv(__mmask16 m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
 __attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 load_kv(__mmask16 m, const std::uint16_t* p) {
   return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+}
+
+// Asks for n values from p on to be brought into the cache (cached keys and values are read
+// block by block, each a few KiB found through the block table: the hardware prefetcher starts
+// too late on each).
+template <typename Elem>
+inline void prefetch_row(const Elem* p, std::int64_t n) {
+  const char* c = reinterpret_cast<const char*>(p);
+  const std::int64_t bytes = n * static_cast<std::int64_t>(sizeof(Elem));
+  for (std::int64_t i = 0; i < bytes; i += 64) _mm_prefetch(c + i, _MM_HINT_T0);
 }
 
 // The sums of four vectors: within each 128-bit lane (x0 + x2) + (x1 + x3), then the lanes
@@ -224,13 +258,20 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void mix_avx512(const float
     __m512 acc[HC][kVecs];
     for (int h = 0; h < HC; ++h)
       for (int j = 0; j < kVecs; ++j) acc[h][j] = _mm512_setzero_ps();
-    for (std::int64_t p = 0; p < n_pos; ++p) {
-      const Elem* v = v_blocks[p / block_size] + (p % block_size) * row_stride + d0;
-      __m512 vv[kVecs];
-      for (int j = 0; j < kVecs; ++j) vv[j] = load_kv(m[j], v + 16 * j);
-      for (int h = 0; h < HC; ++h) {
-        const __m512 a = _mm512_set1_ps(weights[h * n_pos + p]);
-        for (int j = 0; j < kVecs; ++j) acc[h][j] = _mm512_fmadd_ps(a, vv[j], acc[h][j]);
+    for (std::int64_t p0 = 0; p0 < n_pos; p0 += block_size) {
+      const Elem* vb = v_blocks[p0 / block_size] + d0;
+      const Elem* next = p0 + block_size < n_pos ? v_blocks[p0 / block_size + 1] : nullptr;
+      const std::int64_t in_block = std::min(block_size, n_pos - p0);
+      for (std::int64_t i = 0; i < in_block; ++i) {
+        const Elem* v = vb + i * row_stride;
+        // The next block's row i is read from memory while this block is mixed.
+        if (d0 == 0 && next != nullptr) prefetch_row(next + i * row_stride, head_dim);
+        __m512 vv[kVecs];
+        for (int j = 0; j < kVecs; ++j) vv[j] = load_kv(m[j], v + 16 * j);
+        for (int h = 0; h < HC; ++h) {
+          const __m512 a = _mm512_set1_ps(weights[h * n_pos + p0 + i]);
+          for (int j = 0; j < kVecs; ++j) acc[h][j] = _mm512_fmadd_ps(a, vv[j], acc[h][j]);
+        }
       }
     }
     for (int h = 0; h < HC; ++h)
@@ -250,6 +291,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void scores_kt_avx512(const
   for (std::int64_t p0 = 0; p0 < n_pos; p0 += block_size) {
     const Elem* kt = kt_blocks[p0 / block_size];
     const std::int64_t in_block = std::min(block_size, n_pos - p0);
+    // The next block's keys are read from memory while this one is dotted.
+    if (p0 + block_size < n_pos) prefetch_row(kt_blocks[p0 / block_size + 1], head_dim * block_size);
     for (std::int64_t c = 0; c < in_block; c += 16) {
       const __mmask16 m = tail_mask(in_block - c);
       __m512 acc[HC][4];
@@ -262,9 +305,12 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void scores_kt_avx512(const
           for (int h = 0; h < HC; ++h) acc[h][j] = _mm512_fmadd_ps(_mm512_set1_ps(q[h * head_dim + d + j]), kv, acc[h][j]);
         }
       }
-      for (int j = 0; d < head_dim; ++d, ++j) {
-        const __m512 kv = load_kv(m, kt + d * block_size + c);
-        for (int h = 0; h < HC; ++h) acc[h][j] = _mm512_fmadd_ps(_mm512_set1_ps(q[h * head_dim + d]), kv, acc[h][j]);
+      // The last head_dim % 4 dimensions (j a constant in each copy, so the sums stay in registers).
+#pragma GCC unroll 4
+      for (int j = 0; j < 3; ++j) {
+        if (d + j >= head_dim) break;
+        const __m512 kv = load_kv(m, kt + (d + j) * block_size + c);
+        for (int h = 0; h < HC; ++h) acc[h][j] = _mm512_fmadd_ps(_mm512_set1_ps(q[h * head_dim + d + j]), kv, acc[h][j]);
       }
       for (int h = 0; h < HC; ++h) {
         const __m512 sum = _mm512_add_ps(_mm512_add_ps(acc[h][0], acc[h][1]), _mm512_add_ps(acc[h][2], acc[h][3]));
@@ -283,6 +329,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void attend_avx512(const fl
                                                                          std::int64_t row_stride, std::int64_t n_pos,
                                                                          std::int64_t head_dim, float scale, float* scratch,
                                                                          float* out) {
+  // The first block of values is read from memory during the scores.
+  for (std::int64_t i = 0; i < std::min(block_size, n_pos); ++i) prefetch_row(v_blocks[0] + i * row_stride, head_dim);
   if constexpr (kDimMajor) {
     scores_kt_avx512<HC, Elem>(q, k_blocks, block_size, n_pos, head_dim, scale, scratch);
   } else {

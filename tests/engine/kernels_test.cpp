@@ -533,7 +533,7 @@ TEST(Ops, AttendOverF16CacheEqualsF32OverTheWidenedValues) {
 // below, at and past the kernel's 16 positions a pass and partly filled last blocks.
 TEST(Ops, AttendOverDimensionMajorKeysEqualsRowMajor) {
   for (const int block : {4, 16, 20}) {
-    for (const int head_dim : {8, 64, 80}) {
+    for (const int head_dim : {7, 8, 13, 64, 80}) {  // 7 and 13: dimensions past a multiple of 4
       for (const int n_pos : {1, 17, 45}) {
         const int n_kv = 2, kvd = n_kv * head_dim, n_blocks = (n_pos + block - 1) / block, n_q = 3;
         const auto keys = random_floats(static_cast<std::size_t>(n_blocks * block * kvd), 71);
