@@ -151,11 +151,14 @@ Figures run(const std::shared_ptr<const ie::Model>& m, const BackendFactory& mak
   // Decode: every sequence adds one token per step. Several rounds over the same positions, the
   // best one counted (as the bandwidth is the best of several passes): on a shared machine a
   // round can lose the memory bus to a neighbour, and the figure is what the engine can do.
-  for (const int B : batches) {
-    std::vector<std::int32_t> next(static_cast<std::size_t>(max_batch), 5);
-    std::vector<ie::StepSequence> batch(static_cast<std::size_t>(B));
-    double best = 0;
-    for (int round = 0; round < rounds; ++round) {
+  // Each round runs every batch size in turn, so that the ratios between them compare runs made
+  // under the same conditions rather than one batch size's quiet minute with another's busy one.
+  f.decode_tps.assign(batches.size(), 0.0);
+  std::vector<std::int32_t> next(static_cast<std::size_t>(max_batch), 5);
+  for (int round = 0; round < rounds; ++round) {
+    for (std::size_t bi = 0; bi < batches.size(); ++bi) {
+      const int B = batches[bi];
+      std::vector<ie::StepSequence> batch(static_cast<std::size_t>(B));
       double total = 0;
       for (int step = 0; step < steps; ++step) {
         for (int s = 0; s < B; ++s) {
@@ -166,9 +169,8 @@ Figures run(const std::shared_ptr<const ie::Model>& m, const BackendFactory& mak
         be->forward(batch, logits.data());
         if (step > 0) total += seconds_since(t0);  // the first step warms caches and the pool
       }
-      best = std::max(best, static_cast<double>(B) * (steps - 1) / total);
+      f.decode_tps[bi] = std::max(f.decode_tps[bi], static_cast<double>(B) * (steps - 1) / total);
     }
-    f.decode_tps.push_back(best);
   }
   return f;
 }

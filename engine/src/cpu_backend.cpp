@@ -86,11 +86,11 @@ class CpuBackend final : public Backend {
     }
     for (std::int64_t layer = 0; layer < c_.n_layer; ++layer) {
       const LayerWeights& w = layers_[static_cast<std::size_t>(layer)];
-      for (std::int64_t t = 0; t < T; ++t) kc::rmsnorm(&x_[t * d], w.attn_norm, d, c_.rms_eps, &h_[t * d]);
+      per_token(T, [&](std::int64_t t) { kc::rmsnorm(&x_[t * d], w.attn_norm, d, c_.rms_eps, &h_[t * d]); });
       const kc::MatmulOut qkv[] = {{&w.wq, q_.data()}, {&w.wk, k_.data()}, {&w.wv, v_.data()}};
       kc::matmul_shared_input(qkv, h_.data(), T, pool_);
       const std::size_t layer_at = static_cast<std::size_t>(layer) * layer_stride_;
-      for (std::int64_t t = 0; t < T; ++t) {
+      per_token(T, [&](std::int64_t t) {
         const Tok& tk = tok_[static_cast<std::size_t>(t)];
         if (tk.pos < rope_positions_) {
           const float* angles = &rope_[static_cast<std::size_t>(tk.pos * c_.rot_dim)];
@@ -114,21 +114,23 @@ class CpuBackend final : public Backend {
           for (std::int64_t j = 0; j < kvd; ++j) k_cache_[key_at + static_cast<std::size_t>(j) * bs] = k_[t * kvd + j];
           std::copy_n(&v_[t * kvd], kvd, &v_cache_[slot]);
         }
-      }
+      });
       if (kv_.type == KvType::f16) {
         attention(batch, k16_.data() + layer_at, v16_.data() + layer_at, T);
       } else {
         attention(batch, k_cache_.data() + layer_at, v_cache_.data() + layer_at, T);
       }
       kc::matmul(w.wo, att_.data(), T, tmp_.data(), pool_);
-      kc::add_inplace(x_.data(), tmp_.data(), T * d);
-
-      for (std::int64_t t = 0; t < T; ++t) kc::rmsnorm(&x_[t * d], w.ffn_norm, d, c_.rms_eps, &h_[t * d]);
+      per_token(T, [&](std::int64_t t) {
+        kc::add_inplace(&x_[t * d], &tmp_[t * d], d);
+        kc::rmsnorm(&x_[t * d], w.ffn_norm, d, c_.rms_eps, &h_[t * d]);
+      });
       const kc::MatmulOut gate_up[] = {{&w.w_gate, gate_.data()}, {&w.w_up, up_.data()}};
       kc::matmul_shared_input(gate_up, h_.data(), T, pool_);
-      kc::silu_mul(gate_.data(), up_.data(), T * c_.n_ff, gate_.data());
+      const std::int64_t ff = c_.n_ff;
+      per_token(T, [&](std::int64_t t) { kc::silu_mul(&gate_[t * ff], &up_[t * ff], ff, &gate_[t * ff]); });
       kc::matmul(w.w_down, gate_.data(), T, tmp_.data(), pool_);
-      kc::add_inplace(x_.data(), tmp_.data(), T * d);
+      per_token(T, [&](std::int64_t t) { kc::add_inplace(&x_[t * d], &tmp_[t * d], d); });
     }
     if (n_logits == 0) return;
     // Final norm of the last token of each sequence that wants logits, then one product.
@@ -197,6 +199,20 @@ class CpuBackend final : public Backend {
   // the block's positions side by side, j = kv head * head_dim + d), so attention dots sixteen
   // positions at once; values stay row-major (a position's row, kv_dim long). Returns the offset
   // of dimension 0; dimension j is block_size further per j.
+  // fn(t) for every token of the step: across the pool for a batch (these per-token passes, norms,
+  // rotary embeddings and cache writes, activations, residual adds, would otherwise leave the
+  // other threads idle between the products), on this thread for a few tokens, where handing
+  // out the work costs more than it saves. Each token's arithmetic is the same either way.
+  template <class Fn>
+  void per_token(std::int64_t T, Fn&& fn) {
+    if (T >= kParallelTokens) {
+      pool_.run(T, fn);
+    } else {
+      for (std::int64_t t = 0; t < T; ++t) fn(t);
+    }
+  }
+  static constexpr std::int64_t kParallelTokens = 4;
+
   std::size_t key_column(const StepSequence& s, std::int64_t pos) const {
     const auto block = static_cast<std::size_t>(s.blocks[static_cast<std::size_t>(pos / kv_.block_size)]);
     return block * static_cast<std::size_t>(kv_.block_size) * static_cast<std::size_t>(c_.kv_dim()) +

@@ -67,7 +67,8 @@ void configure(int m, int nt) {
 }
 
 // A row group as the tile products see it: block b's A tile (16 rows of 32 bytes, `a_stride`
-// apart) at a + b * a_step, and the rows' weight scales as floats, sw[b * 16 + r].
+// apart) at a + b * a_step, and (unpacked weights) the rows' weight scales as floats,
+// sw[b * 16 + r]; packed weights carry their scales in each block (block_scales).
 struct RowGroup {
   const std::uint8_t* a;
   std::int64_t a_step;
@@ -198,6 +199,18 @@ __attribute__((always_inline)) inline void scale_rows(const std::int32_t* c, con
   }
 }
 
+// Block b's 16 weight scales as floats in row order. Packed weights carry them (F16, in
+// kLaneRow order) right after the block's quants, so they arrive with the block; converting them
+// in a pass over the group ahead of the products cost a cache miss per block before any product
+// could start (11% of the kernel's time at 16 tokens). `tmp` holds them for the packed case.
+__attribute__((always_inline)) inline const float* block_scales(const RowGroup& g, std::int64_t b, float* tmp) {
+  if (!g.packed) return g.sw + b * kGroup;
+  const __m512i row_lane = _mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15);
+  const __m512 lanes = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.a + b * g.a_step + kPackedQuantBytes)));
+  _mm512_store_ps(tmp, _mm512_permutexvar_ps(row_lane, lanes));
+  return tmp;
+}
+
 // Blocks b and b + 1 (b alone at the end of an odd count) of a token group into C tiles C0 and
 // C1; then (drain) those tiles stored and scaled into the accumulators, block b first. The tile
 // intrinsics take tile numbers as literals, hence a macro.
@@ -214,8 +227,11 @@ __attribute__((always_inline)) inline void scale_rows(const std::int32_t* c, con
                                                                  __m512* acc) {                               \
     _tile_stored(C0, cbuf[0], 64);                                                                            \
     if (b + 1 < nb) _tile_stored(C1, cbuf[1], 64);                                                            \
-    scale_rows(cbuf[0], g.sw + b * kGroup, _mm512_loadu_ps(xd + b * kGroup), acc);                            \
-    if (b + 1 < nb) scale_rows(cbuf[1], g.sw + (b + 1) * kGroup, _mm512_loadu_ps(xd + (b + 1) * kGroup), acc); \
+    alignas(64) float sw[2][kGroup];                                                                          \
+    scale_rows(cbuf[0], block_scales(g, b, sw[0]), _mm512_loadu_ps(xd + b * kGroup), acc);                    \
+    if (b + 1 < nb) {                                                                                         \
+      scale_rows(cbuf[1], block_scales(g, b + 1, sw[1]), _mm512_loadu_ps(xd + (b + 1) * kGroup), acc);        \
+    }                                                                                                         \
   }
 IG_AMX_PAIR(0, 1)
 IG_AMX_PAIR(2, 3)
@@ -318,14 +334,7 @@ void q8_rows(const WeightMatrix& w, const AmxActs& x, std::int64_t n_tokens, std
       // Whole groups exist in the packed copy (zeros past the last row), so the tile is always
       // 16 rows and only the stores are cut short.
       const std::uint8_t* base = w.packed + rg / kGroup * nb * kPackedBlockBytes;
-      // The scales as floats in row order (they are stored F16, in kLaneRow order).
-      const __m512i row_lane = _mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15);
-      for (std::int64_t b = 0; b < nb; ++b) {
-        const __m512 lanes = _mm512_cvtph_ps(_mm256_loadu_si256(
-            reinterpret_cast<const __m256i*>(base + b * kPackedBlockBytes + kPackedQuantBytes)));
-        _mm512_storeu_ps(sw_store.data() + b * kGroup, _mm512_permutexvar_ps(row_lane, lanes));
-      }
-      g = RowGroup{base, kPackedBlockBytes, kQ8Block, true, sw_store.data()};
+      g = RowGroup{base, kPackedBlockBytes, kQ8Block, true, nullptr};  // scales read per block
       tile_rows = kGroup;
     } else {
       // Block by block across the rows, so that the first touch of 16 rows' memory is 16 misses
