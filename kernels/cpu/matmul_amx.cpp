@@ -391,14 +391,15 @@ void matmul_rows(const WeightMatrix& w, const void* x, std::int64_t n_tokens, st
 }
 
 void quantize_packed(const float* x, std::int64_t n_tokens, std::int64_t cols, std::int8_t* out_qs, float* out_d,
-                     std::int32_t* out_negsum) {
+                     std::int32_t* out_negsum, std::int64_t b0, std::int64_t b1) {
   // Each block as quantize_activations does it (scale max|x| / 127, x * (1 / scale) rounded to
   // nearest even), 32 values in two vectors, then its 8 dwords dealt into the B layout.
   const std::int64_t nb = cols / kQ8Block;
+  if (b1 < 0) b1 = nb;
   const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
   for (std::int64_t t0 = 0; t0 < n_tokens; t0 += kGroup) {
     const std::int64_t nt = std::min(kGroup, n_tokens - t0), g = t0 / kGroup;
-    for (std::int64_t b = 0; b < nb; ++b) {
+    for (std::int64_t b = b0; b < b1; ++b) {
       std::int8_t* dst = out_qs + (g * nb + b) * kAmxBlockBytes;
       float* dd = out_d + (g * nb + b) * kGroup;
       std::int32_t* ns = out_negsum + (g * nb + b) * kGroup;
