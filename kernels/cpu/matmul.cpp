@@ -64,12 +64,10 @@ const void* prepare_input(Isa isa, const WeightMatrix& w, const float* x, std::i
   if (isa == Isa::amx) {
     thread_local std::vector<std::int8_t> packed_qs;
     thread_local std::vector<float> packed_d;
-    thread_local std::vector<std::int32_t> packed_negsum;
     thread_local AmxActs amx_acts;
     const std::int64_t groups = (n_tokens + kAmxGroup - 1) / kAmxGroup;
     packed_qs.resize(static_cast<std::size_t>(groups * nb * kAmxBlockBytes));
     packed_d.resize(static_cast<std::size_t>(groups * nb * kAmxGroup));
-    packed_negsum.resize(packed_d.size());
     // A batch's quantization is shared out by blocks: on the caller alone it left the other
     // threads waiting before every product (about 5% of a 16-token step of a medium model).
     const std::int64_t pieces = pool != nullptr && n_tokens * nb >= kParallelQuantBlocks ? 2 * pool->size() : 1;
@@ -77,17 +75,16 @@ const void* prepare_input(Isa isa, const WeightMatrix& w, const float* x, std::i
     // worker's own.)
     std::int8_t* qs_out = packed_qs.data();
     float* d_out = packed_d.data();
-    std::int32_t* negsum_out = packed_negsum.data();
     const std::int64_t cols = w.cols;
     const auto part = [=](std::int64_t i) {
-      amx::quantize_packed(x, n_tokens, cols, qs_out, d_out, negsum_out, nb * i / pieces, nb * (i + 1) / pieces);
+      amx::quantize_packed(x, n_tokens, cols, qs_out, d_out, nb * i / pieces, nb * (i + 1) / pieces);
     };
     if (pieces > 1) {
       pool->run(pieces, part);
     } else {
       part(0);
     }
-    amx_acts = AmxActs{packed_qs.data(), packed_d.data(), packed_negsum.data(), nb};
+    amx_acts = AmxActs{packed_qs.data(), packed_d.data(), nb};
     return &amx_acts;
   }
   qs.resize(static_cast<std::size_t>(n_tokens * w.cols));

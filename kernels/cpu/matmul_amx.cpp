@@ -10,11 +10,13 @@
 // does not depend on how many tokens share the product (batch invariance).
 //
 // Weights repacked by pack_q8_0_amx are read as one sequential stream per 16-row group: per block
-// the 16 rows' quants plus 128 (unsigned, for TDPBUSD and VPDPBUSD; the activations' -128 * sum
-// is added back exactly) and then their scales. A single token runs on AVX-512 VNNI there: the
-// tile unit's fixed cost per product is more than a 16 x 1 product is worth. Matrices without
-// a packed copy are read in place (the A tile loaded from 16 GGUF rows a row's stride apart,
-// TDPBSSD on signed bytes), with the same results, only slower.
+// the 16 rows' quants (signed, as in the file) and then their scales. Token groups take them
+// with TDPBSSD (signed by signed, C starting at zero). A single token runs on AVX-512 VNNI there
+// (the tile unit's fixed cost per product is more than a 16 x 1 product is worth): VPDPBUSD
+// wants one unsigned operand, so the activations go in plus 128 and a second VPDPBUSD of 128
+// by the weights takes 128 * sum(w) back out, exactly. Matrices without a packed copy are read
+// in place (the A tile loaded from 16 GGUF rows a row's stride apart), with the same results,
+// only slower.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -73,37 +75,29 @@ struct RowGroup {
   const std::uint8_t* a;
   std::int64_t a_step;
   std::int64_t a_stride;
-  bool packed;      // unsigned quants (TDPBUSD), else signed (TDPBSSD)
+  bool packed;      // the packed copy (scales in each block), else GGUF rows
   const float* sw;
 };
 
-// One block's product into C tile `c` from A tile `ta` and B tile `tb`: C starts at zero
-// (signed quants) or at the tokens' -128 * sum (unsigned quants), so it ends as the exact dot.
-// For unsigned quants, `negsum` holds each block's sums as a whole C tile (16 rows of the 16
-// tokens' sums, 64 bytes apart): a tile load of 16 different rows costs far less than 16 loads
-// of one row (stride 0), about 15 of a product's 52 ns here.
-#define IG_AMX_BLOCK(c, ta, tb, g, bq, negsum, b, bstride)                      \
+// One block's product into C tile `c` from A tile `ta` and B tile `tb`: the exact dot of the
+// signed quants, C starting at zero.
+#define IG_AMX_BLOCK(c, ta, tb, g, bq, b, bstride)                              \
   do {                                                                          \
     _tile_loadd(ta, (g).a + (b) * (g).a_step, (g).a_stride);                    \
     _tile_loadd(tb, (bq) + (b) * kAmxBlockBytes, bstride);                      \
-    if ((g).packed) {                                                           \
-      _tile_loadd(c, (negsum) + (b) * kGroup * kGroup, 64);                     \
-      _tile_dpbusd(c, ta, tb);                                                  \
-    } else {                                                                    \
-      _tile_zero(c);                                                            \
-      _tile_dpbssd(c, ta, tb);                                                  \
-    }                                                                           \
+    _tile_zero(c);                                                              \
+    _tile_dpbssd(c, ta, tb);                                                    \
   } while (0)
 
 // One token on the tile unit (unpacked weights only; lanes = the group's rows). C is stored
 // with a 4-byte stride: 16 int32, one per row, in a single vector.
-__m512 one_token_tiles(const RowGroup& g, const std::int8_t* bq, const float* xd, const std::int32_t* negsum,
-                       std::int64_t nb, std::int32_t (*cbuf)[kGroup * kGroup]) {
+__m512 one_token_tiles(const RowGroup& g, const std::int8_t* bq, const float* xd, std::int64_t nb,
+                       std::int32_t (*cbuf)[kGroup * kGroup]) {
   __m512 acc = _mm512_setzero_ps();
   std::int64_t b = 0;
   for (; b + 1 < nb; b += 2) {
-    IG_AMX_BLOCK(0, 4, 6, g, bq, negsum, b, 4);
-    IG_AMX_BLOCK(1, 5, 7, g, bq, negsum, b + 1, 4);
+    IG_AMX_BLOCK(0, 4, 6, g, bq, b, 4);
+    IG_AMX_BLOCK(1, 5, 7, g, bq, b + 1, 4);
     _tile_stored(0, cbuf[0], 4);
     _tile_stored(1, cbuf[1], 4);
     for (int j = 0; j < 2; ++j) {
@@ -113,7 +107,7 @@ __m512 one_token_tiles(const RowGroup& g, const std::int8_t* bq, const float* xd
     }
   }
   if (b < nb) {
-    IG_AMX_BLOCK(0, 4, 6, g, bq, negsum, b, 4);
+    IG_AMX_BLOCK(0, 4, 6, g, bq, b, 4);
     _tile_stored(0, cbuf[0], 4);
     const __m512 dot = _mm512_cvtepi32_ps(_mm512_load_si512(cbuf[0]));
     const __m512 s = _mm512_mul_ps(_mm512_loadu_ps(g.sw + b * kGroup), _mm512_set1_ps(xd[b * kGroup]));
@@ -130,30 +124,35 @@ inline __m512i lane_sums4(__m512i a, __m512i b, __m512i c, __m512i d) {
 }
 
 // One token over packed weights on AVX-512 VNNI, S row groups at once (S streams from memory,
-// which a single core reads faster than one): per group and block, 8 VPDPBUSDs (two rows each)
-// and a reduction to the 16 rows' exact dots, lanes in kLaneRow order. Leaves each group's
+// which a single core reads faster than one): per group and block, 8 VPDPBUSDs of the
+// activations plus 128 by the weights (two rows each) less 8 of 128 by the weights, and a
+// reduction to the 16 rows' exact dots, lanes in kLaneRow order. Leaves each group's
 // accumulators in that order.
 // How far ahead each stream asks for its blocks (two blocks).
 constexpr int kPrefetch = 2 * kPackedBlockBytes;
 template <int S>
-void one_token_packed(const std::uint8_t* const* base, const std::int8_t* bq, const float* xd,
-                      const std::int32_t* negsum, std::int64_t nb, __m512* acc) {
+void one_token_packed(const std::uint8_t* const* base, const std::int8_t* bq, const float* xd, std::int64_t nb,
+                      __m512* acc) {
   for (int s = 0; s < S; ++s) acc[s] = _mm512_setzero_ps();
   const __m512i zero = _mm512_setzero_si512();
+  const __m512i k128 = _mm512_set1_epi8(static_cast<char>(0x80));
   for (std::int64_t b = 0; b < nb; ++b) {
-    const __m512i x = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bq + b * kAmxBlockBytes)));
-    const __m512i corr = _mm512_set1_epi32(negsum[b * kGroup]);
+    // x + 128 as unsigned bytes (flipping the top bit).
+    const __m512i x = _mm512_xor_si512(
+        _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bq + b * kAmxBlockBytes))), k128);
     const __m512 xs = _mm512_set1_ps(xd[b * kGroup]);
     for (int s = 0; s < S; ++s) {
       const std::uint8_t* blk = base[s] + b * kPackedBlockBytes;
       for (int l = 0; l < kPackedBlockBytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetch + l), _MM_HINT_T0);
       __m512i v[8];
-      for (int i = 0; i < 8; ++i) v[i] = _mm512_dpbusd_epi32(zero, _mm512_loadu_si512(blk + 64 * i), x);
+      for (int i = 0; i < 8; ++i) {
+        const __m512i w = _mm512_loadu_si512(blk + 64 * i);
+        v[i] = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, x, w), _mm512_dpbusd_epi32(zero, k128, w));
+      }
       const __m512i w0 = lane_sums4(v[0], v[1], v[2], v[3]);
       const __m512i w1 = lane_sums4(v[4], v[5], v[6], v[7]);
       // Lane L of v[i] holds row 2i (L = 0, 1) or 2i + 1 (L = 2, 3): add the two halves of each row.
-      __m512i dots = _mm512_add_epi32(_mm512_shuffle_i32x4(w0, w1, 0x88), _mm512_shuffle_i32x4(w0, w1, 0xdd));
-      dots = _mm512_add_epi32(dots, corr);
+      const __m512i dots = _mm512_add_epi32(_mm512_shuffle_i32x4(w0, w1, 0x88), _mm512_shuffle_i32x4(w0, w1, 0xdd));
       const __m512 sw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + kPackedQuantBytes)));
       acc[s] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots), _mm512_mul_ps(sw, xs), acc[s]);
     }
@@ -177,12 +176,12 @@ void single_token_packed(const WeightMatrix& w, const AmxActs& x, std::int64_t r
   __m512 acc[kStreams];
   for (std::int64_t i = 0; i < per; ++i) {
     for (int s = 0; s < kStreams; ++s) base[s] = w.packed + (g0 + i + s * per) * nb * kPackedBlockBytes;
-    one_token_packed<kStreams>(base, x.qs, x.d, x.negsum, nb, acc);
+    one_token_packed<kStreams>(base, x.qs, x.d, nb, acc);
     for (int s = 0; s < kStreams; ++s) store(g0 + i + s * per, acc[s]);
   }
   for (std::int64_t g = g0 + per * kStreams; g < g0 + groups; ++g) {
     base[0] = w.packed + g * nb * kPackedBlockBytes;
-    one_token_packed<1>(base, x.qs, x.d, x.negsum, nb, acc);
+    one_token_packed<1>(base, x.qs, x.d, nb, acc);
     store(g, acc[0]);
   }
 }
@@ -216,10 +215,10 @@ __attribute__((always_inline)) inline const float* block_scales(const RowGroup& 
 // intrinsics take tile numbers as literals, hence a macro.
 #define IG_AMX_PAIR(C0, C1)                                                                                   \
   __attribute__((always_inline)) inline void issue_pair_##C0##C1(const RowGroup& g, const std::int8_t* bq,    \
-                                                                 const std::int32_t* negsum, std::int64_t b,  \
-                                                                 std::int64_t nb, int bstride) {              \
-    IG_AMX_BLOCK(C0, 4, 6, g, bq, negsum, b, bstride);                                                        \
-    if (b + 1 < nb) IG_AMX_BLOCK(C1, 5, 7, g, bq, negsum, b + 1, bstride);                                    \
+                                                                 std::int64_t b, std::int64_t nb,             \
+                                                                 int bstride) {                               \
+    IG_AMX_BLOCK(C0, 4, 6, g, bq, b, bstride);                                                                \
+    if (b + 1 < nb) IG_AMX_BLOCK(C1, 5, 7, g, bq, b + 1, bstride);                                            \
   }                                                                                                           \
   __attribute__((always_inline)) inline void drain_pair_##C0##C1(const RowGroup& g, const float* xd,          \
                                                                  std::int64_t b, std::int64_t nb,             \
@@ -243,13 +242,13 @@ constexpr std::int64_t kPrefetchBlocks = 4;
 // 64-byte stride: row r's tokens at cbuf[r * 16, +16). The products of each pair of blocks are
 // issued before the previous pair is drained (C tiles 0-1 and 2-3 in turn); the scaling stays in
 // block order.
-void token_group(const RowGroup& g, const std::int8_t* bq, const float* xd, const std::int32_t* negsum,
-                 std::int64_t nb, int nt, std::int32_t (*cbuf)[kGroup * kGroup], __m512* out) {
+void token_group(const RowGroup& g, const std::int8_t* bq, const float* xd, std::int64_t nb, int nt,
+                 std::int32_t (*cbuf)[kGroup * kGroup], __m512* out) {
   __m512 acc[kGroup];
 #pragma GCC unroll 16
   for (int r = 0; r < kGroup; ++r) acc[r] = _mm512_setzero_ps();
   const int bstride = 4 * nt;
-  issue_pair_01(g, bq, negsum, 0, nb, bstride);
+  issue_pair_01(g, bq, 0, nb, bstride);
   std::int64_t b = 2;
   for (; b < nb; b += 2) {
     if (g.packed) {
@@ -261,10 +260,10 @@ void token_group(const RowGroup& g, const std::int8_t* bq, const float* xd, cons
       for (int l = 0; l < 2 * kPackedBlockBytes; l += 64) _mm_prefetch(ahead + l, _MM_HINT_T0);
     }
     if ((b / 2) % 2 == 1) {
-      issue_pair_23(g, bq, negsum, b, nb, bstride);
+      issue_pair_23(g, bq, b, nb, bstride);
       drain_pair_01(g, xd, b - 2, nb, cbuf, acc);
     } else {
-      issue_pair_01(g, bq, negsum, b, nb, bstride);
+      issue_pair_01(g, bq, b, nb, bstride);
       drain_pair_23(g, xd, b - 2, nb, cbuf, acc);
     }
   }
@@ -321,20 +320,6 @@ void q8_rows(const WeightMatrix& w, const AmxActs& x, std::int64_t n_tokens, std
   alignas(64) std::int32_t cbuf[2][kGroup * kGroup];
   __m512 acc[kGroup];
   int cm = 0, cnt = 0;  // the tile shape now configured (0: none)
-  // Token groups over packed weights start their C tiles at the tokens' sums: those, replicated
-  // into whole tiles, once per call on this thread.
-  const std::int32_t* negsum_tiles = nullptr;
-  if (packed && n_tokens > 1) {
-    thread_local std::vector<std::int32_t> store;
-    const std::int64_t n = (n_tokens + kGroup - 1) / kGroup * nb;  // blocks of all token groups
-    store.resize(static_cast<std::size_t>((n + 1) * kGroup * kGroup));
-    auto* tiles = reinterpret_cast<std::int32_t*>((reinterpret_cast<std::uintptr_t>(store.data()) + 63) & ~std::uintptr_t{63});
-    for (std::int64_t i = 0; i < n; ++i) {
-      const __m512i v = _mm512_loadu_si512(x.negsum + i * kGroup);
-      for (int r = 0; r < kGroup; ++r) _mm512_store_si512(tiles + (i * kGroup + r) * kGroup, v);
-    }
-    negsum_tiles = tiles;
-  }
   for (std::int64_t rg = r0; rg < r1; rg += kGroup) {
     const int m = static_cast<int>(std::min(kGroup, r1 - rg));
     const auto rows_mask = static_cast<__mmask16>((1u << m) - 1);
@@ -365,9 +350,8 @@ void q8_rows(const WeightMatrix& w, const AmxActs& x, std::int64_t n_tokens, std
       const std::int64_t gi = t0 / kGroup;
       const std::int8_t* bq = x.qs + gi * nb * kAmxBlockBytes;
       const float* xd = x.d + gi * nb * kGroup;
-      const std::int32_t* negsum = x.negsum + gi * nb * kGroup;
       if (nt == 1 && packed) {  // the last token of a batch of 16k + 1
-        single_token_packed(w, AmxActs{bq, xd, negsum, nb}, rg, rg + m, y + t0 * w.rows);
+        single_token_packed(w, AmxActs{bq, xd, nb}, rg, rg + m, y + t0 * w.rows);
         continue;
       }
       if (tile_rows != cm || nt != cnt) {
@@ -376,11 +360,11 @@ void q8_rows(const WeightMatrix& w, const AmxActs& x, std::int64_t n_tokens, std
         cnt = nt;
       }
       if (nt == 1) {
-        const __m512 v = one_token_tiles(g, bq, xd, negsum, nb, cbuf);
+        const __m512 v = one_token_tiles(g, bq, xd, nb, cbuf);
         _mm512_mask_storeu_ps(y + t0 * w.rows + rg, rows_mask, v);
         continue;
       }
-      token_group(g, bq, xd, packed ? negsum_tiles + gi * nb * kGroup * kGroup : negsum, nb, nt, cbuf, acc);
+      token_group(g, bq, xd, nb, nt, cbuf, acc);
       // acc[r] holds row r's tokens; y wants each token's rows side by side.
       transpose16(acc);
       for (int t = 0; t < nt; ++t) _mm512_mask_storeu_ps(y + (t0 + t) * w.rows + rg, rows_mask, acc[t]);
@@ -401,7 +385,7 @@ void matmul_rows(const WeightMatrix& w, const void* x, std::int64_t n_tokens, st
 }
 
 void quantize_packed(const float* x, std::int64_t n_tokens, std::int64_t cols, std::int8_t* out_qs, float* out_d,
-                     std::int32_t* out_negsum, std::int64_t b0, std::int64_t b1) {
+                     std::int64_t b0, std::int64_t b1) {
   // Each block as quantize_activations does it (scale max|x| / 127, x * (1 / scale) rounded to
   // nearest even), 32 values in two vectors, then its 8 dwords dealt into the B layout.
   const std::int64_t nb = cols / kQ8Block;
@@ -412,7 +396,6 @@ void quantize_packed(const float* x, std::int64_t n_tokens, std::int64_t cols, s
     for (std::int64_t b = b0; b < b1; ++b) {
       std::int8_t* dst = out_qs + (g * nb + b) * kAmxBlockBytes;
       float* dd = out_d + (g * nb + b) * kGroup;
-      std::int32_t* ns = out_negsum + (g * nb + b) * kGroup;
       for (std::int64_t t = 0; t < nt; ++t) {
         const float* v = x + (t0 + t) * cols + b * kQ8Block;
         const __m512 lo = _mm512_loadu_ps(v), hi = _mm512_loadu_ps(v + 16);
@@ -421,16 +404,12 @@ void quantize_packed(const float* x, std::int64_t n_tokens, std::int64_t cols, s
         const __m512 inv = _mm512_set1_ps(scale != 0 ? 1.0f / scale : 0.0f);
         const __m512i qlo = _mm512_cvtps_epi32(_mm512_mul_ps(lo, inv)), qhi = _mm512_cvtps_epi32(_mm512_mul_ps(hi, inv));
         dd[t] = scale;
-        ns[t] = -128 * _mm512_reduce_add_epi32(_mm512_add_epi32(qlo, qhi));
         alignas(32) std::int32_t q[8];
         _mm_store_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtsepi32_epi8(qlo));
         _mm_store_si128(reinterpret_cast<__m128i*>(q + 4), _mm512_cvtsepi32_epi8(qhi));
         for (int kk = 0; kk < kQ8Block / 4; ++kk) std::memcpy(dst + kk * 4 * nt + t * 4, &q[kk], 4);
       }
-      for (std::int64_t t = nt; t < kGroup; ++t) {
-        dd[t] = 0.0f;
-        ns[t] = 0;
-      }
+      for (std::int64_t t = nt; t < kGroup; ++t) dd[t] = 0.0f;
     }
   }
 }
@@ -448,11 +427,11 @@ void pack_q8_0_amx(const WeightMatrix& w, std::uint8_t* out) {
   if (w.type != WeightType::q8_0) throw std::invalid_argument("pack_q8_0_amx: the matrix is not Q8_0");
   const std::int64_t nb = w.cols / kQ8Block;
   const std::int64_t groups = (w.rows + amx::kGroup - 1) / amx::kGroup;
-  // Rows past the end: quants 0 (stored as 128) and scale 0.
+  // Rows past the end: quants 0 and scale 0.
   for (std::int64_t g = 0; g < groups; ++g) {
     for (std::int64_t b = 0; b < nb; ++b) {
       std::uint8_t* dst = out + (g * nb + b) * amx::kPackedBlockBytes;
-      std::memset(dst, 0x80, amx::kPackedQuantBytes);
+      std::memset(dst, 0, amx::kPackedQuantBytes);
       std::memset(dst + amx::kPackedQuantBytes, 0, amx::kGroup * 2);
     }
   }
@@ -462,9 +441,7 @@ void pack_q8_0_amx(const WeightMatrix& w, std::uint8_t* out) {
     const std::int64_t lane = std::find(amx::kLaneRow, amx::kLaneRow + amx::kGroup, i) - amx::kLaneRow;
     for (std::int64_t b = 0; b < nb; ++b) {
       std::uint8_t* dst = out + (g * nb + b) * amx::kPackedBlockBytes;
-      for (int k = 0; k < kQ8Block; ++k) {
-        dst[i * kQ8Block + k] = static_cast<std::uint8_t>(static_cast<int>(blocks[b].qs[k]) + 128);
-      }
+      std::memcpy(dst + i * kQ8Block, blocks[b].qs, kQ8Block);
       std::memcpy(dst + amx::kPackedQuantBytes + lane * 2, &blocks[b].d, 2);
     }
   }

@@ -32,12 +32,9 @@ struct Q8Acts {
 // t's scale of block k (0 past the group's end).
 constexpr std::int64_t kAmxGroup = 16;
 constexpr std::int64_t kAmxBlockBytes = kAmxGroup * 32;
-// negsum[(g * nb + k) * kAmxGroup + t] is -128 times the sum of token t's block k (0 past the
-// group's end): what a product with weights stored plus 128 (unsigned) must add back.
 struct AmxActs {
   const std::int8_t* qs = nullptr;
   const float* d = nullptr;
-  const std::int32_t* negsum = nullptr;
   std::int64_t nb = 0;
 };
 
@@ -86,10 +83,10 @@ void matmul_rows(const WeightMatrix& w, const void* x, std::int64_t n_tokens, st
                  std::int64_t r1, float* y);
 // Quantizes floats (n_tokens rows of cols) into the AmxActs layout, with the values
 // quantize_activations gives: out_qs takes ceil(n_tokens / 16) * nb * kAmxBlockBytes bytes,
-// out_d and out_negsum as many / 32 values. Only blocks [b0, b1) of each token's row are
+// out_d as many / 32 values. Only blocks [b0, b1) of each token's row are
 // written (the whole row by default), so that threads can share the work.
 void quantize_packed(const float* x, std::int64_t n_tokens, std::int64_t cols, std::int8_t* out_qs, float* out_d,
-                     std::int32_t* out_negsum, std::int64_t b0 = 0, std::int64_t b1 = -1);
+                     std::int64_t b0 = 0, std::int64_t b1 = -1);
 }
 
 }  // namespace infergate::kernels::cpu
