@@ -86,11 +86,11 @@ class CpuBackend final : public Backend {
     }
     for (std::int64_t layer = 0; layer < c_.n_layer; ++layer) {
       const LayerWeights& w = layers_[static_cast<std::size_t>(layer)];
-      per_token(T, [&](std::int64_t t) { kc::rmsnorm(&x_[t * d], w.attn_norm, d, c_.rms_eps, &h_[t * d]); });
+      per_token(T, d, [&](std::int64_t t) { kc::rmsnorm(&x_[t * d], w.attn_norm, d, c_.rms_eps, &h_[t * d]); });
       const kc::MatmulOut qkv[] = {{&w.wq, q_.data()}, {&w.wk, k_.data()}, {&w.wv, v_.data()}};
       kc::matmul_shared_input(qkv, h_.data(), T, pool_);
       const std::size_t layer_at = static_cast<std::size_t>(layer) * layer_stride_;
-      per_token(T, [&](std::int64_t t) {
+      per_token(T, d + 3 * kvd, [&](std::int64_t t) {
         const Tok& tk = tok_[static_cast<std::size_t>(t)];
         if (tk.pos < rope_positions_) {
           const float* angles = &rope_[static_cast<std::size_t>(tk.pos * c_.rot_dim)];
@@ -121,16 +121,16 @@ class CpuBackend final : public Backend {
         attention(batch, k_cache_.data() + layer_at, v_cache_.data() + layer_at, T);
       }
       kc::matmul(w.wo, att_.data(), T, tmp_.data(), pool_);
-      per_token(T, [&](std::int64_t t) {
+      per_token(T, 2 * d, [&](std::int64_t t) {
         kc::add_inplace(&x_[t * d], &tmp_[t * d], d);
         kc::rmsnorm(&x_[t * d], w.ffn_norm, d, c_.rms_eps, &h_[t * d]);
       });
       const kc::MatmulOut gate_up[] = {{&w.w_gate, gate_.data()}, {&w.w_up, up_.data()}};
       kc::matmul_shared_input(gate_up, h_.data(), T, pool_);
       const std::int64_t ff = c_.n_ff;
-      per_token(T, [&](std::int64_t t) { kc::silu_mul(&gate_[t * ff], &up_[t * ff], ff, &gate_[t * ff]); });
+      per_token(T, 4 * ff, [&](std::int64_t t) { kc::silu_mul(&gate_[t * ff], &up_[t * ff], ff, &gate_[t * ff]); });
       kc::matmul(w.w_down, gate_.data(), T, tmp_.data(), pool_);
-      per_token(T, [&](std::int64_t t) { kc::add_inplace(&x_[t * d], &tmp_[t * d], d); });
+      per_token(T, d, [&](std::int64_t t) { kc::add_inplace(&x_[t * d], &tmp_[t * d], d); });
     }
     if (n_logits == 0) return;
     // Final norm of the last token of each sequence that wants logits, then one product.
@@ -203,15 +203,18 @@ class CpuBackend final : public Backend {
   // rotary embeddings and cache writes, activations, residual adds, would otherwise leave the
   // other threads idle between the products), on this thread for a few tokens, where handing
   // out the work costs more than it saves. Each token's arithmetic is the same either way.
+  // `floats` is about how many values a token's pass touches.
   template <class Fn>
-  void per_token(std::int64_t T, Fn&& fn) {
-    if (T >= kParallelTokens) {
+  void per_token(std::int64_t T, std::int64_t floats, Fn&& fn) {
+    if (T >= 4 && T * floats >= kParallelFloats) {
       pool_.run(T, fn);
     } else {
       for (std::int64_t t = 0; t < T; ++t) fn(t);
     }
   }
-  static constexpr std::int64_t kParallelTokens = 4;
+  // A few microseconds of such work on one core; below that the hand-off costs more than it saves
+  // (a small model's batches stay on this thread).
+  static constexpr std::int64_t kParallelFloats = std::int64_t{1} << 13;
 
   std::size_t key_column(const StepSequence& s, std::int64_t pos) const {
     const auto block = static_cast<std::size_t>(s.blocks[static_cast<std::size_t>(pos / kv_.block_size)]);
