@@ -4,7 +4,7 @@
 // C connections) and the latency p50/p99 at half that rate (open loop: requests are sent on a
 // fixed schedule and latency counts from the scheduled time, so a stall is not hidden).
 //
-//   gateway_bench --target URL --key KEY [--body JSON] [--connections 16] [--seconds 5] [--target-only 1]
+//   gateway_bench --target URL --key KEY [--body JSON] [--connections 16] [--seconds 5] [--target-only 1 [--rate N]]
 //                 [--threads 1] [--bare-threads 2]
 // bench/gateway_bench.sh sets up Postgres, Redis, a toy model, a tenant and the server, and runs it.
 #include <boost/asio/co_spawn.hpp>
@@ -190,6 +190,7 @@ int main(int argc, char** argv) {
   std::string target_url, key, body;
   int connections = 16, threads = 1, bare_threads = 2;
   bool target_only = false;  // --target-only 1: skip the baseline (for profiling the gateway)
+  double fixed_rate = 0;     // --rate N (with --target-only): only the open-loop phase, at N req/s
   double seconds = 5;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
@@ -201,6 +202,7 @@ int main(int argc, char** argv) {
     else if (k == "--threads") threads = std::stoi(v);
     else if (k == "--bare-threads") bare_threads = std::stoi(v);
     else if (k == "--target-only") target_only = v == "1";
+    else if (k == "--rate") fixed_rate = std::stod(v);
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       return 2;
@@ -214,6 +216,14 @@ int main(int argc, char** argv) {
     Target ig = parse_url(target_url);
     ig.key = key;
     ig.body = body;
+    if (fixed_rate > 0) {
+      run_load(ig, connections, 0.5, 0, threads);  // warm up
+      const Result r = run_load(ig, connections, seconds, fixed_rate, threads);
+      std::printf("infergate  at %6.0f req/s: %.0f req/s done, p50 %6.3f ms  p90 %6.3f ms  p99 %6.3f ms  max %6.3f ms (%llu errors)\n",
+                  fixed_rate, r.rps, pct(r.latencies_ms, 0.5), pct(r.latencies_ms, 0.9), pct(r.latencies_ms, 0.99),
+                  r.latencies_ms.empty() ? 0.0 : r.latencies_ms.back(), static_cast<unsigned long long>(r.errors));
+      return r.errors > 0 ? 1 : 0;
+    }
     const Figures g = measure("infergate", ig, connections, seconds, threads);
     return g.errors > 0 ? 1 : 0;
   }
