@@ -198,7 +198,6 @@ void matmul_shared_input(std::span<const MatmulOut> outs, const float* x, std::i
     }
   }
   const Isa isa = active_isa();
-  const void* in = prepare_input(isa, first, x, n_tokens, &pool);  // quantized once for all of them
   const MatmulRowsFn fn = rows_fn(isa);
   const std::int64_t threads = pool.size();
   std::int64_t rows = 0;
@@ -209,7 +208,9 @@ void matmul_shared_input(std::span<const MatmulOut> outs, const float* x, std::i
   // as batch-1 decode is bound by memory and needs every core's share of the bus.
   const std::int64_t macs = rows * first.cols * n_tokens;
   const std::int64_t weight_bytes = rows * row_bytes(first.type, first.cols);
-  if (threads == 1 || (macs < (std::int64_t{1} << 20) && weight_bytes < (std::int64_t{256} << 10))) {
+  const bool wide = threads > 1 && (macs >= (std::int64_t{1} << 20) || weight_bytes >= (std::int64_t{256} << 10));
+  const void* in = prepare_input(isa, first, x, n_tokens, wide ? &pool : nullptr);  // quantized once for all
+  if (!wide) {
     for (const auto& o : outs) fn(*o.w, in, n_tokens, 0, o.w->rows, o.y);
     return;
   }

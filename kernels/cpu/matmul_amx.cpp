@@ -247,6 +247,11 @@ void token_group(const RowGroup& g, const std::int8_t* bq, const float* xd, std:
   __m512 acc[kGroup];
 #pragma GCC unroll 16
   for (int r = 0; r < kGroup; ++r) acc[r] = _mm512_setzero_ps();
+  if (nb == 0) {  // no columns: every sum is 0
+#pragma GCC unroll 16
+    for (int r = 0; r < kGroup; ++r) out[r] = acc[r];
+    return;
+  }
   const int bstride = 4 * nt;
   issue_pair_01(g, bq, 0, nb, bstride);
   std::int64_t b = 2;

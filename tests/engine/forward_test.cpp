@@ -202,6 +202,35 @@ TEST(Forward, PrefillInOneStepEqualsTokenByToken) {
     ASSERT_NEAR(logits[i], one_by_one.back()[i], 1e-4);
 }
 
+// A long prompt in one step: every per-token pass (norms, rotary and cache writes, activations,
+// residual adds) and the activation quantization then run across the pool, some pieces of the
+// quantization empty (more pieces than the toy model's two blocks a row). The logits are those
+// of feeding the prompt one token a step, bit for bit, for each weight type and cache type.
+TEST(Forward, LongPrefillAcrossThePoolEqualsTokenByTokenExactly) {
+  std::vector<std::int32_t> prompt(140);
+  for (std::size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<std::int32_t>(1 + i * 37 % 383);
+  for (const WeightType type : {WeightType::f32, WeightType::q8_0}) {
+    for (const ie::KvType kv : {ie::KvType::f32, ie::KvType::f16}) {
+      auto m = ie::testing::toy_model(type);
+      const auto n_vocab = static_cast<std::size_t>(m->config().n_vocab);
+      std::vector<std::int32_t> blocks;
+      for (int b = 0; b < 9; ++b) blocks.push_back((b * 5 + 2) % 9);
+      auto alone = ie::make_cpu_backend(m, {9, 16, kv}, 2, 256);
+      std::vector<float> step(n_vocab), whole(n_vocab);
+      for (std::size_t p = 0; p < prompt.size(); ++p) {
+        ie::StepSequence s{std::span(prompt).subspan(p, 1), static_cast<std::int64_t>(p), blocks, true};
+        alone->forward(std::span(&s, 1), step.data());
+      }
+      auto at_once = ie::make_cpu_backend(m, {9, 16, kv}, 2, 256);
+      ie::StepSequence s{prompt, 0, blocks, true};
+      at_once->forward(std::span(&s, 1), whole.data());
+      for (std::size_t i = 0; i < n_vocab; ++i) {
+        ASSERT_EQ(whole[i], step[i]) << "type " << static_cast<int>(type) << " kv " << static_cast<int>(kv) << " logit " << i;
+      }
+    }
+  }
+}
+
 TEST(Forward, RejectsBadBatches) {
   auto m = ie::testing::toy_model();
   auto be = ie::make_cpu_backend(m, {4, 4}, 1, 8);

@@ -196,7 +196,9 @@ TEST(MatmulBatchInvariance, EachTokenAsIfAlone) {
 // group of 8) and row groups with a tail (45 = 16 + 16 + 13), odd block counts: each ISA
 // against the portable product, and each token's result as if it were alone, bit for bit.
 TEST(MatmulQ8, TokenGroupsAndRowTailsMatchScalarAndAreBatchInvariant) {
-  for (const int cols : {32, 352, 2080}) {
+  // Block counts 1, 4, 11, 24 and 65: a token group's blocks go in pairs on two sets of C tiles,
+  // so both parities of the pair count and an odd last block are covered.
+  for (const int cols : {32, 128, 352, 768, 2080}) {
     const int rows = 45, tokens = 40;
     const TestWeights w = make_weights(WeightType::q8_0, rows, cols, 41);
     const auto x = random_floats(static_cast<std::size_t>(tokens * cols), 43);
@@ -533,7 +535,7 @@ TEST(Ops, AttendOverF16CacheEqualsF32OverTheWidenedValues) {
 // below, at and past the kernel's 16 positions a pass and partly filled last blocks.
 TEST(Ops, AttendOverDimensionMajorKeysEqualsRowMajor) {
   for (const int block : {4, 16, 20}) {
-    for (const int head_dim : {7, 8, 13, 64, 80}) {  // 7 and 13: dimensions past a multiple of 4
+    for (const int head_dim : {6, 7, 8, 13, 64, 80}) {  // 6, 7 and 13: dimensions past a multiple of 4
       for (const int n_pos : {1, 17, 45}) {
         const int n_kv = 2, kvd = n_kv * head_dim, n_blocks = (n_pos + block - 1) / block, n_q = 3;
         const auto keys = random_floats(static_cast<std::size_t>(n_blocks * block * kvd), 71);
