@@ -1,13 +1,14 @@
 // Engine throughput on this machine: for the medium model (F32 and Q8_0), prefill tokens/s and
 // decode tokens/s at 1, 4 and 16 concurrent sequences, with 1 and 2 threads, beside the
-// machine's memory read bandwidth measured in the same run with the same threads. Batch-1
-// decode reads every weight once per token, so bandwidth / weight bytes is its ceiling (the
-// "bandwidth floor" on time per token); the bench prints the fraction of it reached.
+// machine's memory read bandwidth measured in the same run with the same threads (a pass before
+// each decode round, so that both are the best of the same stretches of time on a shared
+// machine). Batch-1 decode reads every weight once per token, so bandwidth / weight bytes is its
+// ceiling (the "bandwidth floor" on time per token); the bench prints the fraction of it reached.
 // With --device cuda (builds with CUDA, a GPU present) the same on the GPU at 1, 16 and 64
 // sequences, beside the GPU's own memory read bandwidth.
 //
 //   engine_bench [--device cpu|cuda] [--preset medium] [--types f32,q8_0] [--threads 1,2]
-//                [--steps 24] [--dir DIR]
+//                [--batches 1,4,16] [--isa NAME] [--kv auto|f32|f16] [--steps 24] [--dir DIR]
 #include <immintrin.h>
 
 #include <algorithm>
@@ -88,33 +89,47 @@ __attribute__((target("avx512f"))) double read_avx512_streams(const float* p, st
   return sum;
 }
 
-// Best of several passes over a 1 GiB buffer (far beyond any cache), split across the threads.
-double bandwidth_gbs(unsigned threads) {
-  const std::size_t bytes = std::size_t{1} << 30, n = bytes / 4;
-  auto* buf = static_cast<float*>(std::aligned_alloc(64, bytes));
-  for (std::size_t i = 0; i < n; i += 1024) buf[i] = 1.0f;  // touch every page
-  std::memset(buf, 0, bytes);
-  kc::ThreadPool pool(threads);
-  const bool avx512 = kc::active_isa() >= kc::Isa::avx512;
-  double best = 0, sink = 0;
-  std::vector<double> partial(threads);
-  for (int pass = 0; pass < 6; ++pass) {
+// Passes over a 1 GiB buffer (far beyond any cache), split across the threads, alternating one
+// and eight streams a thread; best() is the fastest pass so far.
+class Bandwidth {
+ public:
+  explicit Bandwidth(unsigned threads)
+      : threads_(threads), buf_(static_cast<float*>(std::aligned_alloc(64, kBytes))), pool_(threads), partial_(threads) {
+    std::memset(buf_, 0, kBytes);  // touch every page
+  }
+  ~Bandwidth() {
+    std::free(buf_);
+    if (sink_ != 0) std::printf("(checksum %g)\n", sink_);
+  }
+  Bandwidth(const Bandwidth&) = delete;
+  Bandwidth& operator=(const Bandwidth&) = delete;
+
+  void pass() {
+    const std::size_t n = kBytes / 4;
+    const bool avx512 = kc::active_isa() >= kc::Isa::avx512;
+    const bool streams = passes_++ % 2 == 1;
     const auto t0 = Clock::now();
-    pool.run(threads, [&](std::int64_t t) {
-      const std::size_t per = n / threads / 64 * 64;
-      const float* p = buf + static_cast<std::size_t>(t) * per;
-      partial[static_cast<std::size_t>(t)] = !avx512      ? read_avx2(p, per)
-                                             : pass % 2 == 0 ? read_avx512(p, per)
-                                                             : read_avx512_streams(p, per);
+    pool_.run(threads_, [&](std::int64_t t) {
+      const std::size_t per = n / threads_ / 64 * 64;
+      const float* p = buf_ + static_cast<std::size_t>(t) * per;
+      partial_[static_cast<std::size_t>(t)] = !avx512 ? read_avx2(p, per) : streams ? read_avx512_streams(p, per) : read_avx512(p, per);
     });
     const double s = seconds_since(t0);
-    for (double v : partial) sink += v;
-    best = std::max(best, static_cast<double>(bytes) / s / 1e9);
+    for (double v : partial_) sink_ += v;
+    best_ = std::max(best_, static_cast<double>(kBytes) / s / 1e9);
   }
-  std::free(buf);
-  if (sink != 0) std::printf("(checksum %g)\n", sink);
-  return best;
-}
+  double best() const { return best_; }
+  int passes() const { return passes_; }
+
+ private:
+  static constexpr std::size_t kBytes = std::size_t{1} << 30;
+  unsigned threads_;
+  float* buf_;
+  kc::ThreadPool pool_;
+  std::vector<double> partial_;
+  double best_ = 0, sink_ = 0;
+  int passes_ = 0;
+};
 
 struct Figures {
   double prefill_tps = 0;
@@ -123,8 +138,11 @@ struct Figures {
 
 using BackendFactory = std::function<std::unique_ptr<ie::Backend>(ie::KvGeometry, std::int64_t max_tokens)>;
 
+// `round_start` (if set) runs before each decode round: the CPU run takes a bandwidth pass there,
+// so the floor and the decode figures are the best of the same stretches of time.
 Figures run(const std::shared_ptr<const ie::Model>& m, const BackendFactory& make_backend,
-            const std::vector<int>& batches, int steps, int rounds = 5) {
+            const std::vector<int>& batches, int steps, const std::function<void()>& round_start = {},
+            int rounds = 5) {
   const int max_batch = *std::max_element(batches.begin(), batches.end());
   const std::int64_t prompt = 128;
   const std::int32_t block = 16;
@@ -156,6 +174,7 @@ Figures run(const std::shared_ptr<const ie::Model>& m, const BackendFactory& mak
   f.decode_tps.assign(batches.size(), 0.0);
   std::vector<std::int32_t> next(static_cast<std::size_t>(max_batch), 5);
   for (int round = 0; round < rounds; ++round) {
+    if (round_start) round_start();
     for (std::size_t bi = 0; bi < batches.size(); ++bi) {
       const int B = batches[bi];
       std::vector<ie::StepSequence> batch(static_cast<std::size_t>(B));
@@ -289,11 +308,8 @@ int main(int argc, char** argv) {
               kc::isa_name(kc::active_isa()), steps);
   std::vector<unsigned> threads;
   for (const auto& t : split(thread_list)) threads.push_back(static_cast<unsigned>(std::stoul(t)));
-  std::vector<double> bw;
-  for (const unsigned t : threads) {
-    bw.push_back(bandwidth_gbs(t));
-    std::printf("memory read bandwidth, %u thread(s): %.1f GB/s (best of 6 passes over 1 GiB, one and eight streams a thread)\n", t, bw.back());
-  }
+  std::printf("memory read bandwidth: before each decode round, a pass over 1 GiB with the run's threads (one and\n"
+              "eight streams a thread in turn); the floor is the best of them (weight bytes per token / bandwidth)\n");
   std::vector<int> batches;
   for (const auto& b : split(batch_list)) batches.push_back(std::max(1, std::stoi(b)));
   for (const auto& type_name : split(types)) {
@@ -313,18 +329,20 @@ int main(int argc, char** argv) {
     std::printf(" %10s %12s\n", ratio.c_str(), ("b" + std::to_string(batches.front()) + " / floor").c_str());
     for (std::size_t ti = 0; ti < threads.size(); ++ti) {
       const unsigned th = threads[ti];
+      Bandwidth bw(th);
+      bw.pass();  // and one before each round: six passes, three of each kind
       const Figures f = run(
           m,
           [&](ie::KvGeometry kv, std::int64_t max_tokens) {
             kv.type = kv_type;
             return ie::make_cpu_backend(m, kv, th, max_tokens);
           },
-          batches, steps);
-      const double floor_tps = bw[ti] * 1e9 / static_cast<double>(m->weight_bytes_per_token());
+          batches, steps, [&bw] { bw.pass(); });
+      const double floor_tps = bw.best() * 1e9 / static_cast<double>(m->weight_bytes_per_token());
       std::printf("%-8u %12.0f", th, f.prefill_tps);
       for (const double tps : f.decode_tps) std::printf(" %12.1f", tps);
-      std::printf(" %9.2fx %11.0f%%   (floor %.1f t/s)\n", f.decode_tps.back() / f.decode_tps.front(),
-                  100.0 * f.decode_tps.front() / floor_tps, floor_tps);
+      std::printf(" %9.2fx %11.0f%%   (floor %.1f t/s at %.1f GB/s)\n", f.decode_tps.back() / f.decode_tps.front(),
+                  100.0 * f.decode_tps.front() / floor_tps, floor_tps, bw.best());
     }
   }
   return 0;
