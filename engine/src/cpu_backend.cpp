@@ -284,6 +284,12 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
+unsigned auto_cpu_threads(const Model& model, unsigned hardware) {
+  constexpr std::uint64_t kOneCoreBytes = std::uint64_t{4} << 20;
+  if (model.weight_bytes_per_token() < kOneCoreBytes) return 1;
+  return std::max(1u, hardware);
+}
+
 const char* kv_type_name(KvType t) { return t == KvType::f16 ? "f16" : "f32"; }
 
 std::unique_ptr<Backend> make_cpu_backend(std::shared_ptr<const Model> model, KvGeometry kv, unsigned threads,

@@ -52,8 +52,8 @@ std::unique_ptr<ServedModel> load(const infra::Config& cfg, const infra::ModelCo
   } catch (const std::exception& e) {
     throw std::runtime_error(what + ": " + e.what());
   }
-  const unsigned threads =
-      cfg.engine.threads > 0 ? static_cast<unsigned>(cfg.engine.threads) : std::max(1u, std::thread::hardware_concurrency());
+  const unsigned threads = cfg.engine.threads > 0 ? static_cast<unsigned>(cfg.engine.threads)
+                                                  : engine::auto_cpu_threads(*m->model, std::thread::hardware_concurrency());
   engine::SchedulerOptions so;
   so.max_batch_tokens = cfg.engine.max_batch_tokens;
   so.max_seqs = cfg.engine.max_seqs;

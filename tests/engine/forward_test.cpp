@@ -244,3 +244,20 @@ TEST(Forward, RejectsBadBatches) {
   ie::StepSequence c{bad_id, 0, blocks, true};
   EXPECT_THROW(be->forward(std::span(&c, 1), logits.data()), std::invalid_argument);
 }
+
+// engine.threads = 0: a model whose weights stay in one core's cache runs on the engine thread
+// alone; anything larger gets every hardware thread.
+TEST(CpuThreads, AutoUsesOneThreadForAModelThatFitsOneCoreAndAllOtherwise) {
+  const auto toy = ie::testing::toy_model();
+  ASSERT_LT(toy->weight_bytes_per_token(), std::uint64_t{4} << 20);
+  EXPECT_EQ(ie::auto_cpu_threads(*toy, 8), 1u);
+  EXPECT_EQ(ie::auto_cpu_threads(*toy, 1), 1u);
+
+  ie::MakeModelOptions o;
+  o.preset = {"wider", 384, 256, 2, 4, 2, 768, 128};  // about 6.7 MB of F32 weights
+  const auto wider = ie::Model::from_gguf(ie::GgufFile::parse(ie::make_model_bytes(o), "wider"));
+  ASSERT_GT(wider->weight_bytes_per_token(), std::uint64_t{4} << 20);
+  EXPECT_EQ(ie::auto_cpu_threads(*wider, 8), 8u);
+  EXPECT_EQ(ie::auto_cpu_threads(*wider, 2), 2u);
+  EXPECT_EQ(ie::auto_cpu_threads(*wider, 0), 1u);  // hardware_concurrency may say 0: unknown
+}

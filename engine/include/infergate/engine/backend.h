@@ -41,6 +41,12 @@ class Backend {
   virtual void forward(std::span<const StepSequence> batch, float* logits) = 0;
 };
 
+// The compute threads for engine.threads = 0 on a machine with `hardware` threads: all of them,
+// except for a model small enough that a step's products stay in one core's cache (a few MiB of
+// weights): a second thread would only hand work back and forth and spin between steps, taking
+// CPU from the rest of the process for nothing.
+unsigned auto_cpu_threads(const Model& model, unsigned hardware);
+
 // threads: the compute threads (the calling engine thread is one of them). Both KV types.
 std::unique_ptr<Backend> make_cpu_backend(std::shared_ptr<const Model> model, KvGeometry kv,
                                           unsigned threads, std::int64_t max_batch_tokens);
