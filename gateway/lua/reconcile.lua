@@ -8,9 +8,10 @@
 
 local open_day, open_month = 0, 0
 for _, rec in ipairs(redis.call('HVALS', KEYS[3])) do
-  if string.sub(rec, 1, 1) == 'R' then
+  local kind = string.sub(rec, 1, 1)
+  if kind == 'O' or kind == 'R' then -- open (R: from versions that kept in-flight sets)
     local amount, _, _, day_key, month_key =
-      string.match(rec, '^R|(%d+)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|')
+      string.match(rec, '^[OR]|(%d+)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|')
     if day_key == KEYS[1] then open_day = open_day + tonumber(amount) end
     if month_key == KEYS[2] then open_month = open_month + tonumber(amount) end
   end

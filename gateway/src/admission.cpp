@@ -6,7 +6,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <functional>
+#include <utility>
 
 #include "infergate/infra/ids.h"
 #include "infergate/infra/log.h"
@@ -14,8 +17,7 @@
 namespace infergate::gateway {
 
 namespace scripts {
-std::string_view admit_lua();
-std::string_view settle_lua();
+std::string_view admission_lua();
 std::string_view reconcile_lua();
 }  // namespace scripts
 
@@ -23,14 +25,15 @@ namespace asio = boost::asio;
 
 namespace {
 
+constexpr std::size_t kMaxBatch = 64;  // admissions and settlements per script call
+// How often a tenant's calls from this instance release expired reservations and renew the
+// records' expiry (see lua/admission.lua): each costs a few commands a call otherwise.
+constexpr std::int64_t kHousekeepingMs = 1000;
+
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-std::string limit_arg(const std::optional<std::int64_t>& v) {
-  return v ? std::to_string(*v) : "-1";
 }
 
 std::optional<std::int64_t> from_limit(std::int64_t v) {
@@ -38,18 +41,14 @@ std::optional<std::int64_t> from_limit(std::int64_t v) {
   return v;
 }
 
-struct Keys {
-  std::string rpm, tpm, conc, key_rpm, key_tpm, key_conc, day, month, res, res_exp;
+// A tenant's quota counters for some periods, and its reservation records.
+struct QuotaKeys {
+  std::string day, month, res;
 };
 
-Keys keys_for(const std::string& tenant, const std::string& key_id, std::int64_t minute,
-              const QuotaPeriods& p) {
+QuotaKeys quota_keys(const std::string& tenant, const QuotaPeriods& p) {
   const std::string t = Admission::tenant_prefix(tenant);
-  const std::string m = std::to_string(minute);
-  const std::string k = t + "k:" + key_id + ":";
-  return {t + "rpm:" + m, t + "tpm:" + m, t + "conc",
-          k + "rpm:" + m, k + "tpm:" + m, k + "conc",
-          t + "qd:" + p.day, t + "qm:" + p.month, t + "res", t + "resexp"};
+  return {t + "qd:" + p.day, t + "qm:" + p.month, t + "res"};
 }
 
 Reservation new_reservation(const AdmissionRequest& req, std::int64_t minute, bool local) {
@@ -120,6 +119,12 @@ Admission::Admission(infra::RedisClient& redis, infra::AdmissionConfig cfg,
                                  "Settlements that could not reach Redis (the reservation is "
                                  "released at its expiry instead)")
                         .with({});
+  batch_sizes_ = &metrics
+                      .histogram("infergate_admission_batch_size",
+                                 "Admissions and settlements of one tenant sent in one Redis call "
+                                 "(they queue while the tenant's previous call is in flight)",
+                                 {}, {1, 2, 4, 8, 16, 32, 64})
+                      .with({});
 }
 
 asio::awaitable<infra::RedisReply> Admission::eval(Script script,
@@ -134,9 +139,7 @@ asio::awaitable<infra::RedisReply> Admission::eval(Script script,
       sha = cached_sha;
     }
     if (sha.empty()) {
-      const std::string_view text = script == Script::admit    ? scripts::admit_lua()
-                                    : script == Script::settle ? scripts::settle_lua()
-                                                               : scripts::reconcile_lua();
+      const std::string_view text = script == Script::batch ? scripts::admission_lua() : scripts::reconcile_lua();
       const std::vector<std::string> load{"SCRIPT", "LOAD", std::string(text)};
       infra::RedisReply r = co_await redis_.command(load, cfg_.redis_timeout);
       if (r.is_error()) throw std::runtime_error("SCRIPT LOAD failed: " + r.str);
@@ -159,37 +162,150 @@ asio::awaitable<infra::RedisReply> Admission::eval(Script script,
   throw std::runtime_error("admission script could not be loaded");
 }
 
+void Admission::enqueue(const std::string& tenant_id, Op op, const asio::any_io_executor& ex) {
+  bool spawn = false;
+  {
+    std::lock_guard lock(queues_mu_);
+    TenantQueue& q = queues_[tenant_id];
+    q.ops.push_back(std::move(op));
+    spawn = !std::exchange(q.flushing, true);
+  }
+  if (spawn) asio::co_spawn(ex, flush(tenant_id), asio::detached);
+}
+
+asio::awaitable<BatchReply> Admission::submit(const std::string& tenant_id, const Op& op) {
+  auto ex = co_await asio::this_coro::executor;
+  const auto start = [this, &tenant_id, &op, &ex](std::shared_ptr<infra::Completion<BatchReply>> done) {
+    Op queued = op;
+    queued.done = std::move(done);
+    enqueue(tenant_id, std::move(queued), ex);
+  };
+  const auto on_timeout = [] {
+    return std::make_exception_ptr(infra::RedisTimeout("the admission call did not complete in time"));
+  };
+  // Queued behind at most one call in flight, then one call of its own.
+  BatchReply reply = co_await infra::await_completion<BatchReply>(cfg_.redis_timeout * 2, start, on_timeout);
+  co_return reply;
+}
+
+asio::awaitable<void> Admission::flush(std::string tenant_id) {
+  const std::string t = tenant_prefix(tenant_id);
+  for (;;) {
+    std::vector<Op> settles, admits;
+    bool housekeeping = false;
+    const std::int64_t now = now_ms();
+    {
+      std::lock_guard lock(queues_mu_);
+      auto it = queues_.find(tenant_id);
+      TenantQueue& q = it->second;
+      while (!q.ops.empty() && settles.size() + admits.size() < kMaxBatch) {
+        Op op = std::move(q.ops.front());
+        q.ops.pop_front();
+        if (op.done->done()) continue;  // its caller stopped waiting: it is not sent
+        (op.settle ? settles : admits).push_back(std::move(op));
+      }
+      if (settles.empty() && admits.empty()) {
+        if (q.ops.empty()) {
+          queues_.erase(it);
+          co_return;
+        }
+        continue;
+      }
+      std::int64_t& last = housekeeping_ms_[tenant_id];
+      if (now - last >= kHousekeepingMs) {
+        housekeeping = true;
+        last = now;
+      }
+    }
+    // The call's time: its minute windows, the admissions' expiry.
+    const std::int64_t minute = now / 60000;
+    const std::int64_t minute_left = (minute + 1) * 60000 - now;
+    const std::string m = std::to_string(minute);
+    // Admissions with the same key, limits and periods share a profile.
+    std::vector<const Op*> profiles;
+    std::vector<std::size_t> profile_of;
+    for (const Op& op : admits) {
+      std::size_t p = 0;
+      for (; p < profiles.size(); ++p) {
+        const Op& o = *profiles[p];
+        if (o.key_id == op.key_id && std::equal(std::begin(o.limits), std::end(o.limits), std::begin(op.limits)) &&
+            o.periods.day == op.periods.day && o.periods.month == op.periods.month &&
+            o.periods.day_end_ms == op.periods.day_end_ms && o.periods.month_end_ms == op.periods.month_end_ms)
+          break;
+      }
+      if (p == profiles.size()) profiles.push_back(&op);
+      profile_of.push_back(p + 1);
+    }
+    std::vector<std::string> keys{t + "res", t + "resexp"};
+    std::vector<std::string> args{std::to_string(now),
+                                  std::to_string(settles.size()),
+                                  std::to_string(profiles.size()),
+                                  std::to_string(admits.size()),
+                                  std::to_string(now + cfg_.reservation_ttl.count()),
+                                  std::to_string(minute_left),
+                                  housekeeping ? "1" : "0"};
+    args.reserve(args.size() + 2 * settles.size() + 18 * profiles.size() + 3 * admits.size());
+    for (const Op& op : settles) args.push_back(op.id);
+    for (const Op& op : settles) args.push_back(std::to_string(op.tokens));
+    for (const Op* op : profiles) {
+      for (const std::int64_t l : op->limits) args.push_back(std::to_string(l));
+      args.push_back(std::to_string(std::max<std::int64_t>(0, op->periods.day_end_ms - now)));
+      args.push_back(std::to_string(std::max<std::int64_t>(0, op->periods.month_end_ms - now)));
+      const std::string k = t + "k:" + op->key_id + ":";
+      for (std::string name : {t + "rpm:" + m, t + "tpm:" + m, t + "inflight", k + "rpm:" + m, k + "tpm:" + m,
+                               k + "inflight", t + "qd:" + op->periods.day, t + "qm:" + op->periods.month}) {
+        const auto at = std::find(keys.begin(), keys.end(), name);
+        args.push_back(std::to_string(at - keys.begin() + 1));
+        if (at == keys.end()) keys.push_back(std::move(name));
+      }
+    }
+    for (const Op& op : admits) args.push_back(op.id);
+    for (const Op& op : admits) args.push_back(std::to_string(op.tokens));
+    for (const std::size_t p : profile_of) args.push_back(std::to_string(p));
+    batch_sizes_->observe(static_cast<double>(settles.size() + admits.size()));
+    std::exception_ptr error;
+    infra::RedisReply reply;
+    try {
+      reply = co_await eval(Script::batch, keys, args);
+      if (reply.elements.size() != settles.size() + admits.size()) {
+        throw std::runtime_error("the admission script answered " + std::to_string(reply.elements.size()) +
+                                 " of " + std::to_string(settles.size() + admits.size()) + " calls");
+      }
+    } catch (const std::exception&) {
+      error = std::current_exception();
+    }
+    std::size_t i = 0;
+    for (std::vector<Op>* ops : {&settles, &admits}) {
+      for (Op& op : *ops) {
+        if (error) {
+          op.done->complete(error, std::nullopt);
+        } else {
+          op.done->complete(nullptr, BatchReply{std::move(reply.elements[i]), minute, minute_left});
+        }
+        ++i;
+      }
+    }
+  }
+}
+
 asio::awaitable<AdmissionDecision> Admission::admit(const AdmissionRequest& req) {
-  const std::int64_t now = now_ms();
-  const std::int64_t minute = now / 60000;
-  const std::int64_t minute_left = (minute + 1) * 60000 - now;
-  const Reservation res = new_reservation(req, minute, /*local=*/false);
-  const Keys k = keys_for(req.tenant_id, req.key_id, minute, req.periods);
-  const std::vector<std::string> keys{k.rpm, k.tpm, k.conc, k.key_rpm, k.key_tpm,
-                                      k.key_conc, k.day, k.month, k.res, k.res_exp};
-  const std::vector<std::string> args{
-      std::to_string(now),
-      res.id,
-      std::to_string(req.tokens),
-      std::to_string(now + cfg_.reservation_ttl.count()),
-      limit_arg(req.tenant.requests_per_minute),
-      limit_arg(req.tenant.tokens_per_minute),
-      limit_arg(req.tenant.max_concurrent_requests),
-      limit_arg(req.key.requests_per_minute),
-      limit_arg(req.key.tokens_per_minute),
-      limit_arg(req.key.max_concurrent_requests),
-      limit_arg(req.tenant.tokens_per_day),
-      limit_arg(req.tenant.tokens_per_month),
-      std::to_string(minute_left),
-      std::to_string(std::max<std::int64_t>(0, req.periods.day_end_ms - now)),
-      std::to_string(std::max<std::int64_t>(0, req.periods.month_end_ms - now))};
+  Op op;
+  op.id = infra::random_hex(12);
+  op.tokens = req.tokens;
+  op.key_id = req.key_id;
+  const std::optional<std::int64_t> limits[8] = {
+      req.tenant.requests_per_minute, req.tenant.tokens_per_minute, req.tenant.max_concurrent_requests,
+      req.key.requests_per_minute,    req.key.tokens_per_minute,    req.key.max_concurrent_requests,
+      req.tenant.tokens_per_day,      req.tenant.tokens_per_month};
+  for (int i = 0; i < 8; ++i) op.limits[i] = limits[i].value_or(-1);
+  op.periods = req.periods;
 
   AdmissionDecision d;
   std::string error;
   try {
-    infra::RedisReply r = co_await eval(Script::admit, keys, args);
-    const auto& e = r.elements;
-    d.rate.reset_ms = minute_left;
+    const BatchReply got = co_await submit(req.tenant_id, op);
+    const auto& e = got.reply.elements;
+    d.rate.reset_ms = got.minute_left_ms;
     auto num = [&](std::size_t i) { return i < e.size() ? e[i].integer : -1; };
     if (num(0) == 1) {
       d.outcome = AdmissionOutcome::admitted;
@@ -197,7 +313,8 @@ asio::awaitable<AdmissionDecision> Admission::admit(const AdmissionRequest& req)
       d.rate.remaining_requests = from_limit(num(2));
       d.rate.limit_tokens = from_limit(num(3));
       d.rate.remaining_tokens = from_limit(num(4));
-      d.reservation = res;
+      d.reservation = new_reservation(req, got.minute, /*local=*/false);
+      d.reservation->id = op.id;
     } else {
       d.limit = e.size() > 1 ? e[1].str : "unknown";
       d.outcome = (d.limit == "tokens_per_day" || d.limit == "tokens_per_month")
@@ -214,7 +331,7 @@ asio::awaitable<AdmissionDecision> Admission::admit(const AdmissionRequest& req)
   }
   if (!error.empty()) {
     if (cfg_.fail_open) {
-      d = admit_locally(req, now, error);
+      d = admit_locally(req, now_ms(), error);
     } else {
       d.outcome = AdmissionOutcome::redis_error;
       d.error = error;
@@ -285,13 +402,8 @@ asio::awaitable<SettleResult> Admission::settle(const Reservation& r, std::int64
     out.outcome = SettleOutcome::local;
     co_return out;
   }
-  const Keys k = keys_for(r.tenant_id, r.key_id, r.minute, r.periods);
-  const std::vector<std::string> keys{k.res, k.res_exp};
-  // Usage above the reservation (it should not happen) is charged too, never dropped.
-  const std::vector<std::string> args{r.id, std::to_string(std::max<std::int64_t>(0, used_tokens)),
-                                      std::to_string(now_ms())};
   try {
-    infra::RedisReply reply = co_await eval(Script::settle, keys, args);
+    infra::RedisReply reply = co_await settle_call(r, used_tokens);
     const std::string state = reply.elements.size() > 0 ? reply.elements[0].str : "";
     out.tokens = reply.elements.size() > 1 ? reply.elements[1].integer : 0;
     if (state == "refunded") out.outcome = SettleOutcome::refunded;
@@ -313,9 +425,52 @@ asio::awaitable<SettleResult> Admission::settle(const Reservation& r, std::int64
   co_return out;
 }
 
+namespace {
+// A settlement nobody waits for: on failure it hands itself to the background retry.
+class BackgroundSettle final : public infra::Completion<BatchReply> {
+ public:
+  explicit BackgroundSettle(std::function<void()> on_error) : on_error_(std::move(on_error)) {}
+  bool complete(std::exception_ptr error, std::optional<BatchReply>) override {
+    if (done_.exchange(true)) return false;
+    if (error) on_error_();
+    return true;
+  }
+  bool done() const override { return done_.load(); }
+
+ private:
+  std::function<void()> on_error_;
+  std::atomic<bool> done_{false};
+};
+}  // namespace
+
+void Admission::settle_in_background(const Reservation& r, std::int64_t used_tokens, const asio::any_io_executor& ex) {
+  if (r.local) {
+    release_locally(r);
+    return;
+  }
+  Op op;
+  op.settle = true;
+  op.id = r.id;
+  op.tokens = std::max<std::int64_t>(0, used_tokens);
+  op.done = std::make_shared<BackgroundSettle>([this, r, used = op.tokens, ex] {
+    settle_errors_->inc();
+    infra::log::warn("settlement failed; retrying in the background", {{"reservation", r.id}, {"tenant", r.tenant_id}});
+    asio::co_spawn(ex, retry_settle(r, used), asio::detached);
+  });
+  enqueue(r.tenant_id, std::move(op), ex);
+}
+
+asio::awaitable<infra::RedisReply> Admission::settle_call(const Reservation& r, std::int64_t used_tokens) {
+  Op op;
+  op.settle = true;
+  op.id = r.id;
+  // Usage above the reservation (it should not happen) is charged too, never dropped.
+  op.tokens = std::max<std::int64_t>(0, used_tokens);
+  BatchReply got = co_await submit(r.tenant_id, op);
+  co_return std::move(got.reply);
+}
+
 asio::awaitable<void> Admission::retry_settle(Reservation r, std::int64_t used_tokens) {
-  const Keys k = keys_for(r.tenant_id, r.key_id, r.minute, r.periods);
-  const std::vector<std::string> keys{k.res, k.res_exp};
   const auto give_up = std::chrono::steady_clock::now() + cfg_.reservation_ttl +
                        std::chrono::minutes(55);  // inside the tombstone's hour
   auto delay = std::chrono::milliseconds(500);
@@ -324,10 +479,8 @@ asio::awaitable<void> Admission::retry_settle(Reservation r, std::int64_t used_t
     timer.expires_after(delay);
     auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
     if (ec) co_return;
-    const std::vector<std::string> args{r.id, std::to_string(used_tokens),
-                                        std::to_string(now_ms())};
     try {
-      co_await eval(Script::settle, keys, args);
+      co_await settle_call(r, used_tokens);
       infra::log::info("settlement retried successfully", {{"reservation", r.id}});
       co_return;
     } catch (const std::exception&) {
@@ -343,7 +496,7 @@ asio::awaitable<Admission::ReconcileResult> Admission::reconcile(const std::stri
                                                                  std::int64_t used_day,
                                                                  std::int64_t used_month) {
   const std::int64_t now = now_ms();
-  const Keys k = keys_for(tenant_id, "", 0, periods);
+  const QuotaKeys k = quota_keys(tenant_id, periods);
   const std::vector<std::string> keys{k.day, k.month, k.res};
   const std::vector<std::string> args{
       std::to_string(used_day), std::to_string(used_month),

@@ -1,7 +1,6 @@
 #include "infergate/gateway/completions_api.h"
 
 #include <boost/asio/async_result.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
@@ -384,14 +383,12 @@ asio::awaitable<Response> CompletionsApi::handle(Request& req, RequestContext& c
   metrics_->prompt_tokens->with({model.name}).inc(static_cast<std::uint64_t>(rec.prompt_tokens));
   metrics_->generation_tokens->with({model.name}).inc(static_cast<std::uint64_t>(rec.completion_tokens));
   metrics_->requests->with({model.name, rec.status, rec.finish_reason}).inc();
-  // The reservation is settled while the record is made durable, not after: the settle is for
-  // the tokens used whether or not the record lands (a withheld result still ran).
+  // The reservation is settled for the tokens used whether or not the record lands (a withheld
+  // result still ran). The response does not wait for it: the settlement joins the tenant's
+  // admission queue, so the tenant's next admission here sees it, and goes with the next call.
   const std::int64_t used = rec.prompt_tokens + rec.completion_tokens;
-  using namespace asio::experimental::awaitable_operators;
-  asio::awaitable<std::error_code> journal_op = append_durable(journal_, rec);
-  asio::awaitable<SettleResult> settle_op = admission_.settle(*decision.reservation, used);
-  const std::tuple<std::error_code, SettleResult> both = co_await (std::move(journal_op) && std::move(settle_op));
-  const std::error_code journal_ec = std::get<0>(both);
+  admission_.settle_in_background(*decision.reservation, used, ex);
+  const std::error_code journal_ec = co_await append_durable(journal_, rec);
   if (journal_ec) {
     infra::log::error("usage record not durable; the response is not acknowledged",
                       {{"request_id", ctx.request_id}, {"error", journal_ec.message()}});

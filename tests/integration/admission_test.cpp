@@ -2,7 +2,10 @@
 // reservations, exactness across processes, Redis failures (closed and open), NOSCRIPT.
 #include <gtest/gtest.h>
 
+#include <future>
 #include <regex>
+
+#include <boost/asio/use_future.hpp>
 
 #include "infergate/gateway/admission.h"
 #include "support/io_thread.h"
@@ -150,6 +153,166 @@ TEST_F(AdmissionTest, DailyAndMonthlyQuotasAreHardAndSettleExactly) {
   auto m = admit(month);  // 420 + 4600 > 5000
   EXPECT_EQ(m.limit, "tokens_per_month");
   EXPECT_EQ(m.outcome, AdmissionOutcome::quota_exceeded);
+}
+
+// Many requests of one tenant at once: they queue behind the call in flight and share script
+// calls, and every limit and counter stays exact.
+TEST_F(AdmissionTest, ConcurrentRequestsShareScriptCallsAndStayExact) {
+  auto r = request(30);
+  r.tenant.tokens_per_day = 1000;  // room for 33 requests of 30 tokens
+  constexpr int kN = 80;
+  std::vector<std::future<gateway::AdmissionDecision>> admits;
+  for (int i = 0; i < kN; ++i) admits.push_back(asio::co_spawn(io.io(), admission.admit(r), asio::use_future));
+  std::vector<gateway::Reservation> held;
+  for (auto& f : admits) {
+    const gateway::AdmissionDecision d = f.get();
+    if (d.admitted()) {
+      held.push_back(*d.reservation);
+    } else {
+      EXPECT_EQ(d.limit, "tokens_per_day");
+    }
+  }
+  EXPECT_EQ(held.size(), 33u);
+  EXPECT_EQ(counter("qd:2026-11-22"), 33 * 30);
+  EXPECT_EQ(counter("rpm:" + std::to_string(held[0].minute)), 33);
+  gateway::Reservation settle_twice = held[0];
+  std::vector<std::future<gateway::SettleResult>> settles;
+  for (const auto& h : held) settles.push_back(asio::co_spawn(io.io(), admission.settle(h, 10), asio::use_future));
+  settles.push_back(asio::co_spawn(io.io(), admission.settle(settle_twice, 10), asio::use_future));
+  int refunded = 0, already = 0;
+  for (auto& f : settles) {
+    const gateway::SettleResult s = f.get();
+    if (s.outcome == gateway::SettleOutcome::refunded) {
+      ++refunded;
+      EXPECT_EQ(s.tokens, 20);
+    } else {
+      EXPECT_EQ(s.outcome, gateway::SettleOutcome::already_settled);
+      ++already;
+    }
+  }
+  EXPECT_EQ(refunded, 33);
+  EXPECT_EQ(already, 1);
+  EXPECT_EQ(counter("qd:2026-11-22"), 33 * 10);  // exactly what was used
+  EXPECT_EQ(counter("tpm:" + std::to_string(held[0].minute)), 33 * 10);
+
+  // 194 calls went in fewer script calls: while one is in flight the others queue.
+  const auto& sizes = metrics.histogram("infergate_admission_batch_size", "", {}).with({});
+  EXPECT_EQ(sizes.sum(), kN + 34.0);
+  EXPECT_LE(sizes.count(), static_cast<std::uint64_t>((kN + 34) / 2));
+
+  // Concurrency limits hold the same way: 5 slots, 30 at once.
+  auto c = request(1);
+  c.key_id = "key_conc";
+  c.key.max_concurrent_requests = 5;
+  std::vector<std::future<gateway::AdmissionDecision>> racing;
+  for (int i = 0; i < 30; ++i) racing.push_back(asio::co_spawn(io.io(), admission.admit(c), asio::use_future));
+  int in = 0;
+  for (auto& f : racing) {
+    const gateway::AdmissionDecision d = f.get();
+    if (d.admitted()) ++in;
+    else EXPECT_EQ(d.limit, "key_max_concurrent_requests");
+  }
+  EXPECT_EQ(in, 5);
+}
+
+}  // namespace
+}  // namespace infergate
+
+namespace infergate::gateway::scripts {
+std::string_view admission_lua();
+}
+
+namespace infergate {
+namespace {
+
+// One script call with settlements and admissions: settlements go first (a slot freed there
+// serves an admission of the same call), a repeated or unknown id changes nothing, and
+// admissions are decided in order, each seeing the ones before.
+TEST_F(AdmissionTest, OneScriptCallSettlesFirstThenAdmitsInOrder) {
+  const std::string t = gateway::Admission::tenant_prefix(tenant);
+  const std::vector<std::string> keys{t + "res",          t + "resexp",       t + "rpm:1",       t + "tpm:1",
+                                      t + "inflight",     t + "k:a:rpm:1",    t + "k:a:tpm:1",   t + "k:a:inflight",
+                                      t + "qd:d",         t + "qm:m"};
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+  // One profile: tenant concurrency 2, everything else unlimited; its counters are KEYS 3..10.
+  std::vector<std::string> profile{"-1", "-1", "2", "-1", "-1", "-1", "-1", "-1", "3600000", "86400000"};
+  for (int k = 3; k <= 10; ++k) profile.push_back(std::to_string(k));
+  auto call = [&](const std::vector<std::pair<std::string, int>>& settles, const std::vector<std::string>& admits) {
+    std::vector<std::string> cmd{"EVAL", std::string(gateway::scripts::admission_lua()), std::to_string(keys.size())};
+    cmd.insert(cmd.end(), keys.begin(), keys.end());
+    for (const std::int64_t v : {now, static_cast<std::int64_t>(settles.size()), std::int64_t{1},
+                                 static_cast<std::int64_t>(admits.size()), now + 60000, std::int64_t{30000},
+                                 std::int64_t{1}})  // housekeeping on every call
+      cmd.push_back(std::to_string(v));
+    for (const auto& s : settles) cmd.push_back(s.first);
+    for (const auto& s : settles) cmd.push_back(std::to_string(s.second));
+    cmd.insert(cmd.end(), profile.begin(), profile.end());
+    for (const auto& id : admits) cmd.push_back(id);
+    for (std::size_t i = 0; i < admits.size(); ++i) cmd.push_back("10");
+    for (std::size_t i = 0; i < admits.size(); ++i) cmd.push_back("1");
+    return io.run([&]() -> asio::awaitable<infra::RedisReply> {
+      infra::RedisReply reply = co_await redis.command(cmd);
+      co_return reply;
+    }());
+  };
+  auto first = call({}, {"a1", "a2", "a3"});
+  ASSERT_EQ(first.elements.size(), 3u) << first.str;
+  EXPECT_EQ(first.elements[0].elements.at(0).integer, 1);
+  EXPECT_EQ(first.elements[1].elements.at(0).integer, 1);
+  EXPECT_EQ(first.elements[2].elements.at(0).integer, 0);
+  EXPECT_EQ(first.elements[2].elements.at(1).str, "max_concurrent_requests");
+  EXPECT_EQ(counter("inflight"), 2);
+
+  auto second = call({{"a1", 4}, {"a1", 4}, {"nope", 1}}, {"a4", "a5"});
+  ASSERT_EQ(second.elements.size(), 5u) << second.str;
+  EXPECT_EQ(second.elements[0].elements.at(0).str, "refunded");
+  EXPECT_EQ(second.elements[0].elements.at(1).integer, 6);
+  EXPECT_EQ(second.elements[1].elements.at(0).str, "already");
+  EXPECT_EQ(second.elements[2].elements.at(0).str, "unknown");
+  EXPECT_EQ(second.elements[3].elements.at(0).integer, 1);  // a1's slot was freed first
+  EXPECT_EQ(second.elements[4].elements.at(0).integer, 0);  // a2 and a4 hold both slots
+  EXPECT_EQ(counter("tpm:1"), 10 + 10 - 6 + 10);
+  EXPECT_EQ(counter("qd:d"), 24);
+  EXPECT_EQ(counter("k:a:tpm:1"), 24);
+  EXPECT_EQ(counter("rpm:1"), 3);
+  EXPECT_EQ(counter("inflight"), 2);
+  EXPECT_EQ(counter("k:a:inflight"), 2);
+  auto pttl = [&](const std::string& key) {
+    return io.run([&]() -> asio::awaitable<std::int64_t> {
+      const std::vector<std::string> cmd{"PTTL", key};
+      infra::RedisReply reply = co_await redis.command(cmd);
+      co_return reply.integer;
+    }());
+  };
+  for (const char* k : {"res", "resexp", "inflight", "k:a:inflight", "rpm:1", "qd:d"}) {
+    EXPECT_GT(pttl(t + k), 0) << k;  // nothing this script writes lives forever
+  }
+  auto third = call({{"a2", 10}, {"a4", 0}}, {});
+  ASSERT_EQ(third.elements.size(), 2u) << third.str;
+  EXPECT_EQ(counter("inflight"), 0);
+  EXPECT_EQ(counter("qd:d"), 14);
+
+  // Records of versions that kept in-flight sets (R, zset members) are settled and expired too.
+  auto redis_do = [&](const std::vector<std::string>& cmd) {
+    return io.run([&]() -> asio::awaitable<infra::RedisReply> {
+      infra::RedisReply reply = co_await redis.command(cmd);
+      co_return reply;
+    }());
+  };
+  const std::string legacy = "R|50|" + t + "tpm:1|" + t + "k:a:tpm:1|" + t + "qd:d|" + t + "qm:m|" + t + "conc|" + t + "k:a:conc";
+  redis_do({"HSET", t + "res", "old1", legacy, "old2", legacy});
+  redis_do({"ZADD", t + "resexp", std::to_string(now + 60000), "old1", std::to_string(now - 1), "old2"});
+  redis_do({"ZADD", t + "conc", std::to_string(now + 60000), "old1", std::to_string(now + 60000), "old2"});
+  redis_do({"INCRBY", t + "qd:d", "100"});
+  auto legacy_settle = call({{"old1", 20}}, {});  // old2 expired: released by the same call
+  ASSERT_EQ(legacy_settle.elements.size(), 1u) << legacy_settle.str;
+  EXPECT_EQ(legacy_settle.elements[0].elements.at(0).str, "refunded");
+  EXPECT_EQ(legacy_settle.elements[0].elements.at(1).integer, 30);
+  EXPECT_EQ(counter("qd:d"), 14 + 100 - 30 - 50);
+  EXPECT_EQ(redis_do({"ZCARD", t + "conc"}).integer, 0);
+  EXPECT_EQ(redis_do({"HGET", t + "res", "old2"}).str.substr(0, 2), "X|");
 }
 
 TEST(AdmissionExpiry, UnsettledReservationsAreReleasedAndALateSettleChargesWhatWasUsed) {
@@ -381,6 +544,69 @@ TEST(AdmissionFailures, AFailedSettleIsRetriedUntilRedisReturns) {
     }
   }
   EXPECT_EQ(day, "100");
+  redis.stop();
+}
+
+// A settlement nobody waits for still comes before the tenant's next admission from this
+// instance: the slot and the unused tokens are back in time for it.
+TEST_F(AdmissionTest, ABackgroundSettlementIsSeenByTheTenantsNextAdmission) {
+  auto r = request(100);
+  r.tenant.max_concurrent_requests = 1;
+  r.tenant.tokens_per_day = 150;  // two open reservations of 100 would not fit
+  for (int i = 0; i < 20; ++i) {
+    const auto d = admit(r);
+    ASSERT_TRUE(d.admitted()) << i << ": " << d.limit;
+    admission.settle_in_background(*d.reservation, 1, io.io().get_executor());
+  }
+  std::int64_t day = -1;
+  for (int i = 0; i < 100 && day != 20; ++i) {
+    day = counter("qd:2026-11-22");
+    if (day != 20) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(day, 20);
+  EXPECT_EQ(counter("inflight"), 0);
+}
+
+TEST(AdmissionFailures, AFailedBackgroundSettlementIsRetriedUntilRedisReturns) {
+  test::PrivateRedis server;
+  test::IoThread io{2};
+  infra::MetricsRegistry metrics;
+  infra::RedisClient redis(io.io(), test::redis_config(server.port()), metrics);
+  redis.start();
+  ASSERT_TRUE(test::wait_connected(redis));
+  infra::AdmissionConfig cfg;
+  cfg.redis_timeout = 300ms;
+  gateway::Admission admission(redis, cfg, metrics);
+  gateway::AdmissionRequest r;
+  r.tenant_id = "ten_bg_retry";
+  r.key_id = "k";
+  r.tokens = 1000;
+  r.tenant.tokens_per_day = 5000;
+  r.periods = {"2026-11-22", "2026-11", kFarFuture, kFarFuture};
+  auto d = io.run([&]() -> asio::awaitable<gateway::AdmissionDecision> {
+    gateway::AdmissionDecision x = co_await admission.admit(r);
+    co_return x;
+  }());
+  ASSERT_TRUE(d.admitted());
+  server.pause();  // Redis stalls: the settlement's call times out
+  admission.settle_in_background(*d.reservation, 100, io.io().get_executor());
+  std::this_thread::sleep_for(500ms);
+  server.resume();
+  std::string day;
+  for (int i = 0; i < 100 && day != "100"; ++i) {
+    std::this_thread::sleep_for(100ms);
+    try {
+      day = io.run([&]() -> asio::awaitable<std::string> {
+        const std::vector<std::string> cmd{"GET", "ig:{t:ten_bg_retry}:qd:2026-11-22"};
+        infra::RedisReply reply = co_await redis.command(cmd);
+        co_return reply.str;
+      }());
+    } catch (const std::exception&) {
+    }
+  }
+  EXPECT_EQ(day, "100");
+  const auto& errors = metrics.counter("infergate_admission_settle_errors_total", "").with({});
+  EXPECT_GE(errors.value(), 1u);
   redis.stop();
 }
 

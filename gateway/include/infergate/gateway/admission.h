@@ -1,21 +1,30 @@
-// Admission: rate limits and token quotas, exact across instances. One Redis round trip per
-// admission runs a Lua script (lua/admit.lua) that checks every applicable limit of the tenant
-// and the key and, only if all pass, counts the request and reserves `tokens` (prompt +
+// Admission: rate limits and token quotas, exact across instances. An admission is one Redis
+// round trip running a Lua script (lua/admission.lua) that checks every applicable limit of the
+// tenant and the key and, only if all pass, counts the request and reserves `tokens` (prompt +
 // max_tokens, an upper bound) against the tokens-per-minute windows and the day and month
-// quotas. Settlement (lua/settle.lua) charges what was actually used and refunds the rest;
-// a reservation never settled is released at its expiry. Outcomes: admitted, rate limited,
-// out of quota, Redis error (fail closed) or admitted by the local limiter (fail open), each a
-// counter in /metrics. Thread-safe.
+// quotas. Settlement charges what was actually used and refunds the rest; a reservation never
+// settled is released at its expiry. Outcomes: admitted, rate limited, out of quota, Redis error
+// (fail closed) or admitted by the local limiter (fail open), each a counter in /metrics.
+//
+// Calls are batched per tenant: while a tenant's script call is in flight, its next admissions
+// and settlements queue, and go together in the next call (settlements first, then admissions,
+// each in arrival order, each seeing the effect of the ones before). A lone request goes at once;
+// under load one call serves many requests, with each counter read and written once.
+// Thread-safe.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
 #include <cstdint>
+#include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
 
+#include "infergate/infra/async_op.h"
 #include "infergate/infra/config.h"
 #include "infergate/infra/metrics.h"
 #include "infergate/infra/redis_client.h"
@@ -97,6 +106,12 @@ ReservationSize reservation_size(std::int64_t prompt_tokens,
                                  std::int64_t context_length, std::int64_t default_max_tokens,
                                  const TenantLimits& limits);
 
+// One op's part of a batched script call's reply, and the minute window the call counted in.
+struct BatchReply {
+  infra::RedisReply reply;
+  std::int64_t minute = 0, minute_left_ms = 0;
+};
+
 class Admission {
  public:
   Admission(infra::RedisClient& redis, infra::AdmissionConfig cfg,
@@ -105,6 +120,11 @@ class Admission {
   boost::asio::awaitable<AdmissionDecision> admit(const AdmissionRequest& req);
   // `used_tokens` actually processed (prompt + generated), at most the reservation.
   boost::asio::awaitable<SettleResult> settle(const Reservation& r, std::int64_t used_tokens);
+  // The same, without waiting: the settlement joins the tenant's queue (so a later admission of
+  // the tenant from this instance sees it) and goes with the next call; a failure is retried in
+  // the background on `ex`, as settle() does. For a response that need not wait for Redis.
+  void settle_in_background(const Reservation& r, std::int64_t used_tokens,
+                            const boost::asio::any_io_executor& ex);
 
   struct ReconcileResult {
     std::int64_t reserved_day = 0, reserved_month = 0;  // held by requests in flight
@@ -121,10 +141,33 @@ class Admission {
   static std::string tenant_prefix(const std::string& tenant_id);
 
  private:
-  enum class Script { admit, settle, reconcile };
+  enum class Script { batch, reconcile };
   boost::asio::awaitable<infra::RedisReply> eval(Script script,
                                                  const std::vector<std::string>& keys,
                                                  const std::vector<std::string>& args);
+  // One queued admission or settlement, with everything the script call needs copied in (a
+  // caller that stops waiting leaves its op behind).
+  struct Op {
+    bool settle = false;
+    std::string id;           // the reservation's
+    std::int64_t tokens = 0;  // admission: to reserve; settlement: actually used
+    std::string key_id;       // admission: the API key, its limits and the tenant's
+    std::int64_t limits[8] = {};  // -1 = unlimited, in the script's order
+    QuotaPeriods periods;
+    std::shared_ptr<infra::Completion<BatchReply>> done;
+  };
+  struct TenantQueue {
+    std::deque<Op> ops;
+    bool flushing = false;
+  };
+  // Queues `op` for the tenant and waits for its part of the reply (throws what the call threw).
+  boost::asio::awaitable<BatchReply> submit(const std::string& tenant_id, const Op& op);
+  // Queues `op` (its `done` set) and starts the tenant's flush on `ex` if none is running.
+  void enqueue(const std::string& tenant_id, Op op, const boost::asio::any_io_executor& ex);
+  // Sends the tenant's queue, call after call, until it is empty.
+  boost::asio::awaitable<void> flush(std::string tenant_id);
+  boost::asio::awaitable<infra::RedisReply> settle_call(const Reservation& r,
+                                                        std::int64_t used_tokens);
   // Runs detached after a failed settle (takes its arguments by value: it outlives the caller).
   boost::asio::awaitable<void> retry_settle(Reservation r, std::int64_t used_tokens);
   AdmissionDecision admit_locally(const AdmissionRequest& req, std::int64_t now_ms,
@@ -134,7 +177,11 @@ class Admission {
   infra::RedisClient& redis_;
   infra::AdmissionConfig cfg_;
   std::mutex sha_mu_;
-  std::string shas_[3];  // by Script
+  std::string shas_[2];  // by Script
+
+  std::mutex queues_mu_;
+  std::unordered_map<std::string, TenantQueue> queues_;
+  std::unordered_map<std::string, std::int64_t> housekeeping_ms_;  // per tenant, the last
 
   // Fail-open limiter: per tenant, this instance's minute window and in-flight count.
   struct LocalWindow {
@@ -145,6 +192,7 @@ class Admission {
 
   infra::Counter* outcome_counters_[5];
   infra::Counter* settle_errors_;
+  infra::Histogram* batch_sizes_;
 };
 
 }  // namespace infergate::gateway

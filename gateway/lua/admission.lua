@@ -1,0 +1,282 @@
+-- Admission and settlement for one tenant, batched: the settlements and admissions that a
+-- tenant's concurrent requests queued while its previous call was in flight go in one call. The
+-- effect is that of settling each reservation in turn and then deciding each admission in turn,
+-- each seeing the ones before it; but each counter is read once and written once per call, and
+-- the records go in one command, so the work per request shrinks as the load grows. Lua is slow
+-- next to Redis' own commands (a table or a tonumber costs about as much as a counter update), so
+-- the arguments come in flat runs and what several admissions share comes once, as a profile.
+-- Every key carries the tenant's hash tag ({t:<tenant>}): one Redis Cluster slot.
+--
+-- KEYS  1 reservations (hash: id -> record)   2 reservation expiries (zset: id -> expiry ms)
+--       3.. the counters that the profiles name by index
+-- ARGV  1 now (ms)  2 settlements S  3 profiles P  4 admissions A
+--       5 the admissions' reservation expiry (ms)  6 ms until this minute's windows end
+--       7 housekeeping: 1 to release expired reservations and drop old tombstones, and to renew
+--         the expiry of the records and of the in-flight counters (the caller asks for it about
+--         once a second per tenant: each call would cost more than the rest of the call)
+--       then S reservation ids, then S token counts actually used
+--       then P profiles of 18: 8 limits (-1 = unlimited: tenant rpm, tenant tpm, tenant
+--         concurrency, key rpm, key tpm, key concurrency, tokens per day, tokens per month),
+--         ms until the day ends, ms until the month ends, and 8 indexes into KEYS: tenant
+--         requests this minute, tenant tokens this minute, tenant requests in flight, key
+--         requests this minute, key tokens this minute, key requests in flight, tenant tokens
+--         today, tenant tokens this month
+--       then A reservation ids, A token counts to reserve, A profile numbers (1-based)
+-- Returns S + A replies in that order. A settlement's: {'refunded', n} normally; {'charged', n}
+-- when the reservation had been released at its expiry (all of it refunded then, so what was
+-- used is charged now); {'already', 0} for a repeated settle; {'unknown', 0} when there is no
+-- record. An admission's: {1, rpm limit, rpm remaining, tpm limit, tpm remaining} when admitted,
+-- or {0, which limit, retry after (ms), rpm limit, rpm remaining, tpm limit, tpm remaining}.
+--
+-- Reservation records (KEYS[1]): "O|amount|tpm|key tpm|day|month|in-flight|key in-flight" while
+-- open (in-flight: counters); "R|..." the same from versions that kept in-flight sets (zsets of
+-- reservation ids), still settled and expired here; "X|tpm|key tpm|day|month" once released at
+-- its expiry but not yet settled; "S" once settled. X and S are tombstones kept for an hour so
+-- that a late or repeated settle stays exact. A counter that no longer exists (its window ended)
+-- is never recreated by a refund.
+
+local TOMBSTONE_MS = 3600000
+local SWEEP_MAX = 1000 -- expired reservations handled per call (the rest in the next calls)
+local call, sub, match, tonumber = redis.call, string.sub, string.match, tonumber
+local RES, EXP = KEYS[1], KEYS[2]
+local now = tonumber(ARGV[1])
+local S, P, A = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local expiry, minute_left = tonumber(ARGV[5]), tonumber(ARGV[6])
+-- Scores and amounts go to Redis as the strings they came as: a Lua number becomes a string
+-- through printf, which costs more here than the command it is for.
+local expiry_s, tombstone_s = ARGV[5], tostring(now + TOMBSTONE_MS)
+local housekeeping = ARGV[7] == '1'
+-- Records and in-flight counters live past every open reservation and its tombstone; renewed at
+-- housekeeping, which comes far more often than this.
+local KEEP_MS = expiry - now + TOMBSTONE_MS * 2
+local OPEN = '^([OR])|(%d+)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$'
+local RELEASED = '^X|([^|]*)|([^|]*)|([^|]*)|([^|]*)$'
+
+-- 1. Reservations past their expiry: an open one's settlement never came (a crashed instance):
+-- refund its tokens and free its slot, leaving an X tombstone; old tombstones go.
+local due = housekeeping and call('ZRANGEBYSCORE', EXP, '-inf', now, 'LIMIT', 0, SWEEP_MAX) or {}
+if #due > 0 then
+  local recs = call('HMGET', RES, unpack(due))
+  local drop = {}
+  for i, rid in ipairs(due) do
+    local rec = recs[i]
+    local kind, amount, tpm, ktpm, day, month, inf, kinf
+    if rec then kind, amount, tpm, ktpm, day, month, inf, kinf = match(rec, OPEN) end
+    if kind then
+      for _, k in ipairs({tpm, ktpm, day, month}) do
+        if k ~= '' and call('EXISTS', k) == 1 then call('DECRBY', k, amount) end
+      end
+      for _, k in ipairs({inf, kinf}) do
+        if k ~= '' then
+          if kind == 'R' then
+            call('ZREM', k, rid)
+          elseif call('EXISTS', k) == 1 then
+            call('DECR', k)
+          end
+        end
+      end
+      call('HSET', RES, rid, 'X|' .. tpm .. '|' .. ktpm .. '|' .. day .. '|' .. month)
+      call('ZADD', EXP, now + TOMBSTONE_MS, rid)
+    else
+      drop[#drop + 1] = rid
+    end
+  end
+  if #drop > 0 then
+    call('HDEL', RES, unpack(drop))
+    call('ZREM', EXP, unpack(drop))
+  end
+end
+
+-- 2. Read what this call needs once: the records being settled and every counter involved.
+local names, named = {}, {}
+local function need(k)
+  if k ~= '' and not named[k] then
+    named[k] = true
+    names[#names + 1] = k
+  end
+end
+local s_kind, s_amount, s_tpm, s_ktpm, s_day, s_month, s_inf, s_kinf = {}, {}, {}, {}, {}, {}, {}, {}
+if S > 0 then
+  local recs = call('HMGET', RES, unpack(ARGV, 8, 7 + S))
+  for i = 1, S do
+    local rec = recs[i]
+    if rec then
+      local kind, amount, tpm, ktpm, day, month, inf, kinf = match(rec, OPEN)
+      if kind then
+        s_amount[i], s_inf[i], s_kinf[i] = tonumber(amount), inf, kinf
+        if kind == 'O' then
+          need(inf)
+          need(kinf)
+        end
+      else
+        kind = sub(rec, 1, 1)
+        if kind == 'X' then tpm, ktpm, day, month = match(rec, RELEASED) end
+      end
+      s_kind[i] = kind
+      if tpm then
+        s_tpm[i], s_ktpm[i], s_day[i], s_month[i] = tpm, ktpm, day, month
+        need(tpm)
+        need(ktpm)
+        need(day)
+        need(month)
+      end
+    end
+  end
+end
+local base = 8 + 2 * S
+local p_lim, p_key, p_day_left, p_month_left = {}, {}, {}, {}
+for p = 1, P do
+  local lim, key = {}, {}
+  for j = 1, 8 do
+    lim[j] = tonumber(ARGV[base + j - 1])
+    key[j] = KEYS[tonumber(ARGV[base + 9 + j])]
+    need(key[j])
+  end
+  p_lim[p], p_key[p] = lim, key
+  p_day_left[p], p_month_left[p] = tonumber(ARGV[base + 8]), tonumber(ARGV[base + 9])
+  base = base + 18
+end
+-- value[k]: the counter as this call has left it so far; false when the key does not exist.
+local value = {}
+if #names > 0 then
+  local got = call('MGET', unpack(names))
+  for i, k in ipairs(names) do value[k] = got[i] and tonumber(got[i]) or false end
+end
+local delta, order, ttl = {}, {}, {}
+local function bump(k, n) -- an existing counter only
+  local v = value[k]
+  if v then
+    value[k] = v + n
+    local d = delta[k]
+    if d == nil then order[#order + 1] = k end
+    delta[k] = (d or 0) + n
+  end
+end
+-- A counter this call creates expires with the window of the admission that created it.
+local function add(k, n, window)
+  local v = value[k]
+  if not v then
+    v = 0
+    if ttl[k] == nil then ttl[k] = window end
+  end
+  value[k] = v + n
+  local d = delta[k]
+  if d == nil then order[#order + 1] = k end
+  delta[k] = (d or 0) + n
+end
+
+local out = {}
+local hset, zadd = {}, {} -- field/value pairs for RES, score/member pairs for EXP
+local ALREADY, UNKNOWN = {'already', 0}, {'unknown', 0}
+
+-- 3. Settlements, in order.
+local settled = {}
+for i = 1, S do
+  local id, kind = ARGV[7 + i], s_kind[i]
+  if not kind then
+    out[i] = UNKNOWN
+  elseif kind == 'S' or settled[id] then
+    out[i] = ALREADY
+  else
+    local used = tonumber(ARGV[7 + S + i])
+    local n = used
+    if kind ~= 'X' then n = used - s_amount[i] end -- the refund, as a negative change
+    bump(s_tpm[i], n)
+    bump(s_ktpm[i], n)
+    bump(s_day[i], n)
+    bump(s_month[i], n)
+    if kind == 'O' then
+      bump(s_inf[i], -1)
+      bump(s_kinf[i], -1)
+      out[i] = {'refunded', -n}
+    elseif kind == 'R' then
+      if s_inf[i] ~= '' then call('ZREM', s_inf[i], id) end
+      if s_kinf[i] ~= '' then call('ZREM', s_kinf[i], id) end
+      out[i] = {'refunded', -n}
+    else
+      out[i] = {'charged', used}
+    end
+    settled[id] = true
+    hset[#hset + 1] = id
+    hset[#hset + 1] = 'S'
+    zadd[#zadd + 1] = tombstone_s
+    zadd[#zadd + 1] = id
+  end
+end
+
+-- 4. Admissions, in order: each checks every limit and, only if all pass, records the request,
+-- reserves its tokens and takes a slot of the tenant's and the key's requests in flight.
+-- The headers report the tighter of the tenant and key windows.
+local function headroom(limit_t, used_t, limit_k, used_k)
+  local best_limit, best_left = -1, -1
+  if limit_t >= 0 then best_limit, best_left = limit_t, limit_t - used_t end
+  if limit_k >= 0 and (best_left < 0 or limit_k - used_k < best_left) then
+    best_limit, best_left = limit_k, limit_k - used_k
+  end
+  if best_left < 0 and best_limit >= 0 then best_left = 0 end
+  return best_limit, best_left
+end
+local window = minute_left + 60000
+base = 7 + 2 * S + 18 * P -- the admissions' runs start after it
+for i = 1, A do
+  local id, tokens_s, p = ARGV[base + i], ARGV[base + A + i], tonumber(ARGV[base + 2 * A + i])
+  local tokens = tonumber(tokens_s)
+  local lim, k = p_lim[p], p_key[p]
+  local t_req, t_tok = value[k[1]] or 0, value[k[2]] or 0
+  local k_req, k_tok = value[k[4]] or 0, value[k[5]] or 0
+  local which, retry
+  if lim[1] >= 0 and t_req + 1 > lim[1] then which, retry = 'requests_per_minute', minute_left
+  elseif lim[4] >= 0 and k_req + 1 > lim[4] then which, retry = 'key_requests_per_minute', minute_left
+  elseif lim[2] >= 0 and t_tok + tokens > lim[2] then which, retry = 'tokens_per_minute', minute_left
+  elseif lim[5] >= 0 and k_tok + tokens > lim[5] then which, retry = 'key_tokens_per_minute', minute_left
+  elseif lim[3] >= 0 and (value[k[3]] or 0) + 1 > lim[3] then which, retry = 'max_concurrent_requests', 1000
+  elseif lim[6] >= 0 and (value[k[6]] or 0) + 1 > lim[6] then which, retry = 'key_max_concurrent_requests', 1000
+  elseif lim[7] >= 0 and (value[k[7]] or 0) + tokens > lim[7] then which, retry = 'tokens_per_day', p_day_left[p]
+  elseif lim[8] >= 0 and (value[k[8]] or 0) + tokens > lim[8] then which, retry = 'tokens_per_month', p_month_left[p]
+  end
+  if not which then
+    add(k[1], 1, window)
+    add(k[2], tokens, window)
+    add(k[4], 1, window)
+    add(k[5], tokens, window)
+    add(k[7], tokens, p_day_left[p] + 86400000)
+    add(k[8], tokens, p_month_left[p] + 86400000)
+    add(k[3], 1, KEEP_MS)
+    add(k[6], 1, KEEP_MS)
+    hset[#hset + 1] = id
+    hset[#hset + 1] = 'O|' .. tokens_s .. '|' .. k[2] .. '|' .. k[5] .. '|' .. k[7] .. '|' .. k[8] .. '|' .. k[3] .. '|' .. k[6]
+    zadd[#zadd + 1] = expiry_s
+    zadd[#zadd + 1] = id
+    t_req, k_req, t_tok, k_tok = t_req + 1, k_req + 1, t_tok + tokens, k_tok + tokens
+  end
+  local rl, rr = headroom(lim[1], t_req, lim[4], k_req)
+  local tl, tr = headroom(lim[2], t_tok, lim[5], k_tok)
+  if which then
+    out[S + i] = {0, which, retry, rl, rr, tl, tr}
+  else
+    out[S + i] = {1, rl, rr, tl, tr}
+  end
+end
+
+-- 5. Write: each counter once, the records in one command.
+for _, k in ipairs(order) do
+  local d, t = delta[k], ttl[k]
+  if d ~= 0 or t then call('INCRBY', k, d) end
+  if t then call('PEXPIRE', k, t) end
+end
+if #hset > 0 then
+  call('HSET', RES, unpack(hset))
+  call('ZADD', EXP, unpack(zadd))
+end
+if housekeeping then
+  for p = 1, P do
+    for _, j in ipairs({3, 6}) do
+      local k = p_key[p][j]
+      if not ttl[k] and value[k] then call('PEXPIRE', k, KEEP_MS) end
+      ttl[k] = true
+    end
+  end
+  call('PEXPIRE', RES, KEEP_MS)
+  call('PEXPIRE', EXP, KEEP_MS)
+end
+return out
