@@ -26,6 +26,7 @@ struct Scheduler::Sequence {
   std::int64_t max_new;              // max_tokens, bounded by the context
   std::int64_t cached = 0;           // positions whose keys/values are in the cache
   std::int64_t max_cached = 0;       // the most ever cached (preemption resets `cached`)
+  std::int64_t published = 0;        // leading prompt blocks published (or taken from the cache)
   BlockTable blocks;
   Sampler sampler;
   StreamDecoder decoder;
@@ -127,8 +128,16 @@ void Scheduler::admit() {
     Sequence* s = pick_next();
     if (s == nullptr) return;
     // The whole prompt (and the first token) must fit now, so prefill never needs preemption.
-    const auto need = pool_.blocks_for(static_cast<std::int64_t>(s->tokens.size()) + 1);
-    if (need > pool_.free_count()) return;
+    const std::int32_t reused = take_cached_prefix(*s);
+    const auto need = pool_.blocks_for(static_cast<std::int64_t>(s->tokens.size()) + 1) - reused;
+    if (need > pool_.free_count()) {
+      s->blocks.release(pool_);  // the cached blocks it took wait with it
+      return;
+    }
+    s->cached = static_cast<std::int64_t>(reused) * pool_.block_size();
+    s->published = reused;
+    s->max_cached = std::max(s->max_cached, s->cached);
+    stats_.prefix_cache_hit_tokens += static_cast<std::uint64_t>(s->cached);
     if (!preempted_.empty() && preempted_.front() == s) {
       preempted_.pop_front();
     } else {
@@ -145,9 +154,39 @@ void Scheduler::admit() {
   }
 }
 
+std::int32_t Scheduler::take_cached_prefix(Sequence& s) {
+  if (!opt_.prefix_cache) return 0;
+  // Never the block of the prompt's last token: its logits are needed, so it is computed.
+  const std::int64_t bs = pool_.block_size();
+  BlockPool::Ref parent;
+  std::int32_t n = 0;
+  while ((n + 1) * bs <= s.prompt_len - 1) {
+    const auto b = pool_.take_cached(parent, std::span(s.tokens).subspan(static_cast<std::size_t>(n * bs),
+                                                                        static_cast<std::size_t>(bs)));
+    if (!b) break;
+    s.blocks.adopt(*b);
+    parent = pool_.ref(*b);
+    ++n;
+  }
+  return n;
+}
+
+void Scheduler::publish_prompt_blocks(Sequence& s) {
+  if (!opt_.prefix_cache) return;
+  const std::int64_t bs = pool_.block_size();
+  const std::int64_t full = std::min(s.cached, s.prompt_len) / bs;
+  const auto& blocks = s.blocks.blocks();
+  for (; s.published < full; ++s.published) {
+    const auto b = static_cast<std::size_t>(s.published);
+    const BlockPool::Ref parent = b == 0 ? BlockPool::Ref{} : pool_.ref(blocks[b - 1]);
+    pool_.publish(blocks[b], parent, std::span(s.tokens).subspan(b * static_cast<std::size_t>(bs), static_cast<std::size_t>(bs)));
+  }
+}
+
 void Scheduler::preempt(Sequence* s) {
   s->blocks.release(pool_);
   s->cached = 0;  // recomputed from its tokens (prompt + generated) when readmitted
+  s->published = 0;
   s->running = false;
   std::erase(running_, s);
   preempted_.push_front(s);
@@ -256,6 +295,7 @@ bool Scheduler::step() {
     Sequence* s = in_batch[i];
     s->cached += static_cast<std::int64_t>(batch[i].tokens.size());
     s->max_cached = std::max(s->max_cached, s->cached);
+    if (s->published * pool_.block_size() < s->prompt_len) publish_prompt_blocks(*s);
     if (!batch[i].want_logits) continue;
     const std::int32_t token = s->sampler.sample(std::span(logits_).subspan(row * n_vocab, n_vocab));
     ++row;
@@ -270,6 +310,7 @@ SchedulerStats Scheduler::stats() const {
   st.running = static_cast<std::int64_t>(running_.size());
   st.kv_blocks_used = pool_.used();
   st.kv_blocks_total = pool_.total();
+  st.kv_blocks_cached = pool_.cached_count();
   return st;
 }
 

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <map>
+#include <mutex>
 
 #include "generation_inbox.h"
 #include "infergate/gateway/openai_request.h"
@@ -32,6 +33,10 @@ struct CompletionsApi::Metrics {
   infra::Family<infra::Gauge>* waiting;
   infra::Family<infra::Gauge>* kv_use;
   infra::Family<infra::Gauge>* info;
+  infra::Family<infra::Counter>* prefix_hits;
+  infra::Family<infra::Gauge>* kv_cached;
+  std::mutex mu;  // update_gauges may run on any io thread
+  std::map<std::string, std::uint64_t> prefix_hits_seen;
 };
 
 namespace {
@@ -124,6 +129,10 @@ CompletionsApi::CompletionsApi(InferenceApi& inference, Admission& admission, co
   m.info = &metrics.gauge("infergate_model_info", "Served models (value 1) with their tier and device",
                           {"model", "tier", "device"});
   for (const auto& sm : models_.models()) m.info->with({sm->name, sm->tier, sm->device}).set(1);
+  m.prefix_hits = &metrics.counter("infergate_prefix_cache_hit_tokens_total",
+                                   "Prompt tokens whose keys and values came from the prefix cache", {"model"});
+  m.kv_cached = &metrics.gauge("infergate_kv_cache_cached_blocks",
+                               "KV-cache blocks holding a published prompt prefix (in use or reusable)", {"model"});
   update_gauges();
   inference_.set_model_lister([this](const std::vector<std::string>& tiers) {
     json::array out;
@@ -150,6 +159,13 @@ void CompletionsApi::update_gauges() {
     metrics_->kv_use->with({sm->name}).set(st.scheduler.kv_blocks_total == 0
                                                ? 0.0
                                                : static_cast<double>(st.scheduler.kv_blocks_used) / st.scheduler.kv_blocks_total);
+    metrics_->kv_cached->with({sm->name}).set(static_cast<double>(st.scheduler.kv_blocks_cached));
+    std::lock_guard lock(metrics_->mu);
+    std::uint64_t& seen = metrics_->prefix_hits_seen[sm->name];
+    if (st.scheduler.prefix_cache_hit_tokens > seen) {
+      metrics_->prefix_hits->with({sm->name}).inc(st.scheduler.prefix_cache_hit_tokens - seen);
+      seen = st.scheduler.prefix_cache_hit_tokens;
+    }
   }
 }
 

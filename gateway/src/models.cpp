@@ -59,6 +59,7 @@ std::unique_ptr<ServedModel> load(const infra::Config& cfg, const infra::ModelCo
   so.max_seqs = cfg.engine.max_seqs;
   so.kv_blocks = cfg.engine.kv_blocks;
   so.block_size = cfg.engine.block_size;
+  so.prefix_cache = cfg.engine.prefix_cache;
   // KV cache type: F16 halves its memory and the bytes attention reads, at a rounding of keys
   // and values far below that of quantized weights; F32 models keep F32 (their point is exactness).
   const std::string& kv_choice = cfg.engine.kv_cache_type;

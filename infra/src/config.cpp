@@ -381,6 +381,7 @@ Config parse_config(std::string_view toml_text, std::string source, const EnvMap
     s.read_string("kv_cache_type", c.kv_cache_type, [](const std::string& v) {
       return v == "auto" || v == "f32" || v == "f16" ? "" : "expected auto, f32 or f16, got \"" + v + "\"";
     });
+    s.read_bool("prefix_cache", c.prefix_cache);
     s.finish();
   }
   {

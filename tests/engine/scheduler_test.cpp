@@ -269,3 +269,143 @@ TEST(Engine, StreamsOnItsOwnThreadAndCancelReleasesKv) {
   ie::GenerationRequest bad;
   EXPECT_THROW(engine.submit(std::move(bad)), std::invalid_argument);
 }
+
+namespace {
+
+std::vector<std::int32_t> cat(std::vector<std::int32_t> a, const std::vector<std::int32_t>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+// A 40-token start shared by the prompts below (two full blocks of 16, and 8 more positions).
+std::vector<std::int32_t> shared_start() {
+  std::vector<std::int32_t> p{1};
+  for (int i = 0; i < 39; ++i) p.push_back(100 + (i * 37) % 200);
+  return p;
+}
+
+}  // namespace
+
+// Prompts that start the same way take the cached blocks of the first and compute only the
+// rest; every output is what the same prompt gives in a scheduler of its own without the cache,
+// token for token (cached keys and values are bit-identical to recomputed ones).
+void expect_prefix_cache_changes_nothing(WeightType type) {
+  const auto start = shared_start();
+  const std::vector<std::vector<std::int32_t>> prompts = {cat(start, {7, 8, 9}), cat(start, {300, 301}),
+                                                          cat(start, {7, 8, 9}),
+                                                          std::vector<std::int32_t>(start.begin(), start.begin() + 33)};
+  std::vector<Outcome> ref(prompts.size());
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    ie::SchedulerOptions o{512, 16, 64, 16};
+    o.prefix_cache = false;
+    auto s = scheduler(o, type);
+    s->add(1, request(prompts[i], 12, &ref[i]));
+    run_all(*s);
+    EXPECT_EQ(s->stats().prefix_cache_hit_tokens, 0u);
+  }
+  auto s = scheduler({512, 16, 64, 16}, type);
+  std::vector<Outcome> out(prompts.size());
+  s->add(1, request(prompts[0], 12, &out[0]));
+  run_all(*s);
+  EXPECT_EQ(s->stats().prefix_cache_hit_tokens, 0u);
+  EXPECT_EQ(s->stats().kv_blocks_cached, 2);  // the two full blocks of its 43-token prompt
+  EXPECT_EQ(s->pool().used(), 0);             // cached blocks nobody holds count as free
+  for (std::size_t i = 1; i < prompts.size(); ++i) s->add(i + 1, request(prompts[i], 12, &out[i]));
+  run_all(*s);
+  // Each of the three takes both cached blocks (the 33-token prompt's last token is position 32,
+  // in its third block).
+  EXPECT_EQ(s->stats().prefix_cache_hit_tokens, 3u * 32u);
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    EXPECT_EQ(out[i].tokens, ref[i].tokens) << "prompt " << i;
+    EXPECT_EQ(out[i].completion_tokens, 12);
+  }
+  EXPECT_EQ(s->pool().used(), 0);
+}
+
+TEST(Scheduler, PrefixCacheReusesBlocksAndChangesNoOutput) { expect_prefix_cache_changes_nothing(WeightType::f32); }
+TEST(Scheduler, PrefixCacheReusesBlocksAndChangesNoOutputQ8) { expect_prefix_cache_changes_nothing(WeightType::q8_0); }
+
+// A prompt of exactly two blocks takes only the first: the block with its last token is
+// computed, for the logits.
+TEST(Scheduler, PrefixCacheNeverTakesTheBlockOfThePromptsLastToken) {
+  const auto start = shared_start();
+  const std::vector<std::int32_t> p(start.begin(), start.begin() + 32);
+  auto s = scheduler({512, 16, 64, 16});
+  Outcome a, b;
+  s->add(1, request(p, 3, &a));
+  run_all(*s);
+  s->add(2, request(p, 3, &b));
+  run_all(*s);
+  EXPECT_EQ(s->stats().prefix_cache_hit_tokens, 16u);
+  EXPECT_EQ(a.tokens, b.tokens);
+}
+
+// With a small pool, cached blocks nobody holds are given new content when plain free blocks
+// run out (least recently released first); what is then taken from the cache is still right.
+TEST(Scheduler, CachedBlocksAreReusedForOtherContentWhenThePoolNeedsThem) {
+  std::vector<std::vector<std::int32_t>> prompts;
+  for (int i = 0; i < 6; ++i) {
+    std::vector<std::int32_t> p{1};
+    for (int j = 0; j < 20; ++j) p.push_back(10 + i * 30 + j);
+    prompts.push_back(p);
+  }
+  std::vector<Outcome> ref(prompts.size());
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    ie::SchedulerOptions o{64, 4, 64, 4};
+    o.prefix_cache = false;
+    auto s = scheduler(o, WeightType::f32);
+    s->add(1, request(prompts[i], 6, &ref[i]));
+    run_all(*s);
+  }
+  // 12 blocks of 4 positions: one request needs 7 (21 prompt + 6 generated); each leaves 5
+  // prompt blocks cached, so the cache keeps overflowing into fresh allocations.
+  auto s = scheduler({64, 4, 12, 4});
+  for (int round = 0; round < 2; ++round) {
+    for (std::size_t i = 0; i < prompts.size(); ++i) {
+      Outcome o;
+      s->add(round * 100 + i + 1, request(prompts[i], 6, &o));
+      run_all(*s);
+      EXPECT_EQ(o.tokens, ref[i].tokens) << "round " << round << ", prompt " << i;
+      EXPECT_EQ(s->pool().used(), 0);
+      EXPECT_LE(s->stats().kv_blocks_cached, 12);
+    }
+  }
+  // The last prompt run is still cached: running it again takes all 5 of its blocks.
+  const auto hits = s->stats().prefix_cache_hit_tokens;
+  Outcome again;
+  s->add(1000, request(prompts.back(), 6, &again));
+  run_all(*s);
+  EXPECT_EQ(s->stats().prefix_cache_hit_tokens - hits, 20u);
+  EXPECT_EQ(again.tokens, ref.back().tokens);
+}
+
+TEST(BlockPool, CachedBlocksAreCountedHeldAndForgottenWhenReused) {
+  ie::BlockPool pool(3, 2);
+  const std::vector<std::int32_t> t1{5, 6}, t2{7, 8};
+  const auto a = *pool.allocate();
+  pool.publish(a, {}, t1);
+  const auto b = *pool.allocate();
+  pool.publish(b, pool.ref(a), t2);
+  EXPECT_EQ(pool.cached_count(), 2);
+  EXPECT_FALSE(pool.take_cached({}, t2));               // not a first block
+  EXPECT_FALSE(pool.take_cached(pool.ref(b), t2));      // not after b
+  EXPECT_EQ(pool.take_cached({}, t1), a);               // a second holder
+  pool.release(a);
+  pool.release(a);
+  pool.release(b);
+  EXPECT_EQ(pool.free_count(), 3);  // cached, held by nobody: free to take
+  EXPECT_THROW(pool.release(a), std::logic_error);
+  // Three allocations: the plain free block first, then the cached ones, oldest released first.
+  const auto c = *pool.allocate();
+  EXPECT_NE(c, a);
+  EXPECT_NE(c, b);
+  EXPECT_EQ(pool.cached_count(), 2);
+  EXPECT_EQ(*pool.allocate(), a);
+  EXPECT_EQ(pool.cached_count(), 1);
+  EXPECT_FALSE(pool.take_cached({}, t1));
+  // b's parent is gone (a holds other content now): b can never be found through it.
+  const auto stale_parent = ie::BlockPool::Ref{a, pool.ref(a).generation - 1};
+  EXPECT_FALSE(pool.take_cached(pool.ref(a), t2));
+  EXPECT_EQ(pool.take_cached(stale_parent, t2), b);  // only under the identity it was published with
+  EXPECT_FALSE(pool.allocate());  // all three held
+}

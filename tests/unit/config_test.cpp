@@ -75,6 +75,8 @@ void expect_same_settings(const Config& a, const Config& b) {
   EXPECT_EQ(a.engine.max_batch_tokens, b.engine.max_batch_tokens);
   EXPECT_EQ(a.engine.max_seqs, b.engine.max_seqs);
   EXPECT_EQ(a.engine.device, b.engine.device);
+  EXPECT_EQ(a.engine.kv_cache_type, b.engine.kv_cache_type);
+  EXPECT_EQ(a.engine.prefix_cache, b.engine.prefix_cache);
   EXPECT_EQ(a.routing.tiers, b.routing.tiers);
   EXPECT_EQ(a.routing.fallback, b.routing.fallback);
   EXPECT_EQ(a.routing.auto_long_prompt_tokens, b.routing.auto_long_prompt_tokens);
@@ -497,6 +499,9 @@ TEST(ConfigTest, BadModelsAreRefusedWithTheKeyNamed) {
   EXPECT_TRUE(contains(msg("[engine]\ndevice = \"tpu\"\n"), "expected auto, cpu or cuda"));
   EXPECT_TRUE(contains(msg("[engine]\nkv_blocks = 0\n"), "must be between"));
   EXPECT_TRUE(contains(msg("[engine]\nkv_cache_type = \"f8\"\n"), "expected auto, f32 or f16, got \"f8\""));
+  EXPECT_TRUE(contains(msg("[engine]\nprefix_cache = \"yes\"\n"), "expected true or false"));
+  EXPECT_FALSE(parse_config("[engine]\nprefix_cache = false\n", "a", {}).engine.prefix_cache);
+  EXPECT_TRUE(parse_config("", "a", {}).engine.prefix_cache);
 }
 
 }  // namespace

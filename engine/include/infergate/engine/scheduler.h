@@ -3,7 +3,9 @@
 // requests are admitted weighted-fair across tenants (stride scheduling: each admission
 // advances its tenant's pass by 1/weight and the lowest pass goes next, so a tenant with a
 // deep backlog cannot starve one with a single request). KV blocks come from a fixed pool; when
-// decode runs out, the newest sequence is preempted (blocks freed) and later recomputed.
+// decode runs out, the newest sequence is preempted (blocks freed) and later recomputed. With
+// prefix caching, the full blocks of a prompt are published once computed, and a prompt that
+// starts with the same blocks takes them instead of computing them (kv_cache.h).
 // Single-threaded: the Engine owns one and drives it from its thread; tests drive it directly.
 #pragma once
 
@@ -28,6 +30,7 @@ struct SchedulerOptions {
   std::int32_t max_seqs = 16;
   std::int32_t kv_blocks = 256;
   std::int32_t block_size = 16;
+  bool prefix_cache = true;  // reuse the cached KV blocks of prompts that start the same way
 };
 
 struct SchedulerStats {
@@ -39,6 +42,8 @@ struct SchedulerStats {
   std::uint64_t preemptions = 0;
   std::uint64_t prompt_tokens = 0;     // prefill tokens computed (recomputes included)
   std::uint64_t generated_tokens = 0;  // tokens sampled
+  std::uint64_t prefix_cache_hit_tokens = 0;  // prompt positions taken from cached blocks
+  std::int32_t kv_blocks_cached = 0;          // blocks published for reuse (held or not)
 };
 
 class Scheduler {
@@ -76,6 +81,10 @@ class Scheduler {
   void finish(Sequence* s, FinishReason reason, std::string error = {});
   void deliver(Sequence& s, std::int32_t token);
   void apply_cancellations();
+  // Takes the cached blocks of the sequence's prompt, as far as they go; returns how many.
+  std::int32_t take_cached_prefix(Sequence& s);
+  // Publishes the sequence's prompt blocks that are now full.
+  void publish_prompt_blocks(Sequence& s);
 
   std::shared_ptr<const Model> model_;
   std::unique_ptr<Backend> backend_;

@@ -84,6 +84,7 @@ struct EngineConfig {
   int max_seqs = 16;                  // sequences decoding at once per model
   std::string device = "auto";        // auto | cpu | cuda (a model may override it)
   std::string kv_cache_type = "auto";  // auto (F16 for quantized or F16 weights, F32 for F32) | f32 | f16
+  bool prefix_cache = true;           // reuse the KV blocks of prompts that start the same way
 };
 
 // One served model ([[models]] in the file).
