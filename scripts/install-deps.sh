@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates curl openssl
   libboost1.81-all-dev libboost-json1.81-dev
-  libpqxx-dev libhiredis-dev libssl-dev libtomlplusplus-dev
+  libpqxx-dev libhiredis-dev libssl-dev libtomlplusplus-dev libjemalloc-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql-15 postgresql-client-15 redis-server redis-tools
 )
