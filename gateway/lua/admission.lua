@@ -13,7 +13,7 @@
 --       5 the admissions' reservation expiry (ms)  6 ms until this minute's windows end
 --       7 housekeeping: 1 to release expired reservations and drop old tombstones, and to renew
 --         the expiry of the records and of the in-flight counters (the caller asks for it about
---         once a second per tenant: each call would cost more than the rest of the call)
+--         once a second per tenant, and in every call while a sweep comes back full)
 --       then S reservation ids, then S token counts actually used
 --       then P profiles of 18: 8 limits (-1 = unlimited: tenant rpm, tenant tpm, tenant
 --         concurrency, key rpm, key tpm, key concurrency, tokens per day, tokens per month),
@@ -22,7 +22,8 @@
 --         requests this minute, key tokens this minute, key requests in flight, tenant tokens
 --         today, tenant tokens this month
 --       then A reservation ids, A token counts to reserve, A profile numbers (1-based)
--- Returns S + A replies in that order. A settlement's: {'refunded', n} normally; {'charged', n}
+-- Returns S + A replies in that order, then the number of expired records handled (SWEEP_MAX:
+-- there may be more, and the caller housekeeps again in its next call). A settlement's: {'refunded', n} normally; {'charged', n}
 -- when the reservation had been released at its expiry (all of it refunded then, so what was
 -- used is charged now); {'already', 0} for a repeated settle; {'unknown', 0} when there is no
 -- record. An admission's: {1, rpm limit, rpm remaining, tpm limit, tpm remaining} when admitted,
@@ -36,7 +37,7 @@
 -- is never recreated by a refund.
 
 local TOMBSTONE_MS = 3600000
-local SWEEP_MAX = 1000 -- expired reservations handled per call (the rest in the next calls)
+local SWEEP_MAX = 256 -- expired reservations handled per call (the caller asks again when full)
 local call, sub, match, tonumber = redis.call, string.sub, string.match, tonumber
 local RES, EXP = KEYS[1], KEYS[2]
 local now = tonumber(ARGV[1])
@@ -279,4 +280,5 @@ if housekeeping then
   call('PEXPIRE', RES, KEEP_MS)
   call('PEXPIRE', EXP, KEEP_MS)
 end
+out[S + A + 1] = #due
 return out

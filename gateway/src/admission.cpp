@@ -29,6 +29,7 @@ constexpr std::size_t kMaxBatch = 64;  // admissions and settlements per script 
 // How often a tenant's calls from this instance release expired reservations and renew the
 // records' expiry (see lua/admission.lua): each costs a few commands a call otherwise.
 constexpr std::int64_t kHousekeepingMs = 1000;
+constexpr std::int64_t kSweepMax = 256;  // expired records a call handles (lua/admission.lua)
 
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -267,9 +268,13 @@ asio::awaitable<void> Admission::flush(std::string tenant_id) {
     infra::RedisReply reply;
     try {
       reply = co_await eval(Script::batch, keys, args);
-      if (reply.elements.size() != settles.size() + admits.size()) {
+      if (reply.elements.size() != settles.size() + admits.size() + 1) {
         throw std::runtime_error("the admission script answered " + std::to_string(reply.elements.size()) +
-                                 " of " + std::to_string(settles.size() + admits.size()) + " calls");
+                                 " replies for " + std::to_string(settles.size() + admits.size()) + " calls");
+      }
+      if (reply.elements.back().integer >= kSweepMax) {  // more expired records are due: again next call
+        std::lock_guard lock(queues_mu_);
+        housekeeping_ms_[tenant_id] = 0;
       }
     } catch (const std::exception&) {
       error = std::current_exception();

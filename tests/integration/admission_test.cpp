@@ -258,7 +258,8 @@ TEST_F(AdmissionTest, OneScriptCallSettlesFirstThenAdmitsInOrder) {
     }());
   };
   auto first = call({}, {"a1", "a2", "a3"});
-  ASSERT_EQ(first.elements.size(), 3u) << first.str;
+  ASSERT_EQ(first.elements.size(), 4u) << first.str;  // 3 replies, then how many expired were handled
+  EXPECT_EQ(first.elements[3].integer, 0);
   EXPECT_EQ(first.elements[0].elements.at(0).integer, 1);
   EXPECT_EQ(first.elements[1].elements.at(0).integer, 1);
   EXPECT_EQ(first.elements[2].elements.at(0).integer, 0);
@@ -266,7 +267,7 @@ TEST_F(AdmissionTest, OneScriptCallSettlesFirstThenAdmitsInOrder) {
   EXPECT_EQ(counter("inflight"), 2);
 
   auto second = call({{"a1", 4}, {"a1", 4}, {"nope", 1}}, {"a4", "a5"});
-  ASSERT_EQ(second.elements.size(), 5u) << second.str;
+  ASSERT_EQ(second.elements.size(), 6u) << second.str;
   EXPECT_EQ(second.elements[0].elements.at(0).str, "refunded");
   EXPECT_EQ(second.elements[0].elements.at(1).integer, 6);
   EXPECT_EQ(second.elements[1].elements.at(0).str, "already");
@@ -290,7 +291,7 @@ TEST_F(AdmissionTest, OneScriptCallSettlesFirstThenAdmitsInOrder) {
     EXPECT_GT(pttl(t + k), 0) << k;  // nothing this script writes lives forever
   }
   auto third = call({{"a2", 10}, {"a4", 0}}, {});
-  ASSERT_EQ(third.elements.size(), 2u) << third.str;
+  ASSERT_EQ(third.elements.size(), 3u) << third.str;
   EXPECT_EQ(counter("inflight"), 0);
   EXPECT_EQ(counter("qd:d"), 14);
 
@@ -307,7 +308,8 @@ TEST_F(AdmissionTest, OneScriptCallSettlesFirstThenAdmitsInOrder) {
   redis_do({"ZADD", t + "conc", std::to_string(now + 60000), "old1", std::to_string(now + 60000), "old2"});
   redis_do({"INCRBY", t + "qd:d", "100"});
   auto legacy_settle = call({{"old1", 20}}, {});  // old2 expired: released by the same call
-  ASSERT_EQ(legacy_settle.elements.size(), 1u) << legacy_settle.str;
+  ASSERT_EQ(legacy_settle.elements.size(), 2u) << legacy_settle.str;
+  EXPECT_EQ(legacy_settle.elements[1].integer, 1);  // old2
   EXPECT_EQ(legacy_settle.elements[0].elements.at(0).str, "refunded");
   EXPECT_EQ(legacy_settle.elements[0].elements.at(1).integer, 30);
   EXPECT_EQ(counter("qd:d"), 14 + 100 - 30 - 50);
@@ -357,6 +359,46 @@ TEST(AdmissionExpiry, UnsettledReservationsAreReleasedAndALateSettleChargesWhatW
     co_return reply;
   }());
   EXPECT_EQ(day.str, "570");  // second's 500 reserved + first's 70 used
+  redis.stop();
+}
+
+// A call releases at most 256 expired reservations; while a sweep comes back full, the next call
+// sweeps again, so a backlog of crashed requests is worked off within a few calls.
+TEST(AdmissionExpiry, ABacklogOfExpiredReservationsIsReleasedOverTheNextCalls) {
+  test::IoThread io{2};
+  infra::MetricsRegistry metrics;
+  infra::RedisClient redis{io.io(), test::redis_config(test::shared_services().redis_port), metrics};
+  redis.start();
+  ASSERT_TRUE(test::wait_connected(redis));
+  infra::AdmissionConfig cfg;
+  cfg.reservation_ttl = 300ms;
+  gateway::Admission admission(redis, cfg, metrics);
+  gateway::AdmissionRequest r;
+  r.tenant_id = "ten_" + test::unique_name("sweep").substr(4);
+  r.key_id = "k";
+  r.tokens = 1;
+  r.periods = {"2026-11-22", "2026-11", kFarFuture, kFarFuture};
+  auto get = [&](const std::string& suffix) {
+    return io.run([&]() -> asio::awaitable<std::string> {
+      const std::vector<std::string> cmd{"GET", gateway::Admission::tenant_prefix(r.tenant_id) + suffix};
+      infra::RedisReply reply = co_await redis.command(cmd);
+      co_return reply.str;
+    }());
+  };
+  std::vector<std::future<gateway::AdmissionDecision>> crashed;
+  for (int i = 0; i < 600; ++i) crashed.push_back(asio::co_spawn(io.io(), admission.admit(r), asio::use_future));
+  for (auto& f : crashed) ASSERT_TRUE(f.get().admitted());  // never settled
+  EXPECT_EQ(get("inflight"), "600");
+  std::this_thread::sleep_for(1100ms);  // past their expiry, and past the housekeeping interval
+  for (int i = 0; i < 4; ++i) {
+    const auto d = io.run([&]() -> asio::awaitable<gateway::AdmissionDecision> {
+      gateway::AdmissionDecision x = co_await admission.admit(r);
+      co_return x;
+    }());
+    ASSERT_TRUE(d.admitted());
+  }
+  EXPECT_EQ(get("inflight"), "4");        // 256 + 256 + 88 released by the first three calls
+  EXPECT_EQ(get("qd:2026-11-22"), "4");   // and their tokens refunded
   redis.stop();
 }
 
