@@ -64,7 +64,7 @@ std::vector<gateway::ReadinessCheck> readiness_checks(infra::PgPool& pg, infra::
 // Waits for a signal, then drains: stop accepting, let requests in progress finish for up to
 // shutdown_grace, close what is left, and stop the io threads. A second signal cuts the grace.
 asio::awaitable<void> shutdown_on_signal(asio::io_context& io, gateway::HttpServer& server,
-                                         infra::RedisClient& redis,
+                                         gateway::Admission& admission, infra::RedisClient& redis,
                                          infra::RedisClient& subscriber, infra::Millis grace) {
   asio::signal_set signals(io, SIGINT, SIGTERM);
   auto [ec, sig] = co_await signals.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -91,6 +91,17 @@ asio::awaitable<void> shutdown_on_signal(asio::io_context& io, gateway::HttpServ
       tick.expires_after(10ms);
       co_await tick.async_wait(asio::as_tuple(asio::use_awaitable));
     }
+  }
+  // Settlements the last responses did not wait for are still queued or in flight: let them
+  // reach Redis (bounded: Redis may be down; a reservation left open is released at its expiry).
+  const auto settle_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (admission.pending() > 0 && std::chrono::steady_clock::now() < settle_deadline) {
+    tick.expires_after(5ms);
+    co_await tick.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  if (const auto left = admission.pending(); left > 0) {
+    infra::log::warn("settlements not sent before shutdown; their reservations are released at expiry",
+                     {{"pending", left}});
   }
   redis.stop();
   subscriber.stop();
@@ -241,7 +252,7 @@ int cmd_serve(const std::vector<std::string>& args) {
   asio::co_spawn(io, maintain_usage_partitions(pg), asio::detached);
   asio::co_spawn(io, refresh_engine_gauges(io, completions), asio::detached);
   asio::co_spawn(io,
-                 shutdown_on_signal(io, server, redis, subscriber, cfg.server.shutdown_grace),
+                 shutdown_on_signal(io, server, admission, redis, subscriber, cfg.server.shutdown_grace),
                  asio::detached);
 
   std::vector<std::thread> threads;

@@ -100,7 +100,9 @@ bool BlockTable::reserve(BlockPool& pool, std::int64_t n_positions) {
 }
 
 void BlockTable::release(BlockPool& pool) {
-  for (const auto b : blocks_) pool.release(b);
+  // Last block first: cached blocks are reused least recently released first, so a prefix's
+  // later blocks go before its earlier ones (a block is only found through the one before it).
+  for (auto it = blocks_.rbegin(); it != blocks_.rend(); ++it) pool.release(*it);
   blocks_.clear();
 }
 

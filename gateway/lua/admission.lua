@@ -11,9 +11,9 @@
 --       3.. the counters that the profiles name by index
 -- ARGV  1 now (ms)  2 settlements S  3 profiles P  4 admissions A
 --       5 the admissions' reservation expiry (ms)  6 ms until this minute's windows end
---       7 housekeeping: 1 to release expired reservations and drop old tombstones, and to renew
---         the expiry of the records and of the in-flight counters (the caller asks for it about
---         once a second per tenant, and in every call while a sweep comes back full)
+--       7 housekeeping: 1 to release expired reservations and drop old tombstones (the caller
+--         asks for it about once a second per tenant, and in every call while a sweep comes back
+--         full)
 --       then S reservation ids, then S token counts actually used
 --       then P profiles of 18: 8 limits (-1 = unlimited: tenant rpm, tenant tpm, tenant
 --         concurrency, key rpm, key tpm, key concurrency, tokens per day, tokens per month),
@@ -47,8 +47,8 @@ local expiry, minute_left = tonumber(ARGV[5]), tonumber(ARGV[6])
 -- through printf, which costs more here than the command it is for.
 local expiry_s, tombstone_s = ARGV[5], tostring(now + TOMBSTONE_MS)
 local housekeeping = ARGV[7] == '1'
--- Records and in-flight counters live past every open reservation and its tombstone; renewed at
--- housekeeping, which comes far more often than this.
+-- Records and in-flight counters live past every open reservation and its tombstone: their
+-- expiry is renewed by every call that writes records or takes a slot.
 local KEEP_MS = expiry - now + TOMBSTONE_MS * 2
 local OPEN = '^([OR])|(%d+)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$'
 local RELEASED = '^X|([^|]*)|([^|]*)|([^|]*)|([^|]*)$'
@@ -111,7 +111,12 @@ if S > 0 then
         end
       else
         kind = sub(rec, 1, 1)
-        if kind == 'X' then tpm, ktpm, day, month = match(rec, RELEASED) end
+        if kind == 'X' then
+          tpm, ktpm, day, month = match(rec, RELEASED)
+          if not tpm then kind = nil end
+        elseif kind ~= 'S' then
+          kind = nil -- not a record this script wrote: settling it changes nothing
+        end
       end
       s_kind[i] = kind
       if tpm then
@@ -244,6 +249,7 @@ for i = 1, A do
     add(k[8], tokens, p_month_left[p] + 86400000)
     add(k[3], 1, KEEP_MS)
     add(k[6], 1, KEEP_MS)
+    ttl[k[3]], ttl[k[6]] = KEEP_MS, KEEP_MS -- renewed while slots are taken (never recreated under a holder)
     hset[#hset + 1] = id
     hset[#hset + 1] = 'O|' .. tokens_s .. '|' .. k[2] .. '|' .. k[5] .. '|' .. k[7] .. '|' .. k[8] .. '|' .. k[3] .. '|' .. k[6]
     zadd[#zadd + 1] = expiry_s
@@ -269,14 +275,8 @@ if #hset > 0 then
   call('HSET', RES, unpack(hset))
   call('ZADD', EXP, unpack(zadd))
 end
-if housekeeping then
-  for p = 1, P do
-    for _, j in ipairs({3, 6}) do
-      local k = p_key[p][j]
-      if not ttl[k] and value[k] then call('PEXPIRE', k, KEEP_MS) end
-      ttl[k] = true
-    end
-  end
+-- The records' hash and zset: renewed by every call that writes or sweeps them.
+if #hset > 0 or #due > 0 then
   call('PEXPIRE', RES, KEEP_MS)
   call('PEXPIRE', EXP, KEEP_MS)
 end

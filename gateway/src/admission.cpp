@@ -54,7 +54,7 @@ QuotaKeys quota_keys(const std::string& tenant, const QuotaPeriods& p) {
 
 Reservation new_reservation(const AdmissionRequest& req, std::int64_t minute, bool local) {
   Reservation r;
-  r.id = infra::random_hex(12);
+  r.id = infra::unique_hex(12);
   r.tenant_id = req.tenant_id;
   r.key_id = req.key_id;
   r.tokens = req.tokens;
@@ -163,6 +163,13 @@ asio::awaitable<infra::RedisReply> Admission::eval(Script script,
   throw std::runtime_error("admission script could not be loaded");
 }
 
+std::size_t Admission::pending() const {
+  std::lock_guard lock(queues_mu_);
+  std::size_t n = 0;
+  for (const auto& [tenant, q] : queues_) n += q.ops.size() + q.in_flight;
+  return n;
+}
+
 void Admission::enqueue(const std::string& tenant_id, Op op, const asio::any_io_executor& ex) {
   bool spawn = false;
   {
@@ -176,16 +183,20 @@ void Admission::enqueue(const std::string& tenant_id, Op op, const asio::any_io_
 
 asio::awaitable<BatchReply> Admission::submit(const std::string& tenant_id, const Op& op) {
   auto ex = co_await asio::this_coro::executor;
-  const auto start = [this, &tenant_id, &op, &ex](std::shared_ptr<infra::Completion<BatchReply>> done) {
-    Op queued = op;
-    queued.done = std::move(done);
-    enqueue(tenant_id, std::move(queued), ex);
-  };
-  const auto on_timeout = [] {
+  // Named std::functions, not lambdas: await_completion takes std::function, and a conversion
+  // inside the co_await expression would be a temporary (the GCC 12 rule in async_op.h).
+  const std::function<void(std::shared_ptr<infra::Completion<BatchReply>>)> start =
+      [this, &tenant_id, &op, &ex](std::shared_ptr<infra::Completion<BatchReply>> done) {
+        Op queued = op;
+        queued.done = std::move(done);
+        enqueue(tenant_id, std::move(queued), ex);
+      };
+  const std::function<std::exception_ptr()> on_timeout = [] {
     return std::make_exception_ptr(infra::RedisTimeout("the admission call did not complete in time"));
   };
-  // Queued behind at most one call in flight, then one call of its own.
-  BatchReply reply = co_await infra::await_completion<BatchReply>(cfg_.redis_timeout * 2, start, on_timeout);
+  // Queued behind a call in flight, then a call of its own (each up to three round trips when
+  // the script must be loaded again). The call's own commands time out first; this is a backstop.
+  BatchReply reply = co_await infra::await_completion<BatchReply>(cfg_.redis_timeout * 4, start, on_timeout);
   co_return reply;
 }
 
@@ -212,6 +223,7 @@ asio::awaitable<void> Admission::flush(std::string tenant_id) {
         }
         continue;
       }
+      q.in_flight = settles.size() + admits.size();
       std::int64_t& last = housekeeping_ms_[tenant_id];
       if (now - last >= kHousekeepingMs) {
         housekeeping = true;
@@ -279,6 +291,10 @@ asio::awaitable<void> Admission::flush(std::string tenant_id) {
     } catch (const std::exception&) {
       error = std::current_exception();
     }
+    {
+      std::lock_guard lock(queues_mu_);
+      queues_.at(tenant_id).in_flight = 0;
+    }
     std::size_t i = 0;
     for (std::vector<Op>* ops : {&settles, &admits}) {
       for (Op& op : *ops) {
@@ -295,7 +311,7 @@ asio::awaitable<void> Admission::flush(std::string tenant_id) {
 
 asio::awaitable<AdmissionDecision> Admission::admit(const AdmissionRequest& req) {
   Op op;
-  op.id = infra::random_hex(12);
+  op.id = infra::unique_hex(12);
   op.tokens = req.tokens;
   op.key_id = req.key_id;
   const std::optional<std::int64_t> limits[8] = {

@@ -73,6 +73,10 @@ std::unique_ptr<ServedModel> load(const infra::Config& cfg, const infra::ModelCo
       engine::KvGeometry gpu_kv = kv;
       if (kv_choice == "auto") gpu_kv.type = engine::KvType::f32;  // the CUDA cache is F32
       backend = engine::make_cuda_backend(m->model, gpu_kv, resolved.gpu_index, so.max_batch_tokens);
+      // Not on the GPU: its step's block tables are sized for sequences that share no block,
+      // and its products are not batch-invariant (a reused block would not be bit for bit the
+      // one the request computes itself).
+      so.prefix_cache = false;
     } catch (const std::exception& e) {
       // device = cuda is a promise the operator made; auto only prefers the GPU.
       if (choice == engine::DeviceChoice::cuda) throw std::runtime_error(what + ": " + e.what());

@@ -2,6 +2,7 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <random>
 #include <stdexcept>
@@ -40,6 +41,17 @@ std::string new_request_id() {
   append_hex(id, rng(), 16);
   append_hex(id, rng() >> 32, 8);
   return id;
+}
+
+std::string unique_hex(std::size_t n_bytes) {
+  auto& rng = thread_rng();
+  std::string out;
+  out.reserve(2 * n_bytes);
+  for (std::size_t done = 0; done < n_bytes; done += 8) {
+    const std::size_t take = std::min<std::size_t>(8, n_bytes - done);
+    append_hex(out, rng() >> (64 - 8 * take), static_cast<int>(2 * take));
+  }
+  return out;
 }
 
 std::string random_hex(std::size_t n_bytes) {

@@ -43,18 +43,10 @@ test::HttpResponse models(int port, const std::string& key) {
   return test::http_request(port, "GET", "/v1/models", "", {{"Authorization", "Bearer " + key}});
 }
 
-void wait_clear_of_minute_boundary() {
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::system_clock::now().time_since_epoch())
-                .count() %
-            60000;
-  if (ms > 55000) std::this_thread::sleep_for(std::chrono::milliseconds(60500 - ms));
-}
-
 TEST(RateLimitHeaders, EveryResponseCarriesThemAnd429IsExact) {
   TenantWithKey s;
   test::ServerProcess server(s.config());
-  wait_clear_of_minute_boundary();
+  test::wait_clear_of_minute_boundary();
   for (int i = 0; i < 3; ++i) {
     auto r = models(server.port(), s.key);
     ASSERT_EQ(r.status, 200) << r.body;
@@ -90,7 +82,7 @@ TEST(RateLimitHeaders, EveryResponseCarriesThemAnd429IsExact) {
 TEST(RateLimitHeaders, LimitsHoldAcrossTwoInstances) {
   TenantWithKey s;
   test::ServerProcess a(s.config()), b(s.config());
-  wait_clear_of_minute_boundary();
+  test::wait_clear_of_minute_boundary();
   int ok = 0;
   for (int i = 0; i < 8; ++i) ok += models(i % 2 ? a.port() : b.port(), s.key).status == 200;
   EXPECT_EQ(ok, 3);  // not 3 per instance
@@ -125,7 +117,7 @@ TEST(RateLimitRedisDown, FailOpenAdmitsWithinTheLocalLimit) {
   test::PrivateRedis redis;
   test::ServerProcess server(s.config({{"redis", {{"port", std::to_string(redis.port())}}},
                                        {"admission", {{"fail_open", "true"}}}}));
-  wait_clear_of_minute_boundary();
+  test::wait_clear_of_minute_boundary();
   redis.stop();
   std::this_thread::sleep_for(300ms);
   int ok = 0, limited = 0;

@@ -106,6 +106,14 @@ int run_infergate(const std::vector<std::string>& args,
   return *code;
 }
 
+void wait_clear_of_minute_boundary() {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count() %
+                  60000;
+  if (ms > 55000) std::this_thread::sleep_for(std::chrono::milliseconds(60500 - ms));
+}
+
 std::string issue_key(const std::vector<std::string>& args, const std::map<std::string, std::string>& env) {
   std::string out;
   std::string cmd;

@@ -51,4 +51,8 @@ int run_infergate(const std::vector<std::string>& args,
 // returns the secret it printed; throws with the output if it failed or printed none.
 std::string issue_key(const std::vector<std::string>& args, const std::map<std::string, std::string>& env);
 
+// Waits out the last 5 seconds of a wall-clock minute, so that requests a test makes next fall in
+// one per-minute rate-limit window.
+void wait_clear_of_minute_boundary();
+
 }  // namespace infergate::test

@@ -239,12 +239,13 @@ TEST_F(AdmissionTest, OneScriptCallSettlesFirstThenAdmitsInOrder) {
   // One profile: tenant concurrency 2, everything else unlimited; its counters are KEYS 3..10.
   std::vector<std::string> profile{"-1", "-1", "2", "-1", "-1", "-1", "-1", "-1", "3600000", "86400000"};
   for (int k = 3; k <= 10; ++k) profile.push_back(std::to_string(k));
+  bool housekeeping = true;
   auto call = [&](const std::vector<std::pair<std::string, int>>& settles, const std::vector<std::string>& admits) {
     std::vector<std::string> cmd{"EVAL", std::string(gateway::scripts::admission_lua()), std::to_string(keys.size())};
     cmd.insert(cmd.end(), keys.begin(), keys.end());
     for (const std::int64_t v : {now, static_cast<std::int64_t>(settles.size()), std::int64_t{1},
                                  static_cast<std::int64_t>(admits.size()), now + 60000, std::int64_t{30000},
-                                 std::int64_t{1}})  // housekeeping on every call
+                                 std::int64_t{housekeeping ? 1 : 0}})
       cmd.push_back(std::to_string(v));
     for (const auto& s : settles) cmd.push_back(s.first);
     for (const auto& s : settles) cmd.push_back(std::to_string(s.second));
@@ -315,6 +316,21 @@ TEST_F(AdmissionTest, OneScriptCallSettlesFirstThenAdmitsInOrder) {
   EXPECT_EQ(counter("qd:d"), 14 + 100 - 30 - 50);
   EXPECT_EQ(redis_do({"ZCARD", t + "conc"}).integer, 0);
   EXPECT_EQ(redis_do({"HGET", t + "res", "old2"}).str.substr(0, 2), "X|");
+
+  // A record this script did not write is settled as unknown; the rest of the call goes on.
+  redis_do({"HSET", t + "res", "bad", "O|not-a-number"});
+  auto odd = call({{"bad", 1}}, {"a6"});
+  ASSERT_EQ(odd.elements.size(), 3u) << odd.str;
+  EXPECT_EQ(odd.elements[0].elements.at(0).str, "unknown");
+  EXPECT_EQ(odd.elements[1].elements.at(0).integer, 1);
+
+  // Records and slots written outside housekeeping get their expiry too (a hash the last sweep
+  // emptied comes back new, and must not live forever).
+  redis_do({"DEL", t + "res", t + "resexp", t + "inflight"});
+  housekeeping = false;
+  auto fresh = call({}, {"a7"});
+  ASSERT_EQ(fresh.elements.size(), 2u) << fresh.str;
+  for (const char* k : {"res", "resexp", "inflight"}) EXPECT_GT(pttl(t + k), 0) << k;
 }
 
 TEST(AdmissionExpiry, UnsettledReservationsAreReleasedAndALateSettleChargesWhatWasUsed) {
@@ -607,6 +623,45 @@ TEST_F(AdmissionTest, ABackgroundSettlementIsSeenByTheTenantsNextAdmission) {
   }
   EXPECT_EQ(day, 20);
   EXPECT_EQ(counter("inflight"), 0);
+}
+
+// What shutdown waits for: a settlement nobody waits for counts as pending until its call is done.
+TEST(AdmissionFailures, BackgroundSettlementsArePendingUntilTheirCallIsDone) {
+  test::PrivateRedis server;
+  test::IoThread io{2};
+  infra::MetricsRegistry metrics;
+  infra::RedisClient redis(io.io(), test::redis_config(server.port()), metrics);
+  redis.start();
+  ASSERT_TRUE(test::wait_connected(redis));
+  infra::AdmissionConfig cfg;
+  cfg.redis_timeout = 3000ms;
+  gateway::Admission admission(redis, cfg, metrics);
+  gateway::AdmissionRequest r;
+  r.tenant_id = "ten_pending";
+  r.key_id = "k";
+  r.tokens = 50;
+  r.tenant.tokens_per_day = 5000;
+  r.periods = {"2026-11-22", "2026-11", kFarFuture, kFarFuture};
+  auto d = io.run([&]() -> asio::awaitable<gateway::AdmissionDecision> {
+    gateway::AdmissionDecision x = co_await admission.admit(r);
+    co_return x;
+  }());
+  ASSERT_TRUE(d.admitted());
+  EXPECT_EQ(admission.pending(), 0u);
+  server.pause();
+  admission.settle_in_background(*d.reservation, 20, io.io().get_executor());
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(admission.pending(), 1u);  // its call waits on Redis
+  server.resume();
+  for (int i = 0; i < 200 && admission.pending() > 0; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(admission.pending(), 0u);
+  auto day = io.run([&]() -> asio::awaitable<std::string> {
+    const std::vector<std::string> cmd{"GET", "ig:{t:ten_pending}:qd:2026-11-22"};
+    infra::RedisReply reply = co_await redis.command(cmd);
+    co_return reply.str;
+  }());
+  EXPECT_EQ(day, "20");
+  redis.stop();
 }
 
 TEST(AdmissionFailures, AFailedBackgroundSettlementIsRetriedUntilRedisReturns) {

@@ -72,6 +72,23 @@ TEST(IdsTest, RandomHex) {
   EXPECT_EQ(random_hex(1000).size(), 2000u);
 }
 
+TEST(IdsTest, UniqueHexHasTheLengthAskedAndEveryDigitVaries) {
+  const std::regex hex24("^[0-9a-f]{24}$");
+  std::set<std::string> seen;
+  std::vector<std::set<char>> per_position(24);
+  for (int i = 0; i < 2000; ++i) {
+    const std::string id = unique_hex(12);
+    ASSERT_TRUE(std::regex_match(id, hex24)) << id;
+    seen.insert(id);
+    for (std::size_t p = 0; p < 24; ++p) per_position[p].insert(id[p]);
+  }
+  EXPECT_EQ(seen.size(), 2000u);
+  for (std::size_t p = 0; p < 24; ++p) EXPECT_EQ(per_position[p].size(), 16u) << "position " << p;
+  EXPECT_EQ(unique_hex(0), "");
+  EXPECT_EQ(unique_hex(3).size(), 6u);
+  EXPECT_EQ(unique_hex(17).size(), 34u);
+}
+
 TEST(Sha256Test, KnownVectors) {
   EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");

@@ -1,5 +1,8 @@
 // The usage journal on a real file system: durability order, torn tails, corruption, segment
 // rotation, checkpoints and group commit.
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -45,6 +48,21 @@ TEST(UsageRecordCodec, RoundTripsAndRejectsGarbage) {
   EXPECT_THROW(decode_usage("{"), std::invalid_argument);
   EXPECT_THROW(decode_usage("[]"), std::invalid_argument);
   EXPECT_THROW(decode_usage(R"({"tenant_id":"t"})"), std::invalid_argument);
+}
+
+// Strings that need escaping in JSON (quotes, backslashes, control characters) and UTF-8 come
+// back as they went in, and the text is what Boost.JSON itself reads and writes.
+TEST(UsageRecordCodec, EscapesWhatJsonNeedsAndKeepsUtf8) {
+  UsageRecord r = record(1);
+  r.model = "we\"ird\\model\n\t\x01\x1f end";
+  r.tier = "gro\xc3\x9f \xe2\x82\xac";  // "groß €"
+  r.price_version_id = "";
+  r.time_to_first_token_ms.reset();
+  const std::string text = encode_usage(r);
+  EXPECT_EQ(decode_usage(text), r);
+  const boost::json::value v = boost::json::parse(text);
+  EXPECT_EQ(boost::json::serialize(v), text);  // the same bytes, in the same key order
+  EXPECT_FALSE(v.as_object().contains("ttft_ms"));
 }
 
 TEST(UsageJournal, RecordsAreReadBackInOrderAfterReopening) {

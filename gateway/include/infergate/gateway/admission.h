@@ -125,6 +125,8 @@ class Admission {
   // the background on `ex`, as settle() does. For a response that need not wait for Redis.
   void settle_in_background(const Reservation& r, std::int64_t used_tokens,
                             const boost::asio::any_io_executor& ex);
+  // Admissions and settlements queued or in a call in flight (shutdown waits for none).
+  std::size_t pending() const;
 
   struct ReconcileResult {
     std::int64_t reserved_day = 0, reserved_month = 0;  // held by requests in flight
@@ -159,6 +161,7 @@ class Admission {
   struct TenantQueue {
     std::deque<Op> ops;
     bool flushing = false;
+    std::size_t in_flight = 0;  // ops in the call being made
   };
   // Queues `op` for the tenant and waits for its part of the reply (throws what the call threw).
   boost::asio::awaitable<BatchReply> submit(const std::string& tenant_id, const Op& op);
@@ -179,7 +182,7 @@ class Admission {
   std::mutex sha_mu_;
   std::string shas_[2];  // by Script
 
-  std::mutex queues_mu_;
+  mutable std::mutex queues_mu_;
   std::unordered_map<std::string, TenantQueue> queues_;
   std::unordered_map<std::string, std::int64_t> housekeeping_ms_;  // per tenant, the last
 
