@@ -30,6 +30,8 @@ constexpr std::size_t kMaxBatch = 64;  // admissions and settlements per script 
 // records' expiry (see lua/admission.lua): each costs a few commands a call otherwise.
 constexpr std::int64_t kHousekeepingMs = 1000;
 constexpr std::int64_t kSweepMax = 256;  // expired records a call handles (lua/admission.lua)
+// How long a settlement nobody waits for stays queued for an admission of its tenant to carry it.
+constexpr std::chrono::milliseconds kSettleLinger{2};
 
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -170,15 +172,33 @@ std::size_t Admission::pending() const {
   return n;
 }
 
-void Admission::enqueue(const std::string& tenant_id, Op op, const asio::any_io_executor& ex) {
-  bool spawn = false;
+void Admission::enqueue(const std::string& tenant_id, Op op, const asio::any_io_executor& ex, bool linger) {
+  bool spawn = false, arm = false;
   {
     std::lock_guard lock(queues_mu_);
     TenantQueue& q = queues_[tenant_id];
     q.ops.push_back(std::move(op));
-    spawn = !std::exchange(q.flushing, true);
+    if (!linger) {
+      spawn = !std::exchange(q.flushing, true);
+    } else if (!q.flushing) {
+      arm = !std::exchange(q.lingering, true);
+    }
   }
   if (spawn) asio::co_spawn(ex, flush(tenant_id), asio::detached);
+  if (arm) {
+    auto timer = std::make_shared<asio::steady_timer>(ex, kSettleLinger);
+    timer->async_wait([this, timer, tenant_id, ex](const boost::system::error_code&) {
+      bool go = false;
+      {
+        std::lock_guard lock(queues_mu_);
+        const auto it = queues_.find(tenant_id);
+        if (it == queues_.end()) return;
+        it->second.lingering = false;
+        go = !it->second.ops.empty() && !std::exchange(it->second.flushing, true);
+      }
+      if (go) asio::co_spawn(ex, flush(tenant_id), asio::detached);
+    });
+  }
 }
 
 asio::awaitable<BatchReply> Admission::submit(const std::string& tenant_id, const Op& op) {
@@ -478,7 +498,7 @@ void Admission::settle_in_background(const Reservation& r, std::int64_t used_tok
     infra::log::warn("settlement failed; retrying in the background", {{"reservation", r.id}, {"tenant", r.tenant_id}});
     asio::co_spawn(ex, retry_settle(r, used), asio::detached);
   });
-  enqueue(r.tenant_id, std::move(op), ex);
+  enqueue(r.tenant_id, std::move(op), ex, /*linger=*/true);
 }
 
 asio::awaitable<infra::RedisReply> Admission::settle_call(const Reservation& r, std::int64_t used_tokens) {

@@ -121,8 +121,9 @@ class Admission {
   // `used_tokens` actually processed (prompt + generated), at most the reservation.
   boost::asio::awaitable<SettleResult> settle(const Reservation& r, std::int64_t used_tokens);
   // The same, without waiting: the settlement joins the tenant's queue (so a later admission of
-  // the tenant from this instance sees it) and goes with the next call; a failure is retried in
-  // the background on `ex`, as settle() does. For a response that need not wait for Redis.
+  // the tenant from this instance sees it) and goes with the next call, which it waits up to
+  // 2 ms for (under load an admission comes first and carries it: one call for both); a failure
+  // is retried in the background on `ex`, as settle() does. For a response that need not wait.
   void settle_in_background(const Reservation& r, std::int64_t used_tokens,
                             const boost::asio::any_io_executor& ex);
   // Admissions and settlements queued or in a call in flight (shutdown waits for none).
@@ -161,12 +162,16 @@ class Admission {
   struct TenantQueue {
     std::deque<Op> ops;
     bool flushing = false;
+    bool lingering = false;     // a background settlement waits for an admission to go with
     std::size_t in_flight = 0;  // ops in the call being made
   };
   // Queues `op` for the tenant and waits for its part of the reply (throws what the call threw).
   boost::asio::awaitable<BatchReply> submit(const std::string& tenant_id, const Op& op);
-  // Queues `op` (its `done` set) and starts the tenant's flush on `ex` if none is running.
-  void enqueue(const std::string& tenant_id, Op op, const boost::asio::any_io_executor& ex);
+  // Queues `op` (its `done` set) and starts the tenant's flush on `ex` if none is running; a
+  // settlement nobody waits for (`linger`) instead gives an admission a moment to come and take
+  // it along, and starts the flush itself only if none does.
+  void enqueue(const std::string& tenant_id, Op op, const boost::asio::any_io_executor& ex,
+               bool linger = false);
   // Sends the tenant's queue, call after call, until it is empty.
   boost::asio::awaitable<void> flush(std::string tenant_id);
   boost::asio::awaitable<infra::RedisReply> settle_call(const Reservation& r,
