@@ -187,7 +187,8 @@ void Admission::enqueue(const std::string& tenant_id, Op op, const asio::any_io_
   if (spawn) asio::co_spawn(ex, flush(tenant_id), asio::detached);
   if (arm) {
     auto timer = std::make_shared<asio::steady_timer>(ex, kSettleLinger);
-    timer->async_wait([this, timer, tenant_id, ex](const boost::system::error_code&) {
+    timer->async_wait([this, alive = std::weak_ptr<int>(alive_), timer, tenant_id, ex](const boost::system::error_code&) {
+      if (alive.expired()) return;
       bool go = false;
       {
         std::lock_guard lock(queues_mu_);

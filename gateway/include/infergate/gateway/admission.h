@@ -190,6 +190,9 @@ class Admission {
   mutable std::mutex queues_mu_;
   std::unordered_map<std::string, TenantQueue> queues_;
   std::unordered_map<std::string, std::int64_t> housekeeping_ms_;  // per tenant, the last
+  // Linger timers hold a weak reference: one that fires after the Admission is gone does nothing
+  // (the owner destroys it only once the io threads are done or after pending() reached 0).
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 
   // Fail-open limiter: per tenant, this instance's minute window and in-flight count.
   struct LocalWindow {
