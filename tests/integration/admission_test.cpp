@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <future>
+#include <optional>
 #include <regex>
 
 #include <boost/asio/use_future.hpp>
@@ -611,49 +612,6 @@ TEST_F(AdmissionTest, ConcurrencyNeverLeaksWhateverTheOutcome) {
   for (int i = 0; i < 50; ++i) ASSERT_TRUE(admit(r).admitted()) << i;  // all 50 slots free again
 }
 
-TEST(AdmissionFailures, AFailedSettleIsRetriedUntilRedisReturns) {
-  test::PrivateRedis server;
-  test::IoThread io{2};
-  infra::MetricsRegistry metrics;
-  infra::RedisClient redis(io.io(), test::redis_config(server.port()), metrics);
-  redis.start();
-  ASSERT_TRUE(test::wait_connected(redis));
-  gateway::Admission admission(redis, infra::AdmissionConfig{}, metrics);
-  gateway::AdmissionRequest r;
-  r.tenant_id = "ten_retry";
-  r.key_id = "k";
-  r.tokens = 1000;
-  r.tenant.tokens_per_day = 5000;
-  r.periods = {"2026-11-22", "2026-11", kFarFuture, kFarFuture};
-  auto d = io.run([&]() -> asio::awaitable<gateway::AdmissionDecision> {
-    gateway::AdmissionDecision x = co_await admission.admit(r);
-    co_return x;
-  }());
-  ASSERT_TRUE(d.admitted());
-  server.pause();  // Redis stalls: the settle times out
-  auto s = io.run([&]() -> asio::awaitable<gateway::SettleResult> {
-    gateway::SettleResult x = co_await admission.settle(*d.reservation, 100);
-    co_return x;
-  }());
-  EXPECT_EQ(s.outcome, gateway::SettleOutcome::redis_error);
-  server.resume();
-  // The background retry settles it: 900 of the 1000 reserved tokens come back.
-  std::string day;
-  for (int i = 0; i < 100 && day != "100"; ++i) {
-    std::this_thread::sleep_for(100ms);
-    try {
-      day = io.run([&]() -> asio::awaitable<std::string> {
-        const std::vector<std::string> cmd{"GET", "ig:{t:ten_retry}:qd:2026-11-22"};
-        infra::RedisReply reply = co_await redis.command(cmd);
-        co_return reply.str;
-      }());
-    } catch (const std::exception&) {
-    }
-  }
-  EXPECT_EQ(day, "100");
-  redis.stop();
-}
-
 // A settlement nobody waits for still comes before the tenant's next admission from this
 // instance: the slot and the unused tokens are back in time for it.
 TEST_F(AdmissionTest, ABackgroundSettlementIsSeenByTheTenantsNextAdmission) {
@@ -672,45 +630,6 @@ TEST_F(AdmissionTest, ABackgroundSettlementIsSeenByTheTenantsNextAdmission) {
   }
   EXPECT_EQ(day, 20);
   EXPECT_EQ(counter("inflight"), 0);
-}
-
-// What shutdown waits for: a settlement nobody waits for counts as pending until its call is done.
-TEST(AdmissionFailures, BackgroundSettlementsArePendingUntilTheirCallIsDone) {
-  test::PrivateRedis server;
-  test::IoThread io{2};
-  infra::MetricsRegistry metrics;
-  infra::RedisClient redis(io.io(), test::redis_config(server.port()), metrics);
-  redis.start();
-  ASSERT_TRUE(test::wait_connected(redis));
-  infra::AdmissionConfig cfg;
-  cfg.redis_timeout = 3000ms;
-  gateway::Admission admission(redis, cfg, metrics);
-  gateway::AdmissionRequest r;
-  r.tenant_id = "ten_pending";
-  r.key_id = "k";
-  r.tokens = 50;
-  r.tenant.tokens_per_day = 5000;
-  r.periods = {"2026-11-22", "2026-11", kFarFuture, kFarFuture};
-  auto d = io.run([&]() -> asio::awaitable<gateway::AdmissionDecision> {
-    gateway::AdmissionDecision x = co_await admission.admit(r);
-    co_return x;
-  }());
-  ASSERT_TRUE(d.admitted());
-  EXPECT_EQ(admission.pending(), 0u);
-  server.pause();
-  admission.settle_in_background(*d.reservation, 20, io.io().get_executor());
-  std::this_thread::sleep_for(300ms);
-  EXPECT_EQ(admission.pending(), 1u);  // its call waits on Redis
-  server.resume();
-  for (int i = 0; i < 200 && admission.pending() > 0; ++i) std::this_thread::sleep_for(10ms);
-  EXPECT_EQ(admission.pending(), 0u);
-  auto day = io.run([&]() -> asio::awaitable<std::string> {
-    const std::vector<std::string> cmd{"GET", "ig:{t:ten_pending}:qd:2026-11-22"};
-    infra::RedisReply reply = co_await redis.command(cmd);
-    co_return reply.str;
-  }());
-  EXPECT_EQ(day, "20");
-  redis.stop();
 }
 
 // A settlement nobody waits for lingers a moment in an idle queue: the tenant's next admission
@@ -739,47 +658,95 @@ TEST_F(AdmissionTest, ABackgroundSettlementRidesWithTheNextAdmission) {
   EXPECT_EQ(admission.pending(), 0u);
 }
 
-TEST(AdmissionFailures, AFailedBackgroundSettlementIsRetriedUntilRedisReturns) {
+// A private Redis that a test can stall, an Admission on it, and one admitted reservation of
+// `tokens` against a day quota of 5000.
+struct StallableAdmission {
   test::PrivateRedis server;
   test::IoThread io{2};
   infra::MetricsRegistry metrics;
-  infra::RedisClient redis(io.io(), test::redis_config(server.port()), metrics);
-  redis.start();
-  ASSERT_TRUE(test::wait_connected(redis));
-  infra::AdmissionConfig cfg;
-  cfg.redis_timeout = 300ms;
-  gateway::Admission admission(redis, cfg, metrics);
-  gateway::AdmissionRequest r;
-  r.tenant_id = "ten_bg_retry";
-  r.key_id = "k";
-  r.tokens = 1000;
-  r.tenant.tokens_per_day = 5000;
-  r.periods = {"2026-11-22", "2026-11", kFarFuture, kFarFuture};
-  auto d = io.run([&]() -> asio::awaitable<gateway::AdmissionDecision> {
-    gateway::AdmissionDecision x = co_await admission.admit(r);
+  infra::RedisClient redis{io.io(), test::redis_config(server.port()), metrics};
+  std::optional<gateway::Admission> admission;
+  std::string tenant;
+
+  StallableAdmission(std::string tenant_id, std::chrono::milliseconds redis_timeout) : tenant(std::move(tenant_id)) {
+    redis.start();
+    if (!test::wait_connected(redis)) throw std::runtime_error("private redis did not come up");
+    infra::AdmissionConfig cfg;
+    cfg.redis_timeout = redis_timeout;
+    admission.emplace(redis, cfg, metrics);
+  }
+  ~StallableAdmission() { redis.stop(); }
+  gateway::Reservation admitted(std::int64_t tokens) {
+    gateway::AdmissionRequest r;
+    r.tenant_id = tenant;
+    r.key_id = "k";
+    r.tokens = tokens;
+    r.tenant.tokens_per_day = 5000;
+    r.periods = {"2026-11-22", "2026-11", kFarFuture, kFarFuture};
+    auto d = io.run([&]() -> asio::awaitable<gateway::AdmissionDecision> {
+      gateway::AdmissionDecision x = co_await admission->admit(r);
+      co_return x;
+    }());
+    if (!d.admitted()) throw std::runtime_error("not admitted: " + d.limit + d.error);
+    return *d.reservation;
+  }
+  // The day counter, once it reads `want` (or what it reads after 10 s).
+  std::string day_counter_reaching(const std::string& want) {
+    std::string day;
+    for (int i = 0; i < 100 && day != want; ++i) {
+      std::this_thread::sleep_for(100ms);
+      try {
+        day = io.run([&]() -> asio::awaitable<std::string> {
+          const std::vector<std::string> cmd{"GET", gateway::Admission::tenant_prefix(tenant) + "qd:2026-11-22"};
+          infra::RedisReply reply = co_await redis.command(cmd);
+          co_return reply.str;
+        }());
+      } catch (const std::exception&) {
+      }
+    }
+    return day;
+  }
+};
+
+TEST(AdmissionFailures, AFailedSettleIsRetriedUntilRedisReturns) {
+  StallableAdmission a("ten_retry", infra::AdmissionConfig{}.redis_timeout);
+  const auto r = a.admitted(1000);
+  a.server.pause();  // Redis stalls: the settle times out
+  auto s = a.io.run([&]() -> asio::awaitable<gateway::SettleResult> {
+    gateway::SettleResult x = co_await a.admission->settle(r, 100);
     co_return x;
   }());
-  ASSERT_TRUE(d.admitted());
-  server.pause();  // Redis stalls: the settlement's call times out
-  admission.settle_in_background(*d.reservation, 100, io.io().get_executor());
+  EXPECT_EQ(s.outcome, gateway::SettleOutcome::redis_error);
+  a.server.resume();
+  // The background retry settles it: 900 of the 1000 reserved tokens come back.
+  EXPECT_EQ(a.day_counter_reaching("100"), "100");
+}
+
+// What shutdown waits for: a settlement nobody waits for counts as pending until its call is done.
+TEST(AdmissionFailures, BackgroundSettlementsArePendingUntilTheirCallIsDone) {
+  StallableAdmission a("ten_pending", 3000ms);
+  const auto r = a.admitted(50);
+  EXPECT_EQ(a.admission->pending(), 0u);
+  a.server.pause();
+  a.admission->settle_in_background(r, 20, a.io.io().get_executor());
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(a.admission->pending(), 1u);  // its call waits on Redis
+  a.server.resume();
+  EXPECT_EQ(a.day_counter_reaching("20"), "20");
+  for (int i = 0; i < 200 && a.admission->pending() > 0; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(a.admission->pending(), 0u);
+}
+
+TEST(AdmissionFailures, AFailedBackgroundSettlementIsRetriedUntilRedisReturns) {
+  StallableAdmission a("ten_bg_retry", 300ms);
+  const auto r = a.admitted(1000);
+  a.server.pause();  // Redis stalls: the settlement's call times out
+  a.admission->settle_in_background(r, 100, a.io.io().get_executor());
   std::this_thread::sleep_for(500ms);
-  server.resume();
-  std::string day;
-  for (int i = 0; i < 100 && day != "100"; ++i) {
-    std::this_thread::sleep_for(100ms);
-    try {
-      day = io.run([&]() -> asio::awaitable<std::string> {
-        const std::vector<std::string> cmd{"GET", "ig:{t:ten_bg_retry}:qd:2026-11-22"};
-        infra::RedisReply reply = co_await redis.command(cmd);
-        co_return reply.str;
-      }());
-    } catch (const std::exception&) {
-    }
-  }
-  EXPECT_EQ(day, "100");
-  const auto& errors = metrics.counter("infergate_admission_settle_errors_total", "").with({});
+  a.server.resume();
+  EXPECT_EQ(a.day_counter_reaching("100"), "100");
+  const auto& errors = a.metrics.counter("infergate_admission_settle_errors_total", "").with({});
   EXPECT_GE(errors.value(), 1u);
-  redis.stop();
 }
 
 TEST_F(AdmissionTest, ScriptFlushIsRecoveredFromNoscript) {
