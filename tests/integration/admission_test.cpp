@@ -383,89 +383,74 @@ TEST_F(AdmissionTest, OneScriptCallSettlesFirstThenAdmitsInOrder) {
   for (const char* k : {"res", "resexp", "inflight"}) EXPECT_GT(pttl(t + k), 0) << k;
 }
 
-TEST(AdmissionExpiry, UnsettledReservationsAreReleasedAndALateSettleChargesWhatWasUsed) {
+// The shared Redis, an Admission whose reservations expire after `ttl`, and a request of a
+// fresh tenant (its limits set by the test).
+struct ShortLivedReservations {
   test::IoThread io{2};
   infra::MetricsRegistry metrics;
   infra::RedisClient redis{io.io(), test::redis_config(test::shared_services().redis_port), metrics};
-  redis.start();
-  ASSERT_TRUE(test::wait_connected(redis));
-  infra::AdmissionConfig cfg;
-  cfg.reservation_ttl = 1000ms;
-  gateway::Admission admission(redis, cfg, metrics);
+  std::optional<gateway::Admission> admission;
   gateway::AdmissionRequest r;
-  r.tenant_id = "ten_" + test::unique_name("exp").substr(4);
-  r.key_id = "k";
-  r.tokens = 500;
-  r.tenant.max_concurrent_requests = 1;
-  r.tenant.tokens_per_day = 600;
-  r.periods = {"2026-11-22", "2026-11", kFarFuture, kFarFuture};
-  auto admit = [&] {
+
+  ShortLivedReservations(std::chrono::milliseconds ttl, const std::string& name, std::int64_t tokens) {
+    redis.start();
+    if (!test::wait_connected(redis)) throw std::runtime_error("redis did not come up");
+    infra::AdmissionConfig cfg;
+    cfg.reservation_ttl = ttl;
+    admission.emplace(redis, cfg, metrics);
+    r.tenant_id = "ten_" + test::unique_name(name).substr(4);
+    r.key_id = "k";
+    r.tokens = tokens;
+    r.periods = {"2026-11-22", "2026-11", kFarFuture, kFarFuture};
+  }
+  ~ShortLivedReservations() { redis.stop(); }
+  gateway::AdmissionDecision admit() {
     return io.run([&]() -> asio::awaitable<gateway::AdmissionDecision> {
-      gateway::AdmissionDecision d = co_await admission.admit(r);
+      gateway::AdmissionDecision d = co_await admission->admit(r);
       co_return d;
     }());
-  };
-  auto first = admit();
-  ASSERT_TRUE(first.admitted());
-  EXPECT_EQ(admit().limit, "max_concurrent_requests");  // the crashed request holds the slot
-  std::this_thread::sleep_for(1200ms);
-  auto second = admit();  // the expired reservation is released: slot and tokens back
-  ASSERT_TRUE(second.admitted()) << second.limit;
-  // The first request's instance comes back and settles late: what it used is charged now.
-  auto late = io.run([&]() -> asio::awaitable<gateway::SettleResult> {
-    gateway::SettleResult s = co_await admission.settle(*first.reservation, 70);
-    co_return s;
-  }());
-  EXPECT_EQ(late.outcome, gateway::SettleOutcome::charged_after_expiry);
-  EXPECT_EQ(late.tokens, 70);
-  auto day = io.run([&]() -> asio::awaitable<infra::RedisReply> {
-    const std::vector<std::string> cmd{"GET", gateway::Admission::tenant_prefix(r.tenant_id) +
-                                                  "qd:2026-11-22"};
-    infra::RedisReply reply = co_await redis.command(cmd);
-    co_return reply;
-  }());
-  EXPECT_EQ(day.str, "570");  // second's 500 reserved + first's 70 used
-  redis.stop();
-}
-
-// A call releases at most 256 expired reservations; while a sweep comes back full, the next call
-// sweeps again, so a backlog of crashed requests is worked off within a few calls.
-TEST(AdmissionExpiry, ABacklogOfExpiredReservationsIsReleasedOverTheNextCalls) {
-  test::IoThread io{2};
-  infra::MetricsRegistry metrics;
-  infra::RedisClient redis{io.io(), test::redis_config(test::shared_services().redis_port), metrics};
-  redis.start();
-  ASSERT_TRUE(test::wait_connected(redis));
-  infra::AdmissionConfig cfg;
-  cfg.reservation_ttl = 300ms;
-  gateway::Admission admission(redis, cfg, metrics);
-  gateway::AdmissionRequest r;
-  r.tenant_id = "ten_" + test::unique_name("sweep").substr(4);
-  r.key_id = "k";
-  r.tokens = 1;
-  r.periods = {"2026-11-22", "2026-11", kFarFuture, kFarFuture};
-  auto get = [&](const std::string& suffix) {
+  }
+  std::string get(const std::string& suffix) {
     return io.run([&]() -> asio::awaitable<std::string> {
       const std::vector<std::string> cmd{"GET", gateway::Admission::tenant_prefix(r.tenant_id) + suffix};
       infra::RedisReply reply = co_await redis.command(cmd);
       co_return reply.str;
     }());
-  };
-  std::vector<std::future<gateway::AdmissionDecision>> crashed;
-  for (int i = 0; i < 600; ++i) crashed.push_back(asio::co_spawn(io.io(), admission.admit(r), asio::use_future));
-  for (auto& f : crashed) ASSERT_TRUE(f.get().admitted());  // never settled
-  EXPECT_EQ(get("inflight"), "600");
-  std::this_thread::sleep_for(1100ms);  // past their expiry, and past the housekeeping interval
-  for (int i = 0; i < 4; ++i) {
-    const auto d = io.run([&]() -> asio::awaitable<gateway::AdmissionDecision> {
-      gateway::AdmissionDecision x = co_await admission.admit(r);
-      co_return x;
-    }());
-    ASSERT_TRUE(d.admitted());
   }
-  EXPECT_EQ(get("inflight"), "4");        // 256 + 256 + 88 released by the first three calls
-  EXPECT_EQ(get("qd:2026-11-22"), "4");   // and their tokens refunded
-  redis.stop();
+};
+
+TEST(AdmissionExpiry, UnsettledReservationsAreReleasedAndALateSettleChargesWhatWasUsed) {
+  ShortLivedReservations s(1000ms, "exp", 500);
+  s.r.tenant.max_concurrent_requests = 1;
+  s.r.tenant.tokens_per_day = 600;
+  auto first = s.admit();
+  ASSERT_TRUE(first.admitted());
+  EXPECT_EQ(s.admit().limit, "max_concurrent_requests");  // the crashed request holds the slot
+  std::this_thread::sleep_for(1200ms);
+  auto second = s.admit();  // the expired reservation is released: slot and tokens back
+  ASSERT_TRUE(second.admitted()) << second.limit;
+  // The first request's instance comes back and settles late: what it used is charged now.
+  auto late = s.io.run([&]() -> asio::awaitable<gateway::SettleResult> {
+    gateway::SettleResult x = co_await s.admission->settle(*first.reservation, 70);
+    co_return x;
+  }());
+  EXPECT_EQ(late.outcome, gateway::SettleOutcome::charged_after_expiry);
+  EXPECT_EQ(late.tokens, 70);
+  EXPECT_EQ(s.get("qd:2026-11-22"), "570");  // second's 500 reserved + first's 70 used
+}
+
+// A call releases at most 256 expired reservations; while a sweep comes back full, the next call
+// sweeps again, so a backlog of crashed requests is worked off within a few calls.
+TEST(AdmissionExpiry, ABacklogOfExpiredReservationsIsReleasedOverTheNextCalls) {
+  ShortLivedReservations s(300ms, "sweep", 1);
+  std::vector<std::future<gateway::AdmissionDecision>> crashed;
+  for (int i = 0; i < 600; ++i) crashed.push_back(asio::co_spawn(s.io.io(), s.admission->admit(s.r), asio::use_future));
+  for (auto& f : crashed) ASSERT_TRUE(f.get().admitted());  // never settled
+  EXPECT_EQ(s.get("inflight"), "600");
+  std::this_thread::sleep_for(1100ms);  // past their expiry, and past the housekeeping interval
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(s.admit().admitted());
+  EXPECT_EQ(s.get("inflight"), "4");        // 256 + 256 + 88 released by the first three calls
+  EXPECT_EQ(s.get("qd:2026-11-22"), "4");   // and their tokens refunded
 }
 
 TEST(AdmissionAcrossProcesses, ThreeProcessesNeverOvershootTheQuota) {
