@@ -92,8 +92,10 @@ asio::awaitable<void> shutdown_on_signal(asio::io_context& io, gateway::HttpServ
       co_await tick.async_wait(asio::as_tuple(asio::use_awaitable));
     }
   }
-  // Settlements the last responses did not wait for are still queued or in flight: let them
-  // reach Redis (bounded: Redis may be down; a reservation left open is released at its expiry).
+  // Settlements the last responses did not wait for are still queued or in flight, and so are
+  // the releases of reservations admitted ahead that no request took: let them reach Redis
+  // (bounded: Redis may be down; a reservation left open is released at its expiry).
+  admission.release_prefetched(io.get_executor());
   const auto settle_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (admission.pending() > 0 && std::chrono::steady_clock::now() < settle_deadline) {
     tick.expires_after(5ms);

@@ -23,10 +23,13 @@
 --         today, tenant tokens this month
 --       then A reservation ids, A token counts to reserve, A profile numbers (1-based)
 -- Returns S + A replies in that order, then the number of expired records handled (SWEEP_MAX:
--- there may be more, and the caller housekeeps again in its next call). A settlement's: {'refunded', n} normally; {'charged', n}
+-- there may be more, and the caller housekeeps again in its next call). A settlement's token
+-- count -1 releases a reservation that was never used (one admitted ahead of demand): its tokens
+-- and slot are refunded and its request no longer counts in the minute's windows. A settlement's: {'refunded', n} normally; {'charged', n}
 -- when the reservation had been released at its expiry (all of it refunded then, so what was
 -- used is charged now); {'already', 0} for a repeated settle; {'unknown', 0} when there is no
--- record. An admission's: {1, rpm limit, rpm remaining, tpm limit, tpm remaining} when admitted,
+-- record. An admission's: {1, rpm limit, rpm remaining, tpm limit, tpm remaining, slots
+-- remaining, tokens remaining today, tokens remaining this month} when admitted (-1: unlimited),
 -- or {0, which limit, retry after (ms), rpm limit, rpm remaining, tpm limit, tpm remaining}.
 --
 -- Reservation records (KEYS[1]): "O|amount|tpm|key tpm|day|month|in-flight|key in-flight" while
@@ -97,6 +100,11 @@ local function need(k)
   end
 end
 local s_kind, s_amount, s_tpm, s_ktpm, s_day, s_month, s_inf, s_kinf = {}, {}, {}, {}, {}, {}, {}, {}
+local s_rpm, s_krpm = {}, {} -- the request counters of an unused reservation being released
+local function rpm_of(k) -- a minute's tokens counter -> its requests counter
+  if k == '' then return '' end
+  return (string.gsub(k, 'tpm:(%d+)$', 'rpm:%1'))
+end
 if S > 0 then
   local recs = call('HMGET', RES, unpack(ARGV, 8, 7 + S))
   for i = 1, S do
@@ -108,6 +116,11 @@ if S > 0 then
         if kind == 'O' then
           need(inf)
           need(kinf)
+        end
+        if ARGV[7 + S + i] == '-1' then
+          s_rpm[i], s_krpm[i] = rpm_of(tpm), rpm_of(ktpm)
+          need(s_rpm[i])
+          need(s_krpm[i])
         end
       else
         kind = sub(rec, 1, 1)
@@ -185,8 +198,14 @@ for i = 1, S do
     out[i] = ALREADY
   else
     local used = tonumber(ARGV[7 + S + i])
+    local unused = used < 0
+    if unused then used = 0 end
     local n = used
     if kind ~= 'X' then n = used - s_amount[i] end -- the refund, as a negative change
+    if unused and s_rpm[i] then
+      bump(s_rpm[i], -1)
+      bump(s_krpm[i], -1)
+    end
     bump(s_tpm[i], n)
     bump(s_ktpm[i], n)
     bump(s_day[i], n)
@@ -261,7 +280,10 @@ for i = 1, A do
   if which then
     out[S + i] = {0, which, retry, rl, rr, tl, tr}
   else
-    out[S + i] = {1, rl, rr, tl, tr}
+    local _, slots = headroom(lim[3], value[k[3]] or 0, lim[6], value[k[6]] or 0)
+    local _, day = headroom(lim[7], value[k[7]] or 0, -1, 0)
+    local _, month = headroom(lim[8], value[k[8]] or 0, -1, 0)
+    out[S + i] = {1, rl, rr, tl, tr, slots, day, month}
   end
 end
 

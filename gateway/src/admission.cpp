@@ -32,6 +32,35 @@ constexpr std::int64_t kHousekeepingMs = 1000;
 constexpr std::int64_t kSweepMax = 256;  // expired records a call handles (lua/admission.lua)
 // How long a settlement nobody waits for stays queued for an admission of its tenant to carry it.
 constexpr std::chrono::milliseconds kSettleLinger{2};
+// Admission ahead of demand (see admission.h): demand is counted per 100 ms; a key with at least
+// kPrefetchMinDemand requests in one gets about half a bucket (50 ms) of its demand admitted
+// ahead, at most kPrefetchMax; one nobody took within kPrefetchMaxAgeMs is released.
+constexpr std::int64_t kDemandBucketMs = 100;
+constexpr std::int64_t kPrefetchMinDemand = 8;
+constexpr std::size_t kPrefetchMax = 32;
+constexpr std::int64_t kPrefetchMaxAgeMs = 1000;
+constexpr std::int64_t kPrefetchCooldownMs = 1000;  // after an admission ahead was refused
+constexpr std::int64_t kPrefetchShareOfLeft = 16;   // the pool holds at most 1/16 of what is left
+constexpr std::int64_t kUnused = -1;  // the settlement of a reservation nobody used
+
+// A queued op whose reply a callback takes (admissions ahead, releases).
+class CallbackCompletion final : public infra::Completion<BatchReply> {
+ public:
+  using Fn = std::function<void(std::exception_ptr, const std::optional<BatchReply>&)>;
+  explicit CallbackCompletion(Fn fn) : fn_(std::move(fn)) {}
+  bool complete(std::exception_ptr error, std::optional<BatchReply> value) override {
+    if (done_.exchange(true)) return false;
+    fn_(error, value);
+    return true;
+  }
+  bool done() const override { return done_.load(); }
+
+ private:
+  Fn fn_;
+  std::atomic<bool> done_{false};
+};
+
+RateLimitState rate_of(const infra::RedisReply& admitted, std::int64_t minute_left_ms);
 
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -63,6 +92,18 @@ Reservation new_reservation(const AdmissionRequest& req, std::int64_t minute, bo
   r.minute = minute;
   r.periods = req.periods;
   r.local = local;
+  return r;
+}
+
+RateLimitState rate_of(const infra::RedisReply& admitted, std::int64_t minute_left_ms) {
+  const auto& e = admitted.elements;
+  auto num = [&](std::size_t i) { return i < e.size() ? e[i].integer : -1; };
+  RateLimitState r;
+  r.reset_ms = minute_left_ms;
+  r.limit_requests = from_limit(num(1));
+  r.remaining_requests = from_limit(num(2));
+  r.limit_tokens = from_limit(num(3));
+  r.remaining_tokens = from_limit(num(4));
   return r;
 }
 
@@ -128,6 +169,12 @@ Admission::Admission(infra::RedisClient& redis, infra::AdmissionConfig cfg,
                                  "(they queue while the tenant's previous call is in flight)",
                                  {}, {1, 2, 4, 8, 16, 32, 64})
                       .with({});
+  auto& pre = metrics.counter("infergate_admission_prefetched_total",
+                              "Reservations admitted ahead of demand, by what became of them (used "
+                              "by a request, or released unused)",
+                              {"result"});
+  prefetch_used_ = &pre.with({"used"});
+  prefetch_released_ = &pre.with({"released"});
 }
 
 asio::awaitable<infra::RedisReply> Admission::eval(Script script,
@@ -200,6 +247,232 @@ void Admission::enqueue(const std::string& tenant_id, Op op, const asio::any_io_
       if (go) asio::co_spawn(ex, flush(tenant_id), asio::detached);
     });
   }
+}
+
+void Admission::enqueue_all(const std::string& tenant_id, std::vector<Op> ops, const asio::any_io_executor& ex) {
+  if (ops.empty()) return;
+  bool spawn = false;
+  {
+    std::lock_guard lock(queues_mu_);
+    TenantQueue& q = queues_[tenant_id];
+    for (Op& op : ops) q.ops.push_back(std::move(op));
+    spawn = !std::exchange(q.flushing, true);
+  }
+  if (spawn) asio::co_spawn(ex, flush(tenant_id), asio::detached);
+}
+
+std::string Admission::profile_key(const Op& op) {
+  std::string k = op.key_id;
+  for (const std::int64_t l : op.limits) {
+    k += '|';
+    k += std::to_string(l);
+  }
+  k += '|' + op.periods.day + '|' + op.periods.month + '|' + std::to_string(op.periods.day_end_ms) + '|' +
+       std::to_string(op.periods.month_end_ms);
+  return k;
+}
+
+void Admission::note_left(Pool& pool, const infra::RedisReply& admitted) {
+  const auto& e = admitted.elements;
+  if (e.size() < 8) return;
+  pool.left[0] = e[2].integer;  // requests this minute (-1 when unlimited)
+  pool.left[1] = e[4].integer;  // tokens this minute
+  pool.left[2] = e[5].integer;  // slots
+  pool.left[3] = e[6].integer;  // tokens today
+  pool.left[4] = e[7].integer;  // tokens this month
+  pool.left_known = true;
+}
+
+Admission::Op Admission::release_op(const std::string& tenant_id, const std::string& id) {
+  Op op;
+  op.settle = true;
+  op.id = id;
+  op.tokens = kUnused;
+  op.done = std::make_shared<CallbackCompletion>([tenant_id, id](std::exception_ptr error, const std::optional<BatchReply>&) {
+    // Unreleased, it is released at its expiry instead (the request count stays until the
+    // minute's window ends).
+    if (error) infra::log::warn("an unused reservation could not be released; it is released at its expiry",
+                                {{"reservation", id}, {"tenant", tenant_id}});
+  });
+  prefetch_released_->inc();
+  return op;
+}
+
+std::vector<Admission::Op> Admission::take_stale(const std::string& tenant_id, TenantPools& tp, std::int64_t now,
+                                                 bool all) {
+  std::vector<Op> out;
+  const std::int64_t minute = now / 60000;
+  for (auto it = tp.by_profile.begin(); it != tp.by_profile.end();) {
+    Pool& pool = it->second;
+    for (auto r = pool.ready.begin(); r != pool.ready.end();) {
+      if (all || r->minute != minute || now - r->granted_ms >= kPrefetchMaxAgeMs) {
+        out.push_back(release_op(tenant_id, r->id));
+        r = pool.ready.erase(r);
+      } else {
+        ++r;
+      }
+    }
+    // A profile nobody asked for lately (an old period, a key gone quiet) goes.
+    if (pool.ready.empty() && pool.requested == 0 && now / kDemandBucketMs > pool.bucket + 1) {
+      it = tp.by_profile.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return out;
+}
+
+void Admission::arm_pool_timer(const std::string& tenant_id, const asio::any_io_executor& ex) {
+  // Under queues_mu_. One timer per tenant while its pools hold reservations.
+  TenantPools& tp = pools_[tenant_id];
+  if (std::exchange(tp.timer_armed, true)) return;
+  auto timer = std::make_shared<asio::steady_timer>(ex, std::chrono::milliseconds(kPrefetchMaxAgeMs / 2));
+  timer->async_wait([this, alive = std::weak_ptr<int>(alive_), timer, tenant_id, ex](const boost::system::error_code&) {
+    if (alive.expired()) return;
+    std::vector<Op> stale;
+    {
+      std::lock_guard lock(queues_mu_);
+      const auto it = pools_.find(tenant_id);
+      if (it == pools_.end()) return;
+      it->second.timer_armed = false;
+      stale = take_stale(tenant_id, it->second, now_ms(), false);
+      bool holding = false;
+      for (const auto& [k, pool] : it->second.by_profile) holding = holding || !pool.ready.empty() || pool.requested > 0;
+      if (holding) {
+        arm_pool_timer(tenant_id, ex);
+      } else if (it->second.by_profile.empty()) {
+        pools_.erase(it);
+      }
+    }
+    enqueue_all(tenant_id, std::move(stale), ex);
+  });
+}
+
+void Admission::prefetch_more(const std::string& tenant_id, const std::string& profile, Pool& pool, std::int64_t now,
+                              const asio::any_io_executor& ex, std::vector<Op>& out) {
+  // Under queues_mu_.
+  if (prefetch_stopped_ || !pool.left_known || now < pool.cooldown_until_ms) return;
+  const std::int64_t demand = std::max(pool.count, pool.prev_count);  // requests per 100 ms
+  if (demand < kPrefetchMinDemand) return;
+  const std::size_t target = std::min<std::size_t>(kPrefetchMax, static_cast<std::size_t>(demand / 2));
+  const std::size_t have = pool.ready.size() + pool.requested;
+  if (have * 2 > target) return;  // refilled when half is gone: fewer, fuller calls
+  const std::int64_t tokens = std::max<std::int64_t>(1, std::max(pool.need, pool.prev_need));
+  // Never more than a sixteenth of what any limit had left (requests and slots: 1 each; tokens:
+  // `tokens`): near a limit every request goes to Redis itself.
+  std::int64_t n = static_cast<std::int64_t>(target - have);
+  const std::int64_t per[5] = {1, tokens, 1, tokens, tokens};
+  for (int d = 0; d < 5; ++d) {
+    if (pool.left[d] >= 0) n = std::min(n, pool.left[d] / kPrefetchShareOfLeft / per[d]);
+  }
+  for (std::int64_t i = 0; i < n; ++i) {
+    Op op = pool.proto;
+    op.id = infra::unique_hex(12);
+    op.tokens = tokens;
+    op.done = std::make_shared<CallbackCompletion>(
+        [this, tenant_id, profile, id = op.id, tokens, ex](std::exception_ptr error, const std::optional<BatchReply>& reply) {
+          prefetch_landed(tenant_id, profile, id, tokens, error, reply, ex);
+        });
+    out.push_back(std::move(op));
+    ++pool.requested;
+  }
+}
+
+void Admission::prefetch_landed(const std::string& tenant_id, const std::string& profile, const std::string& id,
+                                std::int64_t tokens, std::exception_ptr error, const std::optional<BatchReply>& reply,
+                                const asio::any_io_executor& ex) {
+  const bool admitted = !error && reply && !reply->reply.elements.empty() && reply->reply.elements[0].integer == 1;
+  std::vector<Op> release;
+  {
+    std::lock_guard lock(queues_mu_);
+    Pool* pool = nullptr;
+    if (const auto t = pools_.find(tenant_id); t != pools_.end()) {
+      if (const auto p = t->second.by_profile.find(profile); p != t->second.by_profile.end()) pool = &p->second;
+    }
+    if (pool) --pool->requested;
+    if (admitted && pool && !prefetch_stopped_) {
+      note_left(*pool, reply->reply);
+      pool->ready.push_back(Prefetched{id, tokens, reply->minute, now_ms(), rate_of(reply->reply, reply->minute_left_ms)});
+      arm_pool_timer(tenant_id, ex);
+    } else if (admitted || error) {
+      // Not wanted any more, or its call failed after perhaps admitting it: release it (a
+      // release of what was never admitted changes nothing).
+      release.push_back(release_op(tenant_id, id));
+    } else if (pool) {
+      pool->cooldown_until_ms = now_ms() + kPrefetchCooldownMs;  // refused: a limit is near
+    }
+  }
+  enqueue_all(tenant_id, std::move(release), ex);
+}
+
+std::optional<Admission::Prefetched> Admission::take_prefetched(const std::string& tenant_id, const Op& op,
+                                                                std::int64_t now, const asio::any_io_executor& ex,
+                                                                std::vector<Op>& out) {
+  std::lock_guard lock(queues_mu_);
+  if (prefetch_stopped_) return std::nullopt;
+  TenantPools& tp = pools_[tenant_id];
+  const std::string profile = profile_key(op);
+  if (tp.by_profile.size() > 1) {  // profiles gone quiet (an old period, a key no longer used)
+    for (auto q = tp.by_profile.begin(); q != tp.by_profile.end();) {
+      const Pool& p = q->second;
+      if (q->first != profile && p.ready.empty() && p.requested == 0 && now / kDemandBucketMs > p.bucket + 1)
+        q = tp.by_profile.erase(q);
+      else
+        ++q;
+    }
+  }
+  auto [it, fresh] = tp.by_profile.try_emplace(profile);
+  Pool& pool = it->second;
+  if (fresh) {
+    pool.proto.key_id = op.key_id;
+    std::copy(std::begin(op.limits), std::end(op.limits), std::begin(pool.proto.limits));
+    pool.proto.periods = op.periods;
+  }
+  const std::int64_t bucket = now / kDemandBucketMs;
+  if (bucket != pool.bucket) {
+    const bool next = bucket == pool.bucket + 1;
+    pool.prev_count = next ? pool.count : 0;
+    pool.prev_need = next ? pool.need : 0;
+    pool.count = 0;
+    pool.need = 0;
+    pool.bucket = bucket;
+  }
+  ++pool.count;
+  pool.need = std::max(pool.need, op.tokens);
+  const std::int64_t minute = now / 60000;
+  std::optional<Prefetched> got;
+  for (auto r = pool.ready.begin(); r != pool.ready.end();) {
+    if (r->minute != minute || now - r->granted_ms >= kPrefetchMaxAgeMs) {
+      out.push_back(release_op(tenant_id, r->id));
+      r = pool.ready.erase(r);
+    } else if (!got && r->tokens >= op.tokens) {
+      got = std::move(*r);
+      r = pool.ready.erase(r);
+    } else {
+      ++r;
+    }
+  }
+  prefetch_more(tenant_id, profile, pool, now, ex, out);
+  return got;
+}
+
+void Admission::release_prefetched(const asio::any_io_executor& ex) {
+  std::vector<std::pair<std::string, std::vector<Op>>> all;
+  {
+    std::lock_guard lock(queues_mu_);
+    prefetch_stopped_ = true;
+    const std::int64_t now = now_ms();
+    for (auto& [tenant, tp] : pools_) all.emplace_back(tenant, take_stale(tenant, tp, now, true));
+  }
+  for (auto& [tenant, ops] : all) enqueue_all(tenant, std::move(ops), ex);
+}
+
+std::size_t Admission::prefetched() const {
+  std::lock_guard lock(queues_mu_);
+  std::size_t n = 0;
+  for (const auto& [tenant, tp] : pools_)
+    for (const auto& [k, pool] : tp.by_profile) n += pool.ready.size();
+  return n;
 }
 
 asio::awaitable<BatchReply> Admission::submit(const std::string& tenant_id, const Op& op) {
@@ -343,20 +616,55 @@ asio::awaitable<AdmissionDecision> Admission::admit(const AdmissionRequest& req)
   op.periods = req.periods;
 
   AdmissionDecision d;
+  if (cfg_.prefetch) {
+    const auto ex = co_await asio::this_coro::executor;
+    const std::int64_t now = now_ms();
+    std::vector<Op> send;
+    std::optional<Prefetched> got = take_prefetched(req.tenant_id, op, now, ex, send);
+    enqueue_all(req.tenant_id, std::move(send), ex);
+    if (got) {
+      d.outcome = AdmissionOutcome::admitted;
+      d.rate = got->rate;
+      d.rate.reset_ms = (got->minute + 1) * 60000 - now;
+      d.reservation = new_reservation(req, got->minute, /*local=*/false);
+      d.reservation->id = got->id;
+      d.reservation->tokens = got->tokens;  // what it holds in Redis
+      prefetch_used_->inc();
+      outcome_counters_[0]->inc();
+      co_return d;
+    }
+  }
   std::string error;
   try {
-    const BatchReply got = co_await submit(req.tenant_id, op);
+    BatchReply got = co_await submit(req.tenant_id, op);
+    if (cfg_.prefetch && (got.reply.elements.empty() || got.reply.elements[0].integer != 1)) {
+      // Refused: if reservations admitted ahead hold what it needed, release them and try again.
+      const auto ex = co_await asio::this_coro::executor;
+      std::vector<Op> release;
+      {
+        std::lock_guard lock(queues_mu_);
+        if (const auto t = pools_.find(req.tenant_id); t != pools_.end()) release = take_stale(req.tenant_id, t->second, now_ms(), true);
+      }
+      if (!release.empty()) {
+        enqueue_all(req.tenant_id, std::move(release), ex);
+        got = co_await submit(req.tenant_id, op);  // the releases go first in its call
+      }
+    }
     const auto& e = got.reply.elements;
     d.rate.reset_ms = got.minute_left_ms;
     auto num = [&](std::size_t i) { return i < e.size() ? e[i].integer : -1; };
     if (num(0) == 1) {
       d.outcome = AdmissionOutcome::admitted;
-      d.rate.limit_requests = from_limit(num(1));
-      d.rate.remaining_requests = from_limit(num(2));
-      d.rate.limit_tokens = from_limit(num(3));
-      d.rate.remaining_tokens = from_limit(num(4));
+      d.rate = rate_of(got.reply, got.minute_left_ms);
       d.reservation = new_reservation(req, got.minute, /*local=*/false);
       d.reservation->id = op.id;
+      if (cfg_.prefetch) {
+        std::lock_guard lock(queues_mu_);
+        if (const auto t = pools_.find(req.tenant_id); t != pools_.end()) {
+          if (const auto p = t->second.by_profile.find(profile_key(op)); p != t->second.by_profile.end())
+            note_left(p->second, got.reply);
+        }
+      }
     } else {
       d.limit = e.size() > 1 ? e[1].str : "unknown";
       d.outcome = (d.limit == "tokens_per_day" || d.limit == "tokens_per_month")

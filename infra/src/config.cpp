@@ -359,6 +359,7 @@ Config parse_config(std::string_view toml_text, std::string source, const EnvMap
     s.read_ms("redis_timeout_ms", cfg.admission.redis_timeout, 1, kMaxMs);
     s.read_ms("reservation_ttl_ms", cfg.admission.reservation_ttl, 1000, kMaxMs);
     s.read_int("default_max_tokens", cfg.admission.default_max_tokens, 1, 10000000);
+    s.read_bool("prefetch", cfg.admission.prefetch);
     s.finish();
   }
   {

@@ -1,7 +1,8 @@
 // A test helper process: runs N concurrent admissions against one Redis for one tenant and
 // prints how many were admitted and how many tokens they reserved. Several of these at once
 // show that limits hold across instances.
-//   admission_probe PORT TENANT COUNT TOKENS MONTH_QUOTA RPM   (-1 = unlimited)
+//   admission_probe PORT TENANT COUNT TOKENS MONTH_QUOTA RPM [PREFETCH]   (-1 = unlimited;
+//   PREFETCH 0 turns off admission ahead of demand, which is on by default)
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -15,8 +16,8 @@
 using namespace infergate;
 
 int main(int argc, char** argv) {
-  if (argc != 7) {
-    std::fprintf(stderr, "usage: %s PORT TENANT COUNT TOKENS MONTH_QUOTA RPM\n", argv[0]);
+  if (argc != 7 && argc != 8) {
+    std::fprintf(stderr, "usage: %s PORT TENANT COUNT TOKENS MONTH_QUOTA RPM [PREFETCH]\n", argv[0]);
     return 2;
   }
   infra::RedisConfig rc;
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
   redis.start();
   infra::AdmissionConfig ac;
   ac.redis_timeout = infra::Millis(5000);
+  ac.prefetch = argc < 8 || std::string(argv[7]) != "0";
   gateway::Admission admission(redis, ac, metrics);
 
   std::atomic<int> done{0}, admitted{0}, errors{0};
@@ -64,6 +66,8 @@ int main(int argc, char** argv) {
         boost::asio::detached);
   }
   while (done < count) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  admission.release_prefetched(io.get_executor());  // as serve does at shutdown
+  for (int i = 0; i < 1000 && admission.pending() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   redis.stop();
   work.reset();
   std::this_thread::sleep_for(std::chrono::milliseconds(20));

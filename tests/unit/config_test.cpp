@@ -65,6 +65,7 @@ void expect_same_settings(const Config& a, const Config& b) {
   EXPECT_EQ(a.admission.redis_timeout, b.admission.redis_timeout);
   EXPECT_EQ(a.admission.reservation_ttl, b.admission.reservation_ttl);
   EXPECT_EQ(a.admission.default_max_tokens, b.admission.default_max_tokens);
+  EXPECT_EQ(a.admission.prefetch, b.admission.prefetch);
   EXPECT_EQ(a.journal.dir, b.journal.dir);
   EXPECT_EQ(a.journal.segment_bytes, b.journal.segment_bytes);
   EXPECT_EQ(a.journal.batch_records, b.journal.batch_records);
@@ -502,6 +503,9 @@ TEST(ConfigTest, BadModelsAreRefusedWithTheKeyNamed) {
   EXPECT_TRUE(contains(msg("[engine]\nprefix_cache = \"yes\"\n"), "expected true or false"));
   EXPECT_FALSE(parse_config("[engine]\nprefix_cache = false\n", "a", {}).engine.prefix_cache);
   EXPECT_TRUE(parse_config("", "a", {}).engine.prefix_cache);
+  EXPECT_TRUE(contains(msg("[admission]\nprefetch = 1\n"), "expected true or false"));
+  EXPECT_FALSE(parse_config("[admission]\nprefetch = false\n", "a", {}).admission.prefetch);
+  EXPECT_TRUE(parse_config("", "a", {}).admission.prefetch);
 }
 
 }  // namespace

@@ -66,6 +66,7 @@ struct AdmissionConfig {
   Millis redis_timeout{100};            // deadline of one admission or settlement round trip
   Millis reservation_ttl{600000};       // an unsettled reservation is released after this
   std::int64_t default_max_tokens = 1024;  // when a request gives no max_tokens
+  bool prefetch = true;  // admit a few reservations ahead of a busy key's demand (admission.h)
 };
 
 struct JournalConfig {
