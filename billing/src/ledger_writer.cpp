@@ -68,7 +68,8 @@ bool LedgerWriter::drain(std::chrono::milliseconds timeout) {
 
 std::size_t LedgerWriter::insert(pqxx::connection& conn, const std::vector<UsageRecord>& records) {
   if (records.empty()) return 0;
-  // One statement for the whole batch: the records travel as one JSON array.
+  // One statement for the whole batch: the records travel as one JSON array (json, not jsonb:
+  // read once, it need not be converted into the binary form, which costs Postgres ~4 us a row).
   std::string array = "[";
   for (std::size_t i = 0; i < records.size(); ++i) {
     if (i) array += ',';
@@ -85,7 +86,7 @@ std::size_t LedgerWriter::insert(pqxx::connection& conn, const std::vector<Usage
       "timestamptz 'epoch' + started_at_us * interval '1 microsecond', "
       "timestamptz 'epoch' + ended_at_us * interval '1 microsecond', ttft_ms, "
       "nullif(price_version_id, '') "
-      "FROM jsonb_to_recordset($1::jsonb) AS x(tenant_id text, request_id text, api_key_id text, "
+      "FROM json_to_recordset($1::json) AS x(tenant_id text, request_id text, api_key_id text, "
       "model text, tier text, prompt_tokens bigint, completion_tokens bigint, cached_tokens "
       "bigint, status text, finish_reason text, started_at_us bigint, ended_at_us bigint, "
       "ttft_ms integer, price_version_id text) "

@@ -93,6 +93,38 @@ TEST_F(HttpTest, NotFoundAndMethodNotAllowed) {
   EXPECT_EQ(head.status, 200);
 }
 
+// The bytes on the wire: a HEAD response carries the GET's Content-Length and no body, so the
+// next response on the connection starts right after its blank line; an HTTP/1.0 request gets an
+// HTTP/1.0 status line.
+TEST_F(HttpTest, ResponsesOnTheWire) {
+  const auto get = test::http_request(server.port(), "GET", "/healthz");
+  ASSERT_EQ(get.status, 200);
+  ASSERT_FALSE(get.body.empty());
+  test::Connection c(server.port());
+  c.send("HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::string wire;
+  auto both_in = [&] {
+    return wire.find("HTTP/1.1 200 OK\r\n", 1) != std::string::npos && wire.size() >= get.body.size() &&
+           wire.compare(wire.size() - get.body.size(), get.body.size(), get.body) == 0;
+  };
+  for (int i = 0; i < 20 && !both_in(); ++i) wire += c.read_raw(100ms);
+  const std::size_t second = wire.find("HTTP/1.1 200 OK\r\n", 1);
+  ASSERT_EQ(wire.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << wire;
+  ASSERT_NE(second, std::string::npos) << wire;
+  const std::string head = wire.substr(0, second);
+  EXPECT_EQ(head.find("\r\n\r\n"), head.size() - 4) << "nothing after the HEAD response's blank line: " << wire;
+  const std::string length = "Content-Length: " + std::to_string(get.body.size()) + "\r\n";
+  EXPECT_NE(head.find(length), std::string::npos) << head;
+  EXPECT_EQ(wire.substr(wire.size() - get.body.size()), get.body);
+
+  test::Connection old(server.port());
+  old.send("GET /healthz HTTP/1.0\r\n\r\n");
+  const std::string raw = old.read_raw(300ms);
+  EXPECT_EQ(raw.rfind("HTTP/1.0 200 OK\r\n", 0), 0u) << raw;
+  EXPECT_EQ(raw.substr(raw.size() - get.body.size()), get.body);
+  EXPECT_TRUE(old.wait_closed(2s));
+}
+
 TEST_F(HttpTest, BodyOverTheLimitIs413) {
   test::Connection c(server.port());
   c.send("POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" +

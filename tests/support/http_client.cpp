@@ -1,5 +1,7 @@
 #include "support/http_client.h"
 
+#include <utility>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -78,6 +80,12 @@ bool Connection::fill(std::chrono::steady_clock::time_point deadline) {
     buf_.append(tmp, static_cast<std::size_t>(n));
     return true;
   }
+}
+
+std::string Connection::read_raw(std::chrono::milliseconds quiet) {
+  while (fill(std::chrono::steady_clock::now() + quiet)) {
+  }
+  return std::exchange(buf_, std::string());
 }
 
 std::optional<HttpResponse> Connection::read_response(std::chrono::milliseconds timeout) {

@@ -29,6 +29,9 @@ class Connection {
       std::chrono::milliseconds timeout = std::chrono::milliseconds(5000));
   // True if the server closed the connection (EOF) within the timeout.
   bool wait_closed(std::chrono::milliseconds timeout);
+  // Every byte that arrives until none has for `quiet` (or the connection closes): the wire as
+  // sent, for checks that a parser would hide.
+  std::string read_raw(std::chrono::milliseconds quiet);
 
  private:
   bool fill(std::chrono::steady_clock::time_point deadline);
