@@ -21,6 +21,10 @@ namespace {
 
 constexpr std::size_t kHeader = 8;
 constexpr std::uint32_t kMaxPayload = 1u << 20;  // a usage record is far smaller
+// A segment is zero-filled this far ahead of its data: overwriting bytes the file already has
+// leaves its size alone, so fdatasync flushes the data only, without a second write of the
+// inode per commit. A zero frame header marks the end of a segment's data.
+constexpr std::uint64_t kPreallocChunk = 1u << 20;
 
 std::uint32_t crc32(std::string_view data) {
   boost::crc_32_type crc;
@@ -50,6 +54,22 @@ void fsync_dir(const std::string& dir) {
     ::fsync(fd);
     ::close(fd);
   }
+}
+
+// Writes `n` bytes at `offset`, taking them from `data` (`period` bytes long, repeated).
+std::error_code write_at(int fd, const char* data, std::uint64_t n, std::uint64_t offset, std::size_t period) {
+  std::uint64_t done = 0;
+  while (done < n) {
+    const std::size_t from = static_cast<std::size_t>(done % period);
+    const std::size_t len = static_cast<std::size_t>(std::min<std::uint64_t>(n - done, period - from));
+    const ssize_t w = ::pwrite(fd, data + from, len, static_cast<off_t>(offset + done));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return std::error_code(errno, std::generic_category());
+    }
+    done += static_cast<std::uint64_t>(w);
+  }
+  return {};
 }
 
 // Scans frames in `data` from 0; returns the offset after the last valid frame.
@@ -144,7 +164,11 @@ UsageJournal::~UsageJournal() {
   }
   cv_.notify_all();
   if (writer_.joinable()) writer_.join();
-  if (fd_ >= 0) ::close(fd_);
+  if (fd_ >= 0) {
+    // Closed cleanly, the segment ends at its data (opening it again would cut the zeros too).
+    if (::ftruncate(fd_, static_cast<off_t>(end_.offset)) == 0 && opt_.fsync) ::fdatasync(fd_);
+    ::close(fd_);
+  }
   if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
@@ -190,20 +214,25 @@ void UsageJournal::recover() {
   const std::string data = read_all(path);
   const std::size_t good = valid_prefix(data);
   if (good < data.size()) {
-    torn_dropped_ = data.size() - good;
+    // What follows the last whole frame: zeros written ahead (nothing lost), or a frame being
+    // written when the process died (never acknowledged), perhaps with zeros after it.
+    const std::size_t last_byte = data.find_last_not_of('\0');
+    torn_dropped_ = last_byte == std::string::npos || last_byte < good ? 0 : last_byte + 1 - good;
     if (::truncate(path.c_str(), static_cast<off_t>(good)) != 0)
       throw JournalError("cannot cut the torn tail of " + path + ": " + std::strerror(errno));
   }
   open_segment(last);
   if (opt_.fsync && good < data.size()) ::fsync(fd_);
   end_ = {last, good};
+  allocated_ = good;
 }
 
 void UsageJournal::open_segment(std::uint64_t seq) {
   if (fd_ >= 0) ::close(fd_);
   const std::string path = segment_path(seq);
-  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
   if (fd_ < 0) throw JournalError("cannot open " + path + ": " + std::strerror(errno));
+  allocated_ = 0;
   if (opt_.fsync) fsync_dir(opt_.dir);
 }
 
@@ -255,6 +284,9 @@ void UsageJournal::writer_loop() {
     }
     if (at.offset >= opt_.segment_bytes) {  // rotate before writing
       try {
+        // The finished segment ends at its data (its reader and the backlog use its size).
+        if (::ftruncate(fd_, static_cast<off_t>(at.offset)) != 0)
+          throw JournalError("cannot cut the zeros after a segment's data: " + std::string(std::strerror(errno)));
         ::fdatasync(fd_);
         open_segment(at.segment + 1);
         at = {at.segment + 1, 0};
@@ -266,16 +298,15 @@ void UsageJournal::writer_loop() {
     std::string buf;
     for (const auto& p : batch) buf += p.frame;
     std::error_code ec;
-    std::size_t done = 0;
-    while (done < buf.size()) {
-      ssize_t n = ::write(fd_, buf.data() + done, buf.size() - done);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        ec = std::error_code(errno, std::generic_category());
-        break;
-      }
-      done += static_cast<std::size_t>(n);
+    // Zeros ahead first (see kPreallocChunk); the fdatasync below makes them and the new size
+    // durable with the batch, so commits before the next extension write data only.
+    if (opt_.fsync && at.offset + buf.size() > allocated_) {
+      const std::uint64_t want = (at.offset + buf.size() + kPreallocChunk) / kPreallocChunk * kPreallocChunk;
+      static const std::string zeros(kPreallocChunk, '\0');
+      ec = write_at(fd_, zeros.data(), want - allocated_, allocated_, zeros.size());
+      if (!ec) allocated_ = want;
     }
+    if (!ec) ec = write_at(fd_, buf.data(), buf.size(), at.offset, buf.size());
     if (!ec && opt_.fsync && ::fdatasync(fd_) != 0) ec = std::error_code(errno, std::generic_category());
     if (ec) {
       // Cut what may be half written so the journal stays a sequence of whole frames. If even
@@ -285,6 +316,7 @@ void UsageJournal::writer_loop() {
         std::lock_guard lock(mu_);
         failed_ = true;
       }
+      allocated_ = at.offset;
     } else {
       std::lock_guard lock(mu_);
       end_ = {at.segment, at.offset + buf.size()};
@@ -313,6 +345,7 @@ UsageJournal::Batch UsageJournal::read(JournalPosition from, std::size_t max_rec
     while (off + kHeader <= stop && out.records.size() < max_records) {
       if (!seg.cover(off + kHeader, stop)) break;
       const std::uint32_t len = get_u32(seg.at(off));
+      if (len == 0) break;  // zeros written ahead: the end of this segment's data
       if (off + kHeader + len > stop || !seg.cover(off + kHeader + len, stop)) break;
       const std::string_view payload(seg.at(off) + kHeader, len);
       if (crc32(payload) != get_u32(seg.at(off) + 4))

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -128,6 +129,70 @@ TEST(UsageJournal, ACorruptedLastRecordIsTreatedAsTorn) {
   auto batch = j.read(j.checkpoint(), 100);
   ASSERT_EQ(batch.records.size(), 1u);
   EXPECT_EQ(batch.records[0], record(0));
+  fs::remove_all(dir);
+}
+
+// The segment being written has zeros ahead of its data. A process that dies leaves them there:
+// the journal opened again reads every acknowledged record and nothing else, cuts the zeros and
+// any frame that was being written when it died, and appends after the last record.
+TEST(UsageJournal, ZerosWrittenAheadAreNotRecordsAfterACrash) {
+  const std::string dir = test::make_temp_dir("journal");
+  const std::string crashed = test::make_temp_dir("journal-crashed");
+  const std::string torn = test::make_temp_dir("journal-torn");
+  std::uintmax_t data_end = 0;
+  {
+    UsageJournal j({dir});
+    for (int i = 0; i < 5; ++i) j.append_sync(record(i));
+    data_end = j.end().offset;
+    const std::string seg = last_segment(dir);
+    EXPECT_GT(fs::file_size(seg), data_end);  // zero-filled ahead
+    // The files as a crash would leave them (copied while the journal is open).
+    fs::copy_file(seg, crashed + "/" + fs::path(seg).filename().string());
+    fs::copy_file(seg, torn + "/" + fs::path(seg).filename().string());
+  }
+  EXPECT_EQ(fs::file_size(last_segment(dir)), data_end);  // closed cleanly: cut to its data
+  {
+    // Half a frame was being written into the zeros when the process died.
+    std::fstream f(last_segment(torn), std::ios::binary | std::ios::in | std::ios::out);
+    f.seekp(static_cast<std::streamoff>(data_end));
+    const std::string payload = encode_usage(record(99));
+    const std::uint32_t len = static_cast<std::uint32_t>(payload.size());
+    f.write(reinterpret_cast<const char*>(&len), 4);
+    f.write("\x01\x02\x03\x04", 4);
+    f << payload.substr(0, payload.size() / 2);
+  }
+  for (const std::string& d : {crashed, torn}) {
+    UsageJournal j({d});
+    EXPECT_EQ(j.end().offset, data_end) << d;
+    EXPECT_EQ(fs::file_size(last_segment(d)), data_end) << d;
+    EXPECT_EQ(j.torn_bytes_dropped() > 0, d == torn) << d;
+    j.append_sync(record(5));
+    const auto batch = j.read(j.checkpoint(), 100);
+    ASSERT_EQ(batch.records.size(), 6u) << d;
+    for (int i = 0; i < 6; ++i) EXPECT_EQ(batch.records[static_cast<std::size_t>(i)], record(i)) << d;
+  }
+  for (const std::string& d : {dir, crashed, torn}) fs::remove_all(d);
+}
+
+// A reader of a finished segment left with zeros after its data (the process died between
+// rotating and cutting them) stops at the zeros and goes on in the next segment.
+TEST(UsageJournal, AReaderStopsAtZerosAndGoesOnInTheNextSegment) {
+  const std::string dir = test::make_temp_dir("journal");
+  UsageJournal::Options opt{dir, 2048};
+  {
+    UsageJournal j(opt);
+    for (int i = 0; i < 20; ++i) j.append_sync(record(i));
+  }
+  std::vector<std::string> segs;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().filename().string().rfind("journal-", 0) == 0) segs.push_back(e.path().string());
+  std::sort(segs.begin(), segs.end());
+  ASSERT_GE(segs.size(), 2u);
+  fs::resize_file(segs.front(), fs::file_size(segs.front()) + 4096);  // zeros after its data
+  UsageJournal j(opt);
+  const auto batch = j.read(j.checkpoint(), 100);
+  ASSERT_EQ(batch.records.size(), 20u);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(batch.records[static_cast<std::size_t>(i)], record(i));
   fs::remove_all(dir);
 }
 

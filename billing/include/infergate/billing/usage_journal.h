@@ -7,7 +7,10 @@
 //   [u32 little-endian payload length][u32 little-endian CRC-32 of payload][payload]
 // and DIR/checkpoint ("<segment> <offset>\n", replaced atomically). Opening the journal scans
 // the last segment and cuts a torn tail (a frame that was being written when the process died:
-// it was never acknowledged). Thread-safe.
+// it was never acknowledged). The segment being written is zero-filled ahead of its data in 1 MiB
+// steps, so that a commit's fdatasync writes data only (its file size is unchanged); a zero frame
+// header marks the end of the data, and a segment is cut back to its data when it is finished
+// or closed. Thread-safe.
 #pragma once
 
 #include <condition_variable>
@@ -98,6 +101,7 @@ class UsageJournal {
   bool stopping_ = false;
   bool failed_ = false;  // a write failed and could not be undone
   int fd_ = -1;  // current segment (writer thread only, after construction)
+  std::uint64_t allocated_ = 0;  // bytes of the current segment's file: data, then zeros ahead
   int lock_fd_ = -1;  // flock held for the journal's lifetime
   JournalPosition end_;
   JournalPosition checkpoint_;
