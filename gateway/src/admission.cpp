@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <thread>
 #include <utility>
 
 #include "infergate/infra/ids.h"
@@ -177,6 +178,13 @@ Admission::Admission(infra::RedisClient& redis, infra::AdmissionConfig cfg,
   prefetch_released_ = &pre.with({"released"});
 }
 
+Admission::~Admission() {
+  // A timer handler holds a strong reference while it runs: wait for one running elsewhere.
+  std::weak_ptr<int> watch = alive_;
+  alive_.reset();
+  while (!watch.expired()) std::this_thread::yield();
+}
+
 asio::awaitable<infra::RedisReply> Admission::eval(Script script,
                                                    const std::vector<std::string>& keys,
                                                    const std::vector<std::string>& args) {
@@ -235,7 +243,8 @@ void Admission::enqueue(const std::string& tenant_id, Op op, const asio::any_io_
   if (arm) {
     auto timer = std::make_shared<asio::steady_timer>(ex, kSettleLinger);
     timer->async_wait([this, alive = std::weak_ptr<int>(alive_), timer, tenant_id, ex](const boost::system::error_code&) {
-      if (alive.expired()) return;
+      const std::shared_ptr<int> keep = alive.lock();  // ~Admission waits while this runs
+      if (!keep) return;
       bool go = false;
       {
         std::lock_guard lock(queues_mu_);
@@ -254,11 +263,17 @@ void Admission::enqueue_all(const std::string& tenant_id, std::vector<Op> ops, c
   bool spawn = false;
   {
     std::lock_guard lock(queues_mu_);
-    TenantQueue& q = queues_[tenant_id];
-    for (Op& op : ops) q.ops.push_back(std::move(op));
-    spawn = !std::exchange(q.flushing, true);
+    spawn = push_locked(tenant_id, ops);
   }
   if (spawn) asio::co_spawn(ex, flush(tenant_id), asio::detached);
+}
+
+bool Admission::push_locked(const std::string& tenant_id, std::vector<Op>& ops) {
+  if (ops.empty()) return false;
+  TenantQueue& q = queues_[tenant_id];
+  for (Op& op : ops) q.ops.push_back(std::move(op));
+  ops.clear();
+  return !std::exchange(q.flushing, true);
 }
 
 std::string Admission::profile_key(const Op& op) {
@@ -283,30 +298,36 @@ void Admission::note_left(Pool& pool, const infra::RedisReply& admitted) {
   pool.left_known = true;
 }
 
-Admission::Op Admission::release_op(const std::string& tenant_id, const std::string& id) {
+Admission::Op Admission::release_op(const std::string& tenant_id, const std::string& id, const asio::any_io_executor& ex) {
   Op op;
   op.settle = true;
   op.id = id;
   op.tokens = kUnused;
-  op.done = std::make_shared<CallbackCompletion>([tenant_id, id](std::exception_ptr error, const std::optional<BatchReply>&) {
-    // Unreleased, it is released at its expiry instead (the request count stays until the
-    // minute's window ends).
-    if (error) infra::log::warn("an unused reservation could not be released; it is released at its expiry",
-                                {{"reservation", id}, {"tenant", tenant_id}});
+  op.done = std::make_shared<CallbackCompletion>([this, tenant_id, id, ex](std::exception_ptr error, const std::optional<BatchReply>&) {
+    if (!error) return;
+    // Retried like any settlement (until then, or should that fail too, it holds its units
+    // until its expiry).
+    settle_errors_->inc();
+    infra::log::warn("releasing an unused reservation failed; retrying in the background",
+                     {{"reservation", id}, {"tenant", tenant_id}});
+    Reservation r;
+    r.id = id;
+    r.tenant_id = tenant_id;
+    asio::co_spawn(ex, retry_settle(std::move(r), kUnused), asio::detached);
   });
   prefetch_released_->inc();
   return op;
 }
 
 std::vector<Admission::Op> Admission::take_stale(const std::string& tenant_id, TenantPools& tp, std::int64_t now,
-                                                 bool all) {
+                                                 bool all, const asio::any_io_executor& ex) {
   std::vector<Op> out;
   const std::int64_t minute = now / 60000;
   for (auto it = tp.by_profile.begin(); it != tp.by_profile.end();) {
     Pool& pool = it->second;
     for (auto r = pool.ready.begin(); r != pool.ready.end();) {
       if (all || r->minute != minute || now - r->granted_ms >= kPrefetchMaxAgeMs) {
-        out.push_back(release_op(tenant_id, r->id));
+        out.push_back(release_op(tenant_id, r->id, ex));
         r = pool.ready.erase(r);
       } else {
         ++r;
@@ -328,14 +349,16 @@ void Admission::arm_pool_timer(const std::string& tenant_id, const asio::any_io_
   if (std::exchange(tp.timer_armed, true)) return;
   auto timer = std::make_shared<asio::steady_timer>(ex, std::chrono::milliseconds(kPrefetchMaxAgeMs / 2));
   timer->async_wait([this, alive = std::weak_ptr<int>(alive_), timer, tenant_id, ex](const boost::system::error_code&) {
-    if (alive.expired()) return;
-    std::vector<Op> stale;
+    const std::shared_ptr<int> keep = alive.lock();  // ~Admission waits while this runs
+    if (!keep) return;
+    bool spawn = false;
     {
       std::lock_guard lock(queues_mu_);
       const auto it = pools_.find(tenant_id);
       if (it == pools_.end()) return;
       it->second.timer_armed = false;
-      stale = take_stale(tenant_id, it->second, now_ms(), false);
+      std::vector<Op> stale = take_stale(tenant_id, it->second, now_ms(), false, ex);
+      spawn = push_locked(tenant_id, stale);
       bool holding = false;
       for (const auto& [k, pool] : it->second.by_profile) holding = holding || !pool.ready.empty() || pool.requested > 0;
       if (holding) {
@@ -344,7 +367,7 @@ void Admission::arm_pool_timer(const std::string& tenant_id, const asio::any_io_
         pools_.erase(it);
       }
     }
-    enqueue_all(tenant_id, std::move(stale), ex);
+    if (spawn) asio::co_spawn(ex, flush(tenant_id), asio::detached);
   });
 }
 
@@ -369,6 +392,7 @@ void Admission::prefetch_more(const std::string& tenant_id, const std::string& p
     Op op = pool.proto;
     op.id = infra::unique_hex(12);
     op.tokens = tokens;
+    op.ahead = true;
     op.done = std::make_shared<CallbackCompletion>(
         [this, tenant_id, profile, id = op.id, tokens, ex](std::exception_ptr error, const std::optional<BatchReply>& reply) {
           prefetch_landed(tenant_id, profile, id, tokens, error, reply, ex);
@@ -382,7 +406,7 @@ void Admission::prefetch_landed(const std::string& tenant_id, const std::string&
                                 std::int64_t tokens, std::exception_ptr error, const std::optional<BatchReply>& reply,
                                 const asio::any_io_executor& ex) {
   const bool admitted = !error && reply && !reply->reply.elements.empty() && reply->reply.elements[0].integer == 1;
-  std::vector<Op> release;
+  bool spawn = false;
   {
     std::lock_guard lock(queues_mu_);
     Pool* pool = nullptr;
@@ -390,26 +414,30 @@ void Admission::prefetch_landed(const std::string& tenant_id, const std::string&
       if (const auto p = t->second.by_profile.find(profile); p != t->second.by_profile.end()) pool = &p->second;
     }
     if (pool) --pool->requested;
-    if (admitted && pool && !prefetch_stopped_) {
+    const std::int64_t now = now_ms();
+    if (admitted && pool && !prefetch_stopped_ && now >= pool->cooldown_until_ms) {
       note_left(*pool, reply->reply);
-      pool->ready.push_back(Prefetched{id, tokens, reply->minute, now_ms(), rate_of(reply->reply, reply->minute_left_ms)});
+      pool->ready.push_back(Prefetched{id, tokens, reply->minute, now, rate_of(reply->reply, reply->minute_left_ms)});
       arm_pool_timer(tenant_id, ex);
     } else if (admitted || error) {
-      // Not wanted any more, or its call failed after perhaps admitting it: release it (a
-      // release of what was never admitted changes nothing).
-      release.push_back(release_op(tenant_id, id));
+      // Not wanted any more (stopped, or a request of the tenant was refused meanwhile), or its
+      // call failed after perhaps admitting it: release it (a release of what was never admitted
+      // changes nothing).
+      std::vector<Op> release{release_op(tenant_id, id, ex)};
+      spawn = push_locked(tenant_id, release);
     } else if (pool) {
-      pool->cooldown_until_ms = now_ms() + kPrefetchCooldownMs;  // refused: a limit is near
+      pool->cooldown_until_ms = now + kPrefetchCooldownMs;  // refused: a limit is near
     }
   }
-  enqueue_all(tenant_id, std::move(release), ex);
+  if (spawn) asio::co_spawn(ex, flush(tenant_id), asio::detached);
 }
 
 std::optional<Admission::Prefetched> Admission::take_prefetched(const std::string& tenant_id, const Op& op,
                                                                 std::int64_t now, const asio::any_io_executor& ex,
-                                                                std::vector<Op>& out) {
+                                                                bool& spawn) {
   std::lock_guard lock(queues_mu_);
   if (prefetch_stopped_) return std::nullopt;
+  std::vector<Op> out;
   TenantPools& tp = pools_[tenant_id];
   const std::string profile = profile_key(op);
   if (tp.by_profile.size() > 1) {  // profiles gone quiet (an old period, a key no longer used)
@@ -443,7 +471,7 @@ std::optional<Admission::Prefetched> Admission::take_prefetched(const std::strin
   std::optional<Prefetched> got;
   for (auto r = pool.ready.begin(); r != pool.ready.end();) {
     if (r->minute != minute || now - r->granted_ms >= kPrefetchMaxAgeMs) {
-      out.push_back(release_op(tenant_id, r->id));
+      out.push_back(release_op(tenant_id, r->id, ex));
       r = pool.ready.erase(r);
     } else if (!got && r->tokens >= op.tokens) {
       got = std::move(*r);
@@ -453,18 +481,22 @@ std::optional<Admission::Prefetched> Admission::take_prefetched(const std::strin
     }
   }
   prefetch_more(tenant_id, profile, pool, now, ex, out);
+  spawn = push_locked(tenant_id, out);
   return got;
 }
 
 void Admission::release_prefetched(const asio::any_io_executor& ex) {
-  std::vector<std::pair<std::string, std::vector<Op>>> all;
+  std::vector<std::string> start;
   {
     std::lock_guard lock(queues_mu_);
-    prefetch_stopped_ = true;
+    prefetch_stopped_ = true;  // queued admissions ahead are not sent either (flush drops them)
     const std::int64_t now = now_ms();
-    for (auto& [tenant, tp] : pools_) all.emplace_back(tenant, take_stale(tenant, tp, now, true));
+    for (auto& [tenant, tp] : pools_) {
+      std::vector<Op> ops = take_stale(tenant, tp, now, true, ex);
+      if (push_locked(tenant, ops)) start.push_back(tenant);
+    }
   }
-  for (auto& [tenant, ops] : all) enqueue_all(tenant, std::move(ops), ex);
+  for (const std::string& tenant : start) asio::co_spawn(ex, flush(tenant), asio::detached);
 }
 
 std::size_t Admission::prefetched() const {
@@ -508,6 +540,13 @@ asio::awaitable<void> Admission::flush(std::string tenant_id) {
         Op op = std::move(q.ops.front());
         q.ops.pop_front();
         if (op.done->done()) continue;  // its caller stopped waiting: it is not sent
+        if (op.ahead && prefetch_stopped_) {  // admissions ahead have stopped: not sent
+          if (const auto pools = pools_.find(tenant_id); pools != pools_.end()) {
+            const auto p = pools->second.by_profile.find(profile_key(op));
+            if (p != pools->second.by_profile.end() && p->second.requested > 0) --p->second.requested;
+          }
+          continue;
+        }
         (op.settle ? settles : admits).push_back(std::move(op));
       }
       if (settles.empty() && admits.empty()) {
@@ -585,10 +624,6 @@ asio::awaitable<void> Admission::flush(std::string tenant_id) {
     } catch (const std::exception&) {
       error = std::current_exception();
     }
-    {
-      std::lock_guard lock(queues_mu_);
-      queues_.at(tenant_id).in_flight = 0;
-    }
     std::size_t i = 0;
     for (std::vector<Op>* ops : {&settles, &admits}) {
       for (Op& op : *ops) {
@@ -599,6 +634,12 @@ asio::awaitable<void> Admission::flush(std::string tenant_id) {
         }
         ++i;
       }
+    }
+    {
+      // Only now: what the replies queued (releases of admissions ahead nobody wants) is already
+      // in the queue, so pending() never reads 0 in between.
+      std::lock_guard lock(queues_mu_);
+      queues_.at(tenant_id).in_flight = 0;
     }
   }
 }
@@ -619,9 +660,9 @@ asio::awaitable<AdmissionDecision> Admission::admit(const AdmissionRequest& req)
   if (cfg_.prefetch) {
     const auto ex = co_await asio::this_coro::executor;
     const std::int64_t now = now_ms();
-    std::vector<Op> send;
-    std::optional<Prefetched> got = take_prefetched(req.tenant_id, op, now, ex, send);
-    enqueue_all(req.tenant_id, std::move(send), ex);
+    bool spawn = false;
+    std::optional<Prefetched> got = take_prefetched(req.tenant_id, op, now, ex, spawn);
+    if (spawn) asio::co_spawn(ex, flush(req.tenant_id), asio::detached);
     if (got) {
       d.outcome = AdmissionOutcome::admitted;
       d.rate = got->rate;
@@ -638,16 +679,34 @@ asio::awaitable<AdmissionDecision> Admission::admit(const AdmissionRequest& req)
   try {
     BatchReply got = co_await submit(req.tenant_id, op);
     if (cfg_.prefetch && (got.reply.elements.empty() || got.reply.elements[0].integer != 1)) {
-      // Refused: if reservations admitted ahead hold what it needed, release them and try again.
+      // Refused: a limit is near. The tenant's pools stop admitting ahead for a while, and if
+      // reservations admitted ahead hold what this request needed, they are released and it is
+      // tried once more (the releases go first in its call). Should that try fail, the refusal
+      // stands: Redis refused the request once already (fail-open must not admit it).
       const auto ex = co_await asio::this_coro::executor;
-      std::vector<Op> release;
+      bool released = false, spawn = false;
       {
         std::lock_guard lock(queues_mu_);
-        if (const auto t = pools_.find(req.tenant_id); t != pools_.end()) release = take_stale(req.tenant_id, t->second, now_ms(), true);
+        if (const auto t = pools_.find(req.tenant_id); t != pools_.end()) {
+          const std::int64_t now = now_ms();
+          for (auto& [k, pool] : t->second.by_profile) {
+            pool.cooldown_until_ms = now + kPrefetchCooldownMs;
+            pool.left_known = false;
+          }
+          std::vector<Op> release = take_stale(req.tenant_id, t->second, now, true, ex);
+          released = !release.empty();
+          spawn = push_locked(req.tenant_id, release);
+        }
       }
-      if (!release.empty()) {
-        enqueue_all(req.tenant_id, std::move(release), ex);
-        got = co_await submit(req.tenant_id, op);  // the releases go first in its call
+      if (spawn) asio::co_spawn(ex, flush(req.tenant_id), asio::detached);
+      if (released) {
+        try {
+          BatchReply again = co_await submit(req.tenant_id, op);
+          got = std::move(again);
+        } catch (const std::exception& e) {
+          infra::log::warn("admission retry after releasing reservations failed; the refusal stands",
+                           {{"tenant", req.tenant_id}, {"error", e.what()}});
+        }
       }
     }
     const auto& e = got.reply.elements;
@@ -746,6 +805,7 @@ void Admission::release_locally(const Reservation& r) {
 }
 
 asio::awaitable<SettleResult> Admission::settle(const Reservation& r, std::int64_t used_tokens) {
+  used_tokens = std::max<std::int64_t>(0, used_tokens);  // what was used: never a release
   SettleResult out;
   if (r.local) {
     release_locally(r);
@@ -814,8 +874,9 @@ asio::awaitable<infra::RedisReply> Admission::settle_call(const Reservation& r, 
   Op op;
   op.settle = true;
   op.id = r.id;
-  // Usage above the reservation (it should not happen) is charged too, never dropped.
-  op.tokens = std::max<std::int64_t>(0, used_tokens);
+  // Usage above the reservation (it should not happen) is charged too, never dropped; kUnused
+  // (a reservation admitted ahead that nobody took) releases it.
+  op.tokens = used_tokens == kUnused ? kUnused : std::max<std::int64_t>(0, used_tokens);
   BatchReply got = co_await submit(r.tenant_id, op);
   co_return std::move(got.reply);
 }

@@ -1,12 +1,15 @@
 // A test helper process: runs N concurrent admissions against one Redis for one tenant and
 // prints how many were admitted and how many tokens they reserved. Several of these at once
 // show that limits hold across instances.
-//   admission_probe PORT TENANT COUNT TOKENS MONTH_QUOTA RPM [PREFETCH]   (-1 = unlimited;
-//   PREFETCH 0 turns off admission ahead of demand, which is on by default)
+//   admission_probe PORT TENANT COUNT TOKENS MONTH_QUOTA RPM [PREFETCH [WAVES]]   (-1 = unlimited;
+//   PREFETCH 0 turns off admission ahead of demand, which is on by default; WAVES: the COUNT
+//   admissions go in that many rounds of concurrent ones, default 1). Prints admitted=,
+//   reserved=, errors= and ahead= (admissions served by reservations admitted ahead).
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <thread>
@@ -16,8 +19,8 @@
 using namespace infergate;
 
 int main(int argc, char** argv) {
-  if (argc != 7 && argc != 8) {
-    std::fprintf(stderr, "usage: %s PORT TENANT COUNT TOKENS MONTH_QUOTA RPM [PREFETCH]\n", argv[0]);
+  if (argc < 7 || argc > 9) {
+    std::fprintf(stderr, "usage: %s PORT TENANT COUNT TOKENS MONTH_QUOTA RPM [PREFETCH [WAVES]]\n", argv[0]);
     return 2;
   }
   infra::RedisConfig rc;
@@ -35,6 +38,7 @@ int main(int argc, char** argv) {
   infra::AdmissionConfig ac;
   ac.redis_timeout = infra::Millis(5000);
   ac.prefetch = argc < 8 || std::string(argv[7]) != "0";
+  const int waves = argc < 9 ? 1 : std::max(1, std::stoi(argv[8]));
   gateway::Admission admission(redis, ac, metrics);
 
   std::atomic<int> done{0}, admitted{0}, errors{0};
@@ -51,6 +55,9 @@ int main(int argc, char** argv) {
   if (rpm >= 0) req.tenant.requests_per_minute = rpm;
   req.periods = {"2026-11-22", "2026-11", 4102444800000, 4102444800000};
   for (int i = 0; i < count; ++i) {
+    if (i > 0 && i % std::max(1, count / waves) == 0) {
+      while (done < i) std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the wave before is done
+    }
     boost::asio::co_spawn(
         io,
         [&]() -> boost::asio::awaitable<void> {
@@ -74,7 +81,8 @@ int main(int argc, char** argv) {
   io.stop();
   t1.join();
   t2.join();
-  std::printf("admitted=%d reserved=%lld errors=%d\n", admitted.load(),
-              static_cast<long long>(reserved.load()), errors.load());
+  const auto ahead = metrics.counter("infergate_admission_prefetched_total", "", {"result"}).with({"used"}).value();
+  std::printf("admitted=%d reserved=%lld errors=%d ahead=%llu\n", admitted.load(),
+              static_cast<long long>(reserved.load()), errors.load(), static_cast<unsigned long long>(ahead));
   return 0;
 }

@@ -17,14 +17,15 @@
 // request that fits one takes it without waiting for Redis. Nothing is counted twice or skipped:
 // a reservation admitted ahead is counted in Redis from the start, settles like any other once a
 // request has used it, and one that nobody used within a second (or whose minute ended) is
-// released with every unit it took, its request count included. The pool never holds more than
-// a sixteenth of what any limit had left at the last admission (near a limit, every request goes
-// to Redis itself), and a request refused while the pool holds reservations of its tenant has
-// them released and is tried once more, so on one instance the pool never turns away a request
-// that a limit allows. Across instances it can, rarely: a request refused on one instance while
-// another holds reservations admitted ahead (at most that sixteenth, for at most a second) would
-// have fitted. Limits are never exceeded. Should the instance crash, the pool's reservations are
-// released at their expiry like those of requests in flight.
+// released with every unit it took, its request count included (a failed release is retried).
+// The pool never holds more than a sixteenth of what any limit had left at the last admission
+// (near a limit, every request goes to Redis itself). A request refused while the pool holds
+// reservations of its tenant has them released and is tried once more, and the tenant's pools
+// stop admitting ahead for a second. Even so a request can be turned away that a limit would
+// have allowed, rarely: when reservations admitted ahead were still on their way from Redis, or
+// were held by another instance (at most that sixteenth, for at most a second). Limits are never
+// exceeded. Should the instance crash, the pool's reservations are released at their expiry
+// like those of requests in flight.
 // Thread-safe.
 #pragma once
 
@@ -132,6 +133,11 @@ class Admission {
  public:
   Admission(infra::RedisClient& redis, infra::AdmissionConfig cfg,
             infra::MetricsRegistry& metrics);
+  // Waits for a timer handler that is running on another thread (timers that fire later do
+  // nothing).
+  ~Admission();
+  Admission(const Admission&) = delete;
+  Admission& operator=(const Admission&) = delete;
 
   boost::asio::awaitable<AdmissionDecision> admit(const AdmissionRequest& req);
   // `used_tokens` actually processed (prompt + generated), at most the reservation.
@@ -178,6 +184,7 @@ class Admission {
     std::string key_id;       // admission: the API key, its limits and the tenant's
     std::int64_t limits[8] = {};  // -1 = unlimited, in the script's order
     QuotaPeriods periods;
+    bool ahead = false;  // an admission ahead of demand (not sent once those have stopped)
     std::shared_ptr<infra::Completion<BatchReply>> done;
   };
   struct TenantQueue {
@@ -194,6 +201,9 @@ class Admission {
   void enqueue(const std::string& tenant_id, Op op, const boost::asio::any_io_executor& ex,
                bool linger = false);
   void enqueue_all(const std::string& tenant_id, std::vector<Op> ops, const boost::asio::any_io_executor& ex);
+  // The same under queues_mu_ (so that pending() never misses them): true when the caller must
+  // start the tenant's flush once it has let go of the lock.
+  bool push_locked(const std::string& tenant_id, std::vector<Op>& ops);
   // Sends the tenant's queue, call after call, until it is empty.
   boost::asio::awaitable<void> flush(std::string tenant_id);
 
@@ -221,22 +231,25 @@ class Admission {
   };
   static std::string profile_key(const Op& op);
   // The admission path's use of the pool: takes a reservation that fits `op` if there is one,
-  // and adds what the pool should send (releases of stale ones, admissions ahead) to `out`.
+  // and queues what the pool should send (releases of stale ones, admissions ahead); `spawn`:
+  // the caller must start the tenant's flush.
   std::optional<Prefetched> take_prefetched(const std::string& tenant_id, const Op& op, std::int64_t now,
-                                            const boost::asio::any_io_executor& ex, std::vector<Op>& out);
+                                            const boost::asio::any_io_executor& ex, bool& spawn);
   void prefetch_more(const std::string& tenant_id, const std::string& profile, Pool& pool, std::int64_t now,
                      const boost::asio::any_io_executor& ex, std::vector<Op>& out);
   void prefetch_landed(const std::string& tenant_id, const std::string& profile, const std::string& id,
                        std::int64_t tokens, std::exception_ptr error, const std::optional<BatchReply>& reply,
                        const boost::asio::any_io_executor& ex);
   static void note_left(Pool& pool, const infra::RedisReply& admitted);
-  Op release_op(const std::string& tenant_id, const std::string& id);
+  Op release_op(const std::string& tenant_id, const std::string& id, const boost::asio::any_io_executor& ex);
   // Releases the tenant's stale reservations (all of them with `all`); returns the ops to send.
-  std::vector<Op> take_stale(const std::string& tenant_id, TenantPools& tp, std::int64_t now, bool all);
+  std::vector<Op> take_stale(const std::string& tenant_id, TenantPools& tp, std::int64_t now, bool all,
+                             const boost::asio::any_io_executor& ex);
   void arm_pool_timer(const std::string& tenant_id, const boost::asio::any_io_executor& ex);
   boost::asio::awaitable<infra::RedisReply> settle_call(const Reservation& r,
                                                         std::int64_t used_tokens);
   // Runs detached after a failed settle (takes its arguments by value: it outlives the caller).
+  // `used_tokens` -1 releases a reservation nobody used.
   boost::asio::awaitable<void> retry_settle(Reservation r, std::int64_t used_tokens);
   AdmissionDecision admit_locally(const AdmissionRequest& req, std::int64_t now_ms,
                                   const std::string& error);
