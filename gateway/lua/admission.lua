@@ -27,17 +27,19 @@
 -- count -1 releases a reservation that was never used (one admitted ahead of demand): its tokens
 -- and slot are refunded and its request no longer counts in the minute's windows. A settlement's: {'refunded', n} normally; {'charged', n}
 -- when the reservation had been released at its expiry (all of it refunded then, so what was
--- used is charged now); {'already', 0} for a repeated settle; {'unknown', 0} when there is no
--- record. An admission's: {1, rpm limit, rpm remaining, tpm limit, tpm remaining, slots
+-- used is charged now); {'already', 0} for a repeat in the same call (or a record "S" of earlier
+-- versions); {'unknown', 0} when there is no record, as for a repeat in a later call: a settled
+-- record is deleted, so a repeat changes nothing either way. An admission's: {1, rpm limit, rpm remaining, tpm limit, tpm remaining, slots
 -- remaining, tokens remaining today, tokens remaining this month} when admitted (-1: unlimited),
 -- or {0, which limit, retry after (ms), rpm limit, rpm remaining, tpm limit, tpm remaining}.
 --
 -- Reservation records (KEYS[1]): "O|amount|tpm|key tpm|day|month|in-flight|key in-flight" while
 -- open (in-flight: counters); "R|..." the same from versions that kept in-flight sets (zsets of
 -- reservation ids), still settled and expired here; "X|tpm|key tpm|day|month" once released at
--- its expiry but not yet settled; "S" once settled. X and S are tombstones kept for an hour so
--- that a late or repeated settle stays exact. A counter that no longer exists (its window ended)
--- is never recreated by a refund.
+-- its expiry but not yet settled, a tombstone kept for an hour so that a late settle still
+-- charges what was used. A settled record is deleted (earlier versions left an "S" tombstone for
+-- an hour: at thousands of requests a second, millions of them, each swept later). A counter
+-- that no longer exists (its window ended) is never recreated by a refund.
 
 local TOMBSTONE_MS = 3600000
 local SWEEP_MAX = 256 -- expired reservations handled per call (the caller asks again when full)
@@ -48,7 +50,7 @@ local S, P, A = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local expiry, minute_left = tonumber(ARGV[5]), tonumber(ARGV[6])
 -- Scores and amounts go to Redis as the strings they came as: a Lua number becomes a string
 -- through printf, which costs more here than the command it is for.
-local expiry_s, tombstone_s = ARGV[5], tostring(now + TOMBSTONE_MS)
+local expiry_s = ARGV[5]
 local housekeeping = ARGV[7] == '1'
 -- Records and in-flight counters live past every open reservation and its tombstone: their
 -- expiry is renewed by every call that writes records or takes a slot.
@@ -186,6 +188,7 @@ end
 
 local out = {}
 local hset, zadd = {}, {} -- field/value pairs for RES, score/member pairs for EXP
+local gone = {} -- settled records, deleted
 local ALREADY, UNKNOWN = {'already', 0}, {'unknown', 0}
 
 -- 3. Settlements, in order.
@@ -222,10 +225,7 @@ for i = 1, S do
       out[i] = {'charged', used}
     end
     settled[id] = true
-    hset[#hset + 1] = id
-    hset[#hset + 1] = 'S'
-    zadd[#zadd + 1] = tombstone_s
-    zadd[#zadd + 1] = id
+    gone[#gone + 1] = id
   end
 end
 
@@ -292,6 +292,10 @@ for _, k in ipairs(order) do
   local d, t = delta[k], ttl[k]
   if d ~= 0 or t then call('INCRBY', k, d) end
   if t then call('PEXPIRE', k, t) end
+end
+if #gone > 0 then
+  call('HDEL', RES, unpack(gone))
+  call('ZREM', EXP, unpack(gone))
 end
 if #hset > 0 then
   call('HSET', RES, unpack(hset))

@@ -150,9 +150,10 @@ TEST_F(AdmissionTest, DailyAndMonthlyQuotasAreHardAndSettleExactly) {
   EXPECT_EQ(settle(held[2], 0).tokens, 300);
   EXPECT_EQ(counter("qd:2026-11-22"), 420);  // exactly what was used
   EXPECT_EQ(counter("qm:2026-11"), 420);
-  // Settling again changes nothing.
-  EXPECT_EQ(settle(held[0], 120).outcome, gateway::SettleOutcome::already_settled);
+  // Settling again changes nothing (the settled record is gone: nothing to settle).
+  EXPECT_EQ(settle(held[0], 120).outcome, gateway::SettleOutcome::unknown);
   EXPECT_EQ(counter("qd:2026-11-22"), 420);
+  EXPECT_EQ(counter("qm:2026-11"), 420);
 
   auto month = request(4600);
   month.tenant.tokens_per_month = 5000;
@@ -191,8 +192,8 @@ TEST_F(AdmissionTest, ConcurrentRequestsShareScriptCallsAndStayExact) {
     if (s.outcome == gateway::SettleOutcome::refunded) {
       ++refunded;
       EXPECT_EQ(s.tokens, 20);
-    } else {
-      EXPECT_EQ(s.outcome, gateway::SettleOutcome::already_settled);
+    } else {  // the repeat: in the same call as the first, or in a later one (record gone)
+      EXPECT_TRUE(s.outcome == gateway::SettleOutcome::already_settled || s.outcome == gateway::SettleOutcome::unknown);
       ++already;
     }
   }
@@ -350,6 +351,26 @@ TEST_F(AdmissionTest, OneScriptCallSettlesFirstThenAdmitsInOrder) {
   ASSERT_EQ(third.elements.size(), 3u) << third.str;
   EXPECT_EQ(counter("inflight"), 0);
   EXPECT_EQ(counter("qd:d"), 14);
+  // Settled records are deleted, not kept as tombstones; a repeat finds nothing and changes nothing.
+  {
+    const std::vector<std::string> hlen{"HLEN", t + "res"}, zcard{"ZCARD", t + "resexp"};
+    EXPECT_EQ(io.run([&]() -> asio::awaitable<std::int64_t> {
+                infra::RedisReply r = co_await redis.command(hlen);
+                co_return r.integer;
+              }()),
+              0);
+    EXPECT_EQ(io.run([&]() -> asio::awaitable<std::int64_t> {
+                infra::RedisReply r = co_await redis.command(zcard);
+                co_return r.integer;
+              }()),
+              0);
+  }
+  auto repeat = call({{"a1", 4}, {"a2", 10}}, {});
+  ASSERT_EQ(repeat.elements.size(), 3u) << repeat.str;
+  EXPECT_EQ(repeat.elements[0].elements.at(0).str, "unknown");
+  EXPECT_EQ(repeat.elements[1].elements.at(0).str, "unknown");
+  EXPECT_EQ(counter("qd:d"), 14);
+  EXPECT_EQ(counter("inflight"), 0);
 
   // Records of versions that kept in-flight sets (R, zset members) are settled and expired too.
   auto redis_do = [&](const std::vector<std::string>& cmd) {

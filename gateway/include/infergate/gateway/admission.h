@@ -102,6 +102,8 @@ struct AdmissionDecision {
   }
 };
 
+// A settled reservation's record is deleted: a repeated settle in a later call finds none and is
+// `unknown` (one in the same call is `already_settled`); either way it changes nothing.
 enum class SettleOutcome { refunded, charged_after_expiry, already_settled, unknown, local,
                            redis_error };
 struct SettleResult {
