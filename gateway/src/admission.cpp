@@ -227,6 +227,14 @@ std::size_t Admission::pending() const {
   return n;
 }
 
+void Admission::after(std::chrono::milliseconds delay, const asio::any_io_executor& ex, std::function<void()> fn) {
+  auto timer = std::make_shared<asio::steady_timer>(ex, delay);
+  timer->async_wait([alive = std::weak_ptr<int>(alive_), timer, fn = std::move(fn)](const boost::system::error_code&) {
+    const std::shared_ptr<int> keep = alive.lock();  // ~Admission waits while this runs
+    if (keep) fn();
+  });
+}
+
 void Admission::enqueue(const std::string& tenant_id, Op op, const asio::any_io_executor& ex, bool linger) {
   bool spawn = false, arm = false;
   {
@@ -241,10 +249,7 @@ void Admission::enqueue(const std::string& tenant_id, Op op, const asio::any_io_
   }
   if (spawn) asio::co_spawn(ex, flush(tenant_id), asio::detached);
   if (arm) {
-    auto timer = std::make_shared<asio::steady_timer>(ex, kSettleLinger);
-    timer->async_wait([this, alive = std::weak_ptr<int>(alive_), timer, tenant_id, ex](const boost::system::error_code&) {
-      const std::shared_ptr<int> keep = alive.lock();  // ~Admission waits while this runs
-      if (!keep) return;
+    after(kSettleLinger, ex, [this, tenant_id, ex] {
       bool go = false;
       {
         std::lock_guard lock(queues_mu_);
@@ -347,10 +352,7 @@ void Admission::arm_pool_timer(const std::string& tenant_id, const asio::any_io_
   // Under queues_mu_. One timer per tenant while its pools hold reservations.
   TenantPools& tp = pools_[tenant_id];
   if (std::exchange(tp.timer_armed, true)) return;
-  auto timer = std::make_shared<asio::steady_timer>(ex, std::chrono::milliseconds(kPrefetchMaxAgeMs / 2));
-  timer->async_wait([this, alive = std::weak_ptr<int>(alive_), timer, tenant_id, ex](const boost::system::error_code&) {
-    const std::shared_ptr<int> keep = alive.lock();  // ~Admission waits while this runs
-    if (!keep) return;
+  after(std::chrono::milliseconds(kPrefetchMaxAgeMs / 2), ex, [this, tenant_id, ex] {
     bool spawn = false;
     {
       std::lock_guard lock(queues_mu_);

@@ -32,8 +32,10 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -202,6 +204,9 @@ class Admission {
   // it along, and starts the flush itself only if none does.
   void enqueue(const std::string& tenant_id, Op op, const boost::asio::any_io_executor& ex,
                bool linger = false);
+  // Runs `fn` on `ex` after `delay`, unless the Admission is gone by then (~Admission waits for
+  // one running meanwhile).
+  void after(std::chrono::milliseconds delay, const boost::asio::any_io_executor& ex, std::function<void()> fn);
   void enqueue_all(const std::string& tenant_id, std::vector<Op> ops, const boost::asio::any_io_executor& ex);
   // The same under queues_mu_ (so that pending() never misses them): true when the caller must
   // start the tenant's flush once it has let go of the lock.
