@@ -435,13 +435,12 @@ void Admission::prefetch_landed(const std::string& tenant_id, const std::string&
 }
 
 std::optional<Admission::Prefetched> Admission::take_prefetched(const std::string& tenant_id, const Op& op,
-                                                                std::int64_t now, const asio::any_io_executor& ex,
-                                                                bool& spawn) {
+                                                                const std::string& profile, std::int64_t now,
+                                                                const asio::any_io_executor& ex, bool& spawn) {
   std::lock_guard lock(queues_mu_);
   if (prefetch_stopped_) return std::nullopt;
   std::vector<Op> out;
   TenantPools& tp = pools_[tenant_id];
-  const std::string profile = profile_key(op);
   if (tp.by_profile.size() > 1) {  // profiles gone quiet (an old period, a key no longer used)
     for (auto q = tp.by_profile.begin(); q != tp.by_profile.end();) {
       const Pool& p = q->second;
@@ -659,11 +658,12 @@ asio::awaitable<AdmissionDecision> Admission::admit(const AdmissionRequest& req)
   op.periods = req.periods;
 
   AdmissionDecision d;
+  const std::string profile = cfg_.prefetch ? profile_key(op) : std::string();
   if (cfg_.prefetch) {
     const auto ex = co_await asio::this_coro::executor;
     const std::int64_t now = now_ms();
     bool spawn = false;
-    std::optional<Prefetched> got = take_prefetched(req.tenant_id, op, now, ex, spawn);
+    std::optional<Prefetched> got = take_prefetched(req.tenant_id, op, profile, now, ex, spawn);
     if (spawn) asio::co_spawn(ex, flush(req.tenant_id), asio::detached);
     if (got) {
       d.outcome = AdmissionOutcome::admitted;
@@ -722,7 +722,7 @@ asio::awaitable<AdmissionDecision> Admission::admit(const AdmissionRequest& req)
       if (cfg_.prefetch) {
         std::lock_guard lock(queues_mu_);
         if (const auto t = pools_.find(req.tenant_id); t != pools_.end()) {
-          if (const auto p = t->second.by_profile.find(profile_key(op)); p != t->second.by_profile.end())
+          if (const auto p = t->second.by_profile.find(profile); p != t->second.by_profile.end())
             note_left(p->second, got.reply);
         }
       }

@@ -237,11 +237,11 @@ class Admission {
     bool timer_armed = false;
   };
   static std::string profile_key(const Op& op);
-  // The admission path's use of the pool: takes a reservation that fits `op` if there is one,
-  // and queues what the pool should send (releases of stale ones, admissions ahead); `spawn`:
-  // the caller must start the tenant's flush.
-  std::optional<Prefetched> take_prefetched(const std::string& tenant_id, const Op& op, std::int64_t now,
-                                            const boost::asio::any_io_executor& ex, bool& spawn);
+  // The admission path's use of the pool (`profile`: profile_key(op)): takes a reservation that
+  // fits `op` if there is one, and queues what the pool should send (releases of stale ones,
+  // admissions ahead); `spawn`: the caller must start the tenant's flush.
+  std::optional<Prefetched> take_prefetched(const std::string& tenant_id, const Op& op, const std::string& profile,
+                                            std::int64_t now, const boost::asio::any_io_executor& ex, bool& spawn);
   void prefetch_more(const std::string& tenant_id, const std::string& profile, Pool& pool, std::int64_t now,
                      const boost::asio::any_io_executor& ex, std::vector<Op>& out);
   void prefetch_landed(const std::string& tenant_id, const std::string& profile, const std::string& id,
