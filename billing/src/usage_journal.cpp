@@ -1,12 +1,12 @@
 #include "infergate/billing/usage_journal.h"
 
+#include "infergate/billing/crc32.h"
+
 #include <pthread.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <boost/crc.hpp>
 
 #include <algorithm>
 #include <cstdio>
@@ -26,11 +26,6 @@ constexpr std::uint32_t kMaxPayload = 1u << 20;  // a usage record is far smalle
 // inode per commit. A zero frame header marks the end of a segment's data.
 constexpr std::uint64_t kPreallocChunk = 1u << 20;
 
-std::uint32_t crc32(std::string_view data) {
-  boost::crc_32_type crc;
-  crc.process_bytes(data.data(), data.size());
-  return crc.checksum();
-}
 
 void put_u32(std::string& out, std::uint32_t v) {
   for (int i = 0; i < 4; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);

@@ -1,5 +1,6 @@
 // The usage journal on a real file system: durability order, torn tails, corruption, segment
 // rotation, checkpoints and group commit.
+#include <boost/crc.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -8,8 +9,10 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <thread>
 
+#include "infergate/billing/crc32.h"
 #include "infergate/billing/usage_journal.h"
 #include "support/process.h"
 
@@ -17,6 +20,24 @@ namespace infergate::billing {
 namespace {
 
 namespace fs = std::filesystem;
+
+// The frame checksum is the standard CRC-32: its check value, and boost's bytewise
+// implementation (what earlier versions wrote) for every length and alignment up to 80 bytes,
+// so journals written before still read.
+TEST(Crc32Test, IsTheStandardCrc32AtEveryLengthAndAlignment) {
+  EXPECT_EQ(crc32("123456789"), 0xCBF43926u);
+  EXPECT_EQ(crc32(""), 0u);
+  std::mt19937 rng(7);
+  std::string buf(96, '\0');
+  for (auto& c : buf) c = static_cast<char>(rng());
+  for (std::size_t off = 0; off < 8; ++off) {
+    for (std::size_t len = 0; off + len <= 88; ++len) {
+      boost::crc_32_type ref;
+      ref.process_bytes(buf.data() + off, len);
+      ASSERT_EQ(crc32(std::string_view(buf.data() + off, len)), ref.checksum()) << "offset " << off << " length " << len;
+    }
+  }
+}
 
 UsageRecord record(int i) {
   UsageRecord r;
