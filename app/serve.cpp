@@ -4,6 +4,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -182,7 +183,14 @@ int cmd_serve(const std::vector<std::string>& args) {
     infra::log::warn("usage journal: dropped a torn last record (never acknowledged)",
                      {{"bytes", journal->torn_bytes_dropped()}});
 
-  asio::io_context io(cfg.server.io_threads);
+  // The io threads: the main thread runs `io` (the acceptors, the Redis clients, timers and its
+  // share of the connections); each other io thread runs a context of its own with its share of
+  // the connections. One thread per context: a connection's handlers need no strand.
+  asio::io_context io(1);
+  std::vector<std::unique_ptr<asio::io_context>> more_io;
+  for (int i = 1; i < cfg.server.io_threads; ++i) more_io.push_back(std::make_unique<asio::io_context>(1));
+  std::vector<asio::io_context*> connection_contexts{&io};
+  for (auto& c : more_io) connection_contexts.push_back(c.get());
   infra::MetricsRegistry metrics;
   billing::LedgerWriter ledger(*journal, cfg.postgres,
                                {static_cast<std::size_t>(cfg.journal.batch_records),
@@ -208,7 +216,7 @@ int cmd_serve(const std::vector<std::string>& args) {
   subscriber.start();
 
   gateway::Router router;
-  gateway::HttpServer server(io, cfg.server, router, metrics);
+  gateway::HttpServer server(io, connection_contexts, cfg.server, router, metrics);
   gateway::add_health_routes(router, readiness_checks(pg, redis), metrics,
                              [&server] { return server.draining(); });
   gateway::AdminApi admin(pg, &redis, auth);
@@ -257,12 +265,20 @@ int cmd_serve(const std::vector<std::string>& args) {
                  shutdown_on_signal(io, server, admission, redis, subscriber, cfg.server.shutdown_grace),
                  asio::detached);
 
+  // The other contexts run until the main one is done (shutdown_on_signal stops it once every
+  // connection has closed and the last settlements have gone).
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep;
   std::vector<std::thread> threads;
-  for (int i = 1; i < cfg.server.io_threads; ++i) threads.emplace_back([&io] {
-    pthread_setname_np(pthread_self(), "ig-io");
-    io.run();
-  });
+  for (auto& c : more_io) {
+    keep.push_back(asio::make_work_guard(*c));
+    threads.emplace_back([&ctx = *c] {
+      pthread_setname_np(pthread_self(), "ig-io");
+      ctx.run();
+    });
+  }
   io.run();
+  keep.clear();
+  for (auto& c : more_io) c->stop();
   for (auto& t : threads) t.join();
   // Every usage record the journal holds goes to Postgres before we exit, if it can.
   const auto backlog = journal->backlog_bytes();

@@ -26,6 +26,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <stdexcept>
 
 #include "infergate/infra/ids.h"
 #include "infergate/infra/log.h"
@@ -66,7 +67,8 @@ class SessionBase {
  public:
   virtual ~SessionBase() = default;
   virtual asio::any_io_executor executor() = 0;
-  // Run on the session's strand: wake an idle connection so it can close during a drain; close.
+  // Run on the session's executor (a strand, or a context that one thread runs): wake an idle
+  // connection so it can close during a drain; close.
   virtual void cancel_if_idle() = 0;
   virtual void close() = 0;
 };
@@ -94,8 +96,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     lowest().socket().close(ec);
   }
 
-  asio::awaitable<void> run() {
-    auto self = this->shared_from_this();
+  // `self` keeps the session alive: the coroutine starts later, on the connection's thread,
+  // when the accept loop has let go of it.
+  asio::awaitable<void> run(std::shared_ptr<Session> self) {
     const auto& cfg = server_.cfg_;
     if constexpr (std::is_same_v<Stream, TlsStream>) {
       // The TLS handshake gets the read deadline; a client that fails it is just closed.
@@ -126,7 +129,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       // The read deadline cancels the read instead of closing the socket (as the stream's own
       // timeout would), so that the client still gets a 408.
       // The handler may already be queued when the read completes: it checks `read_done` (both
-      // run on this connection's strand) and owns what it touches.
+      // run on this connection's executor, one at a time) and owns what it touches.
       lowest().expires_never();
       struct ReadState {
         bool done = false, timed_out = false;
@@ -252,7 +255,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     // then means the client closed; bytes mean it pipelined its next request, which is left for
     // the next read (and the watch ends there). Readiness can be reported without anything to
     // read (a late edge from earlier data): then it waits again. The peek never blocks: a
-    // blocking one would stall the connection's strand until the client sent more.
+    // blocking one would stall the connection's thread until the client sent more.
     void arm() {
       auto w = watch_;
       w->pending = true;
@@ -395,10 +398,11 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   bool idle_ = false;
 };
 
-HttpServer::HttpServer(asio::io_context& io, infra::ServerConfig cfg, const Router& router,
-                       infra::MetricsRegistry& metrics)
-    : io_(io), cfg_(std::move(cfg)), router_(router), metrics_(metrics),
+HttpServer::HttpServer(asio::io_context& io, std::vector<asio::io_context*> connection_contexts,
+                       infra::ServerConfig cfg, const Router& router, infra::MetricsRegistry& metrics)
+    : io_(io), contexts_(std::move(connection_contexts)), cfg_(std::move(cfg)), router_(router), metrics_(metrics),
       acceptor_(asio::make_strand(io)), tls_acceptor_(asio::make_strand(io)) {
+  if (contexts_.empty()) throw std::invalid_argument("HttpServer needs at least one connection context");
   requests_ = &metrics.counter("infergate_http_requests_total",
                                "HTTP requests by route pattern and status", {"route", "status"});
   latency_ = &metrics.histogram("infergate_http_request_duration_seconds",
@@ -457,9 +461,14 @@ void HttpServer::start() {
   }
 }
 
+asio::any_io_executor HttpServer::next_connection_executor() {
+  return contexts_[next_context_.fetch_add(1, std::memory_order_relaxed) % contexts_.size()]->get_executor();
+}
+
 asio::awaitable<void> HttpServer::accept_loop(tcp::acceptor& acceptor, bool tls) {
   for (;;) {
-    auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(io_), kTuple);
+    const asio::any_io_executor conn_ex = next_connection_executor();
+    auto [ec, socket] = co_await acceptor.async_accept(conn_ex, kTuple);
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
     if (ec) {
       // Out of descriptors or similar: back off briefly instead of spinning.
@@ -486,11 +495,11 @@ asio::awaitable<void> HttpServer::accept_loop(tcp::acceptor& acceptor, bool tls)
     if (tls) {
       auto session = std::make_shared<Session<TlsStream>>(*this, std::move(socket), *tls_, id);
       register_session(id, session);
-      asio::co_spawn(session->executor(), session->run(), on_done);
+      asio::co_spawn(session->executor(), session->run(session), on_done);
     } else {
       auto session = std::make_shared<Session<PlainStream>>(*this, std::move(socket), id);
       register_session(id, session);
-      asio::co_spawn(session->executor(), session->run(), on_done);
+      asio::co_spawn(session->executor(), session->run(session), on_done);
     }
   }
 }

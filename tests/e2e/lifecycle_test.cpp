@@ -5,6 +5,10 @@
 #include <boost/json.hpp>
 #include <signal.h>
 
+#include <memory>
+#include <thread>
+#include <vector>
+
 #include "server_harness.h"
 #include "support/http_client.h"
 #include "support/services.h"
@@ -63,6 +67,43 @@ TEST(Shutdown, InFlightRequestFinishesIdleConnectionsCloseNewOnesAreRefused) {
   EXPECT_EQ(*code, 0);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 6s);  // did not sit out the grace period
   EXPECT_EQ(server.count_in_log("\"msg\":\"shutdown complete\""), 1);
+}
+
+// Each io thread runs its own event loop with its share of the connections (in turn): with three
+// of them, six connections land two on each. Every one serves requests, and a drain reaches all
+// of them: the idle ones close, the ones mid-request get their whole answer, the process exits.
+TEST(Shutdown, ConnectionsOnEveryIoThreadServeAndDrain) {
+  test::ServerProcess server(test::base_config({{"server", {{"shutdown_grace_ms", "8000"}, {"io_threads", "3"}}}}));
+  const int port = server.port();
+  std::vector<std::unique_ptr<test::Connection>> idle, inflight;
+  for (int i = 0; i < 6; ++i) {
+    auto c = std::make_unique<test::Connection>(port);
+    for (int j = 0; j < 3; ++j) {  // keep-alive: several requests each
+      c->send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+      auto r = c->read_response();
+      ASSERT_TRUE(r) << "connection " << i << " request " << j;
+      EXPECT_EQ(r->status, 200);
+    }
+    (i % 2 == 0 ? idle : inflight).push_back(std::move(c));
+  }
+  for (auto& c : inflight) c->send("POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345");
+  std::this_thread::sleep_for(200ms);
+
+  server.signal(SIGTERM);
+  ASSERT_TRUE(server.wait_for_log("shutdown started", 2s));
+  for (auto& c : idle) EXPECT_TRUE(c->wait_closed(2s));
+  for (auto& c : inflight) {
+    c->send("67890");
+    auto r = c->read_response(3s);
+    ASSERT_TRUE(r) << "an in-flight request got no response";
+    EXPECT_EQ(r->status, 405);
+    EXPECT_EQ(r->header("connection"), "close");
+  }
+  auto code = server.wait_exit(5s);
+  ASSERT_TRUE(code) << "did not exit";
+  EXPECT_EQ(*code, 0);
+  EXPECT_EQ(server.count_in_log("\"msg\":\"shutdown complete\""), 1);
+  EXPECT_EQ(server.count_in_log("connection failed"), 0);
 }
 
 TEST(Shutdown, StuckRequestIsCutAtTheGraceDeadline) {

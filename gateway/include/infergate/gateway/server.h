@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "infergate/gateway/router.h"
 #include "infergate/infra/config.h"
@@ -30,8 +31,12 @@ class Session;
 
 class HttpServer {
  public:
-  HttpServer(boost::asio::io_context& io, infra::ServerConfig cfg, const Router& router,
-             infra::MetricsRegistry& metrics);
+  // Connections are spread over `connection_contexts` in turn (at least one; `io` may be one of
+  // them), each of which exactly one thread runs: a connection's handlers then run in order on
+  // that thread without a strand, and its state stays in one core's cache. The acceptors run on
+  // strands of `io`.
+  HttpServer(boost::asio::io_context& io, std::vector<boost::asio::io_context*> connection_contexts,
+             infra::ServerConfig cfg, const Router& router, infra::MetricsRegistry& metrics);
   ~HttpServer();
 
   // Binds and listens (throws std::system_error naming the address on failure; with TLS on, a
@@ -55,7 +60,12 @@ class HttpServer {
   void register_session(std::uint64_t id, const std::shared_ptr<SessionBase>& s);
   void unregister_session(std::uint64_t id);
 
+  // The executor a new connection runs on.
+  boost::asio::any_io_executor next_connection_executor();
+
   boost::asio::io_context& io_;
+  const std::vector<boost::asio::io_context*> contexts_;
+  std::atomic<std::size_t> next_context_{0};              // both accept loops take turns
   infra::ServerConfig cfg_;
   const Router& router_;
   infra::MetricsRegistry& metrics_;
