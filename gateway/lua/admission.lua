@@ -21,7 +21,9 @@
 --         requests this minute, tenant tokens this minute, tenant requests in flight, key
 --         requests this minute, key tokens this minute, key requests in flight, tenant tokens
 --         today, tenant tokens this month
---       then A reservation ids, A token counts to reserve, A profile numbers (1-based)
+--       then A reservation ids, A token counts to reserve, A profile numbers (1-based), A unit
+--         counts (1 for a request; up to 48 for a group admitted ahead of demand, each unit
+--         counted as one request reserving the token count)
 -- Returns S + A replies in that order, then the number of expired records handled (SWEEP_MAX:
 -- there may be more, and the caller housekeeps again in its next call). A settlement's token
 -- count -1 releases a reservation that was never used (one admitted ahead of demand): its tokens
@@ -34,8 +36,12 @@
 -- or {0, which limit, retry after (ms), rpm limit, rpm remaining, tpm limit, tpm remaining}.
 --
 -- Reservation records (KEYS[1]): "O|amount|tpm|key tpm|day|month|in-flight|key in-flight" while
--- open (in-flight: counters); "R|..." the same from versions that kept in-flight sets (zsets of
--- reservation ids), still settled and expired here; "X|tpm|key tpm|day|month" once released at
+-- open (in-flight: counters); "G|...the same...|mask" for a group of units admitted ahead, each
+-- unit holding `amount` and a slot, `mask` the units still open (bit n-1 for unit n). A unit
+-- settles as "<group id>#<n>", once (again: `already`); the group is deleted with its last
+-- unit, and at its expiry releases the units still open and leaves "X|tpm|key tpm|day|month|mask"
+-- so that their late settles still charge; "R|..." the same as "O" from versions that kept
+-- in-flight sets (zsets of reservation ids), still settled and expired here; "X|tpm|key tpm|day|month" once released at
 -- its expiry but not yet settled, a tombstone kept for an hour so that a late settle still
 -- charges what was used. A settled record is deleted (earlier versions left an "S" tombstone for
 -- an hour: at thousands of requests a second, millions of them, each swept later). A counter
@@ -43,7 +49,7 @@
 
 local TOMBSTONE_MS = 3600000
 local SWEEP_MAX = 256 -- expired reservations handled per call (the caller asks again when full)
-local call, sub, match, tonumber = redis.call, string.sub, string.match, tonumber
+local call, sub, match, find, tonumber = redis.call, string.sub, string.match, string.find, tonumber
 local RES, EXP = KEYS[1], KEYS[2]
 local now = tonumber(ARGV[1])
 local S, P, A = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -57,6 +63,16 @@ local housekeeping = ARGV[7] == '1'
 local KEEP_MS = expiry - now + TOMBSTONE_MS * 2
 local OPEN = '^([OR])|(%d+)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$'
 local RELEASED = '^X|([^|]*)|([^|]*)|([^|]*)|([^|]*)$'
+local GROUP = '^G|(%d+)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(%d+)$'
+local RELEASED_GROUP = '^X|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(%d+)$'
+local function units_in(mask) -- the units a group's mask holds open
+  local n = 0
+  while mask > 0 do
+    local b = mask % 2
+    n, mask = n + b, (mask - b) / 2
+  end
+  return n
+end
 
 -- 1. Reservations past their expiry: an open one's settlement never came (a crashed instance):
 -- refund its tokens and free its slot, leaving an X tombstone; old tombstones go.
@@ -66,22 +82,31 @@ if #due > 0 then
   local drop = {}
   for i, rid in ipairs(due) do
     local rec = recs[i]
-    local kind, amount, tpm, ktpm, day, month, inf, kinf
-    if rec then kind, amount, tpm, ktpm, day, month, inf, kinf = match(rec, OPEN) end
+    local kind, amount, tpm, ktpm, day, month, inf, kinf, mask
+    if rec then
+      kind, amount, tpm, ktpm, day, month, inf, kinf = match(rec, OPEN)
+      if not kind then
+        amount, tpm, ktpm, day, month, inf, kinf, mask = match(rec, GROUP)
+        if amount then kind = 'G' end
+      end
+    end
     if kind then
+      local n = kind == 'G' and units_in(tonumber(mask)) or 1 -- units still open
       for _, k in ipairs({tpm, ktpm, day, month}) do
-        if k ~= '' and call('EXISTS', k) == 1 then call('DECRBY', k, amount) end
+        if k ~= '' and call('EXISTS', k) == 1 then call('DECRBY', k, tonumber(amount) * n) end
       end
       for _, k in ipairs({inf, kinf}) do
         if k ~= '' then
           if kind == 'R' then
             call('ZREM', k, rid)
           elseif call('EXISTS', k) == 1 then
-            call('DECR', k)
+            call('DECRBY', k, n)
           end
         end
       end
-      call('HSET', RES, rid, 'X|' .. tpm .. '|' .. ktpm .. '|' .. day .. '|' .. month)
+      local x = 'X|' .. tpm .. '|' .. ktpm .. '|' .. day .. '|' .. month
+      if kind == 'G' then x = x .. '|' .. mask end -- the units a late settle still charges
+      call('HSET', RES, rid, x)
       call('ZADD', EXP, now + TOMBSTONE_MS, rid)
     else
       drop[#drop + 1] = rid
@@ -107,11 +132,55 @@ local function rpm_of(k) -- a minute's tokens counter -> its requests counter
   if k == '' then return '' end
   return (string.gsub(k, 'tpm:(%d+)$', 'rpm:%1'))
 end
+-- A unit of a group ("<group id>#<unit>"): the group's record, parsed once per call, is shared
+-- by its units' settlements; grp[rid] = false when there is none to settle against.
+local s_rid, s_unit, grp, gtouched = {}, {}, {}, {}
 if S > 0 then
-  local recs = call('HMGET', RES, unpack(ARGV, 8, 7 + S))
   for i = 1, S do
-    local rec = recs[i]
-    if rec then
+    local id = ARGV[7 + i]
+    local rid, unit = id, nil
+    if find(id, '#', 1, true) then
+      local r, u = match(id, '^([^#]+)#(%d+)$')
+      if r then rid, unit = r, tonumber(u) end
+    end
+    s_rid[i], s_unit[i] = rid, unit
+  end
+  local recs = call('HMGET', RES, unpack(s_rid))
+  for i = 1, S do
+    local rec, rid = recs[i], s_rid[i]
+    if s_unit[i] then
+      local g = grp[rid]
+      if g == nil then
+        g = false
+        if rec then
+          local amount, tpm, ktpm, day, month, inf, kinf, mask = match(rec, GROUP)
+          if amount then
+            g = {open = true, amount_s = amount, amount = tonumber(amount), tpm = tpm, ktpm = ktpm, day = day,
+                 month = month, inf = inf, kinf = kinf, mask = tonumber(mask)}
+            need(inf)
+            need(kinf)
+          else
+            tpm, ktpm, day, month, mask = match(rec, RELEASED_GROUP)
+            if tpm then g = {open = false, tpm = tpm, ktpm = ktpm, day = day, month = month, mask = tonumber(mask)} end
+          end
+          if g then
+            need(g.tpm)
+            need(g.ktpm)
+            need(g.day)
+            need(g.month)
+          end
+        end
+        grp[rid] = g
+      end
+      if g then
+        s_kind[i] = 'U'
+        if g.open and ARGV[7 + S + i] == '-1' then
+          s_rpm[i], s_krpm[i] = rpm_of(g.tpm), rpm_of(g.ktpm)
+          need(s_rpm[i])
+          need(s_krpm[i])
+        end
+      end
+    elseif rec then
       local kind, amount, tpm, ktpm, day, month, inf, kinf = match(rec, OPEN)
       if kind then
         s_amount[i], s_inf[i], s_kinf[i] = tonumber(amount), inf, kinf
@@ -197,6 +266,38 @@ for i = 1, S do
   local id, kind = ARGV[7 + i], s_kind[i]
   if not kind then
     out[i] = UNKNOWN
+  elseif kind == 'U' then
+    local g, unit = grp[s_rid[i]], s_unit[i]
+    local bitv = unit >= 1 and unit <= 48 and 2 ^ (unit - 1) or 0
+    if bitv == 0 or g.mask % (2 * bitv) < bitv then
+      out[i] = ALREADY -- settled before (or a unit the group never had)
+    else
+      if not g.touched then
+        g.touched = true
+        gtouched[#gtouched + 1] = s_rid[i]
+      end
+      g.mask = g.mask - bitv
+      local used = tonumber(ARGV[7 + S + i])
+      local unused = used < 0
+      if unused then used = 0 end
+      local n = used
+      if g.open then n = used - g.amount end
+      if unused and s_rpm[i] then
+        bump(s_rpm[i], -1)
+        bump(s_krpm[i], -1)
+      end
+      bump(g.tpm, n)
+      bump(g.ktpm, n)
+      bump(g.day, n)
+      bump(g.month, n)
+      if g.open then
+        bump(g.inf, -1)
+        bump(g.kinf, -1)
+        out[i] = {'refunded', -n}
+      else
+        out[i] = {'charged', used}
+      end
+    end
   elseif kind == 'S' or settled[id] then
     out[i] = ALREADY
   else
@@ -245,35 +346,43 @@ local window = minute_left + 60000
 base = 7 + 2 * S + 18 * P -- the admissions' runs start after it
 for i = 1, A do
   local id, tokens_s, p = ARGV[base + i], ARGV[base + A + i], tonumber(ARGV[base + 2 * A + i])
+  local c = tonumber(ARGV[base + 3 * A + i]) -- units: 1, or a group admitted ahead
+  if not c or c < 1 or c > 48 or c % 1 ~= 0 then return redis.error_reply('admission ' .. i .. ': bad unit count') end
   local tokens = tonumber(tokens_s)
+  local ctok = tokens * c
   local lim, k = p_lim[p], p_key[p]
   local t_req, t_tok = value[k[1]] or 0, value[k[2]] or 0
   local k_req, k_tok = value[k[4]] or 0, value[k[5]] or 0
   local which, retry
-  if lim[1] >= 0 and t_req + 1 > lim[1] then which, retry = 'requests_per_minute', minute_left
-  elseif lim[4] >= 0 and k_req + 1 > lim[4] then which, retry = 'key_requests_per_minute', minute_left
-  elseif lim[2] >= 0 and t_tok + tokens > lim[2] then which, retry = 'tokens_per_minute', minute_left
-  elseif lim[5] >= 0 and k_tok + tokens > lim[5] then which, retry = 'key_tokens_per_minute', minute_left
-  elseif lim[3] >= 0 and (value[k[3]] or 0) + 1 > lim[3] then which, retry = 'max_concurrent_requests', 1000
-  elseif lim[6] >= 0 and (value[k[6]] or 0) + 1 > lim[6] then which, retry = 'key_max_concurrent_requests', 1000
-  elseif lim[7] >= 0 and (value[k[7]] or 0) + tokens > lim[7] then which, retry = 'tokens_per_day', p_day_left[p]
-  elseif lim[8] >= 0 and (value[k[8]] or 0) + tokens > lim[8] then which, retry = 'tokens_per_month', p_month_left[p]
+  if lim[1] >= 0 and t_req + c > lim[1] then which, retry = 'requests_per_minute', minute_left
+  elseif lim[4] >= 0 and k_req + c > lim[4] then which, retry = 'key_requests_per_minute', minute_left
+  elseif lim[2] >= 0 and t_tok + ctok > lim[2] then which, retry = 'tokens_per_minute', minute_left
+  elseif lim[5] >= 0 and k_tok + ctok > lim[5] then which, retry = 'key_tokens_per_minute', minute_left
+  elseif lim[3] >= 0 and (value[k[3]] or 0) + c > lim[3] then which, retry = 'max_concurrent_requests', 1000
+  elseif lim[6] >= 0 and (value[k[6]] or 0) + c > lim[6] then which, retry = 'key_max_concurrent_requests', 1000
+  elseif lim[7] >= 0 and (value[k[7]] or 0) + ctok > lim[7] then which, retry = 'tokens_per_day', p_day_left[p]
+  elseif lim[8] >= 0 and (value[k[8]] or 0) + ctok > lim[8] then which, retry = 'tokens_per_month', p_month_left[p]
   end
   if not which then
-    add(k[1], 1, window)
-    add(k[2], tokens, window)
-    add(k[4], 1, window)
-    add(k[5], tokens, window)
-    add(k[7], tokens, p_day_left[p] + 86400000)
-    add(k[8], tokens, p_month_left[p] + 86400000)
-    add(k[3], 1, KEEP_MS)
-    add(k[6], 1, KEEP_MS)
+    add(k[1], c, window)
+    add(k[2], ctok, window)
+    add(k[4], c, window)
+    add(k[5], ctok, window)
+    add(k[7], ctok, p_day_left[p] + 86400000)
+    add(k[8], ctok, p_month_left[p] + 86400000)
+    add(k[3], c, KEEP_MS)
+    add(k[6], c, KEEP_MS)
     ttl[k[3]], ttl[k[6]] = KEEP_MS, KEEP_MS -- renewed while slots are taken (never recreated under a holder)
     hset[#hset + 1] = id
-    hset[#hset + 1] = 'O|' .. tokens_s .. '|' .. k[2] .. '|' .. k[5] .. '|' .. k[7] .. '|' .. k[8] .. '|' .. k[3] .. '|' .. k[6]
+    local rest = '|' .. k[2] .. '|' .. k[5] .. '|' .. k[7] .. '|' .. k[8] .. '|' .. k[3] .. '|' .. k[6]
+    if c == 1 then
+      hset[#hset + 1] = 'O|' .. tokens_s .. rest
+    else
+      hset[#hset + 1] = 'G|' .. tokens_s .. rest .. '|' .. string.format('%d', 2 ^ c - 1)
+    end
     zadd[#zadd + 1] = expiry_s
     zadd[#zadd + 1] = id
-    t_req, k_req, t_tok, k_tok = t_req + 1, k_req + 1, t_tok + tokens, k_tok + tokens
+    t_req, k_req, t_tok, k_tok = t_req + c, k_req + c, t_tok + ctok, k_tok + ctok
   end
   local rl, rr = headroom(lim[1], t_req, lim[4], k_req)
   local tl, tr = headroom(lim[2], t_tok, lim[5], k_tok)
@@ -293,10 +402,28 @@ for _, k in ipairs(order) do
   if d ~= 0 or t then call('INCRBY', k, d) end
   if t then call('PEXPIRE', k, t) end
 end
+-- Groups whose units were settled: rewritten with the units still open, deleted once none is.
+local gset = {}
+for _, rid in ipairs(gtouched) do
+  local g = grp[rid]
+  if g.mask == 0 then
+    gone[#gone + 1] = rid
+  else
+    gset[#gset + 1] = rid
+    local m = string.format('%d', g.mask)
+    if g.open then
+      gset[#gset + 1] = 'G|' .. g.amount_s .. '|' .. g.tpm .. '|' .. g.ktpm .. '|' .. g.day .. '|' .. g.month .. '|' ..
+                        g.inf .. '|' .. g.kinf .. '|' .. m
+    else
+      gset[#gset + 1] = 'X|' .. g.tpm .. '|' .. g.ktpm .. '|' .. g.day .. '|' .. g.month .. '|' .. m
+    end
+  end
+end
 if #gone > 0 then
   call('HDEL', RES, unpack(gone))
   call('ZREM', EXP, unpack(gone))
 end
+if #gset > 0 then call('HSET', RES, unpack(gset)) end
 if #hset > 0 then
   call('HSET', RES, unpack(hset))
   call('ZADD', EXP, unpack(zadd))

@@ -390,22 +390,30 @@ void Admission::prefetch_more(const std::string& tenant_id, const std::string& p
   for (int d = 0; d < 5; ++d) {
     if (pool.left[d] >= 0) n = std::min(n, pool.left[d] / kPrefetchShareOfLeft / per[d]);
   }
-  for (std::int64_t i = 0; i < n; ++i) {
-    Op op = pool.proto;
-    op.id = infra::unique_hex(12);
-    op.tokens = tokens;
-    op.ahead = true;
-    op.done = std::make_shared<CallbackCompletion>(
-        [this, tenant_id, profile, id = op.id, tokens, ex](std::exception_ptr error, const std::optional<BatchReply>& reply) {
-          prefetch_landed(tenant_id, profile, id, tokens, error, reply, ex);
-        });
-    out.push_back(std::move(op));
-    ++pool.requested;
-  }
+  if (n < 1) return;
+  // One admission of n units: one record in Redis however many requests use it.
+  Op op = pool.proto;
+  op.id = infra::unique_hex(12);
+  op.tokens = tokens;
+  op.count = n;
+  op.ahead = true;
+  op.done = std::make_shared<CallbackCompletion>(
+      [this, tenant_id, profile, id = op.id, tokens, n, ex](std::exception_ptr error, const std::optional<BatchReply>& reply) {
+        prefetch_landed(tenant_id, profile, id, tokens, n, error, reply, ex);
+      });
+  out.push_back(std::move(op));
+  pool.requested += static_cast<std::size_t>(n);
 }
 
+namespace {
+// The reservation id of unit `u` (from 1) of an admission of `count` units.
+std::string unit_id(const std::string& id, std::int64_t count, std::int64_t u) {
+  return count == 1 ? id : id + "#" + std::to_string(u);
+}
+}  // namespace
+
 void Admission::prefetch_landed(const std::string& tenant_id, const std::string& profile, const std::string& id,
-                                std::int64_t tokens, std::exception_ptr error, const std::optional<BatchReply>& reply,
+                                std::int64_t tokens, std::int64_t count, std::exception_ptr error, const std::optional<BatchReply>& reply,
                                 const asio::any_io_executor& ex) {
   const bool admitted = !error && reply && !reply->reply.elements.empty() && reply->reply.elements[0].integer == 1;
   bool spawn = false;
@@ -415,17 +423,20 @@ void Admission::prefetch_landed(const std::string& tenant_id, const std::string&
     if (const auto t = pools_.find(tenant_id); t != pools_.end()) {
       if (const auto p = t->second.by_profile.find(profile); p != t->second.by_profile.end()) pool = &p->second;
     }
-    if (pool) --pool->requested;
+    if (pool) pool->requested -= std::min<std::size_t>(pool->requested, static_cast<std::size_t>(count));
     const std::int64_t now = now_ms();
     if (admitted && pool && !prefetch_stopped_ && now >= pool->cooldown_until_ms) {
       note_left(*pool, reply->reply);
-      pool->ready.push_back(Prefetched{id, tokens, reply->minute, now, rate_of(reply->reply, reply->minute_left_ms)});
+      const RateLimitState rate = rate_of(reply->reply, reply->minute_left_ms);
+      for (std::int64_t u = 1; u <= count; ++u)
+        pool->ready.push_back(Prefetched{unit_id(id, count, u), tokens, reply->minute, now, rate});
       arm_pool_timer(tenant_id, ex);
     } else if (admitted || error) {
       // Not wanted any more (stopped, or a request of the tenant was refused meanwhile), or its
       // call failed after perhaps admitting it: release it (a release of what was never admitted
       // changes nothing).
-      std::vector<Op> release{release_op(tenant_id, id, ex)};
+      std::vector<Op> release;
+      for (std::int64_t u = 1; u <= count; ++u) release.push_back(release_op(tenant_id, unit_id(id, count, u), ex));
       spawn = push_locked(tenant_id, release);
     } else if (pool) {
       pool->cooldown_until_ms = now + kPrefetchCooldownMs;  // refused: a limit is near
@@ -544,7 +555,8 @@ asio::awaitable<void> Admission::flush(std::string tenant_id) {
         if (op.ahead && prefetch_stopped_) {  // admissions ahead have stopped: not sent
           if (const auto pools = pools_.find(tenant_id); pools != pools_.end()) {
             const auto p = pools->second.by_profile.find(profile_key(op));
-            if (p != pools->second.by_profile.end() && p->second.requested > 0) --p->second.requested;
+            if (p != pools->second.by_profile.end())
+              p->second.requested -= std::min<std::size_t>(p->second.requested, static_cast<std::size_t>(op.count));
           }
           continue;
         }
@@ -591,7 +603,7 @@ asio::awaitable<void> Admission::flush(std::string tenant_id) {
                                   std::to_string(now + cfg_.reservation_ttl.count()),
                                   std::to_string(minute_left),
                                   housekeeping ? "1" : "0"};
-    args.reserve(args.size() + 2 * settles.size() + 18 * profiles.size() + 3 * admits.size());
+    args.reserve(args.size() + 2 * settles.size() + 18 * profiles.size() + 4 * admits.size());
     for (const Op& op : settles) args.push_back(op.id);
     for (const Op& op : settles) args.push_back(std::to_string(op.tokens));
     for (const Op* op : profiles) {
@@ -609,6 +621,7 @@ asio::awaitable<void> Admission::flush(std::string tenant_id) {
     for (const Op& op : admits) args.push_back(op.id);
     for (const Op& op : admits) args.push_back(std::to_string(op.tokens));
     for (const std::size_t p : profile_of) args.push_back(std::to_string(p));
+    for (const Op& op : admits) args.push_back(std::to_string(op.count));
     batch_sizes_->observe(static_cast<double>(settles.size() + admits.size()));
     std::exception_ptr error;
     infra::RedisReply reply;

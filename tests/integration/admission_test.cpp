@@ -296,7 +296,8 @@ TEST_F(AdmissionTest, OneScriptCallSettlesFirstThenAdmitsInOrder) {
   std::vector<std::string> profile{"-1", "-1", "2", "-1", "-1", "-1", "-1", "-1", "3600000", "86400000"};
   for (int k = 3; k <= 10; ++k) profile.push_back(std::to_string(k));
   bool housekeeping = true;
-  auto call = [&](const std::vector<std::pair<std::string, int>>& settles, const std::vector<std::string>& admits) {
+  auto call = [&](const std::vector<std::pair<std::string, int>>& settles, const std::vector<std::string>& admits,
+                  const std::vector<int>& counts = {}) {
     std::vector<std::string> cmd{"EVAL", std::string(gateway::scripts::admission_lua()), std::to_string(keys.size())};
     cmd.insert(cmd.end(), keys.begin(), keys.end());
     for (const std::int64_t v : {now, static_cast<std::int64_t>(settles.size()), std::int64_t{1},
@@ -309,6 +310,7 @@ TEST_F(AdmissionTest, OneScriptCallSettlesFirstThenAdmitsInOrder) {
     for (const auto& id : admits) cmd.push_back(id);
     for (std::size_t i = 0; i < admits.size(); ++i) cmd.push_back("10");
     for (std::size_t i = 0; i < admits.size(); ++i) cmd.push_back("1");
+    for (std::size_t i = 0; i < admits.size(); ++i) cmd.push_back(std::to_string(i < counts.size() ? counts[i] : 1));
     return io.run([&]() -> asio::awaitable<infra::RedisReply> {
       infra::RedisReply reply = co_await redis.command(cmd);
       co_return reply;
@@ -407,6 +409,73 @@ TEST_F(AdmissionTest, OneScriptCallSettlesFirstThenAdmitsInOrder) {
   auto fresh = call({}, {"a7"});
   ASSERT_EQ(fresh.elements.size(), 2u) << fresh.str;
   for (const char* k : {"res", "resexp", "inflight"}) EXPECT_GT(pttl(t + k), 0) << k;
+
+  // A group admitted ahead: one record for its units, counted as that many requests; each unit
+  // settles (or is released) once; the group goes when its last unit has.
+  redis_do({"DEL", t + "res", t + "resexp", t + "inflight", t + "rpm:1", t + "tpm:1", t + "qd:d", t + "k:a:rpm:1",
+            t + "k:a:tpm:1", t + "k:a:inflight"});
+  housekeeping = true;
+  auto too_many = call({}, {"g0"}, {3});  // tenant concurrency 2
+  ASSERT_EQ(too_many.elements.size(), 2u) << too_many.str;
+  EXPECT_EQ(too_many.elements[0].elements.at(0).integer, 0);
+  EXPECT_EQ(too_many.elements[0].elements.at(1).str, "max_concurrent_requests");
+  EXPECT_EQ(counter("inflight"), 0);
+  auto group = call({}, {"g1"}, {2});
+  ASSERT_EQ(group.elements.size(), 2u) << group.str;
+  EXPECT_EQ(group.elements[0].elements.at(0).integer, 1);
+  EXPECT_EQ(counter("rpm:1"), 2);
+  EXPECT_EQ(counter("k:a:rpm:1"), 2);
+  EXPECT_EQ(counter("tpm:1"), 20);
+  EXPECT_EQ(counter("qd:d"), 20);
+  EXPECT_EQ(counter("inflight"), 2);
+  EXPECT_EQ(redis_do({"HLEN", t + "res"}).integer, 1);
+  auto units = call({{"g1#1", 4}, {"g1#1", 4}, {"g1#3", 1}, {"g1", 1}, {"g1#x", 1}}, {});
+  ASSERT_EQ(units.elements.size(), 6u) << units.str;
+  EXPECT_EQ(units.elements[0].elements.at(0).str, "refunded");
+  EXPECT_EQ(units.elements[0].elements.at(1).integer, 6);
+  EXPECT_EQ(units.elements[1].elements.at(0).str, "already");  // the same unit again
+  EXPECT_EQ(units.elements[2].elements.at(0).str, "already");  // a unit the group never had
+  EXPECT_EQ(units.elements[3].elements.at(0).str, "unknown");  // the group itself is no unit
+  EXPECT_EQ(units.elements[4].elements.at(0).str, "unknown");
+  EXPECT_EQ(counter("tpm:1"), 14);
+  EXPECT_EQ(counter("qd:d"), 14);
+  EXPECT_EQ(counter("inflight"), 1);
+  EXPECT_EQ(counter("rpm:1"), 2);
+  // Unit 2 expires unsettled (its instance died): its tokens and slot go back, and a late settle
+  // still charges what it used, once.
+  redis_do({"ZADD", t + "resexp", std::to_string(now - 1), "g1"});
+  auto expired = call({}, {});
+  ASSERT_EQ(expired.elements.size(), 1u) << expired.str;
+  EXPECT_EQ(expired.elements[0].integer, 1);
+  EXPECT_EQ(counter("tpm:1"), 4);
+  EXPECT_EQ(counter("qd:d"), 4);
+  EXPECT_EQ(counter("inflight"), 0);
+  EXPECT_EQ(redis_do({"HGET", t + "res", "g1"}).str.substr(0, 2), "X|");
+  auto late = call({{"g1#2", 7}, {"g1#1", 4}}, {});
+  ASSERT_EQ(late.elements.size(), 3u) << late.str;
+  EXPECT_EQ(late.elements[0].elements.at(0).str, "charged");
+  EXPECT_EQ(late.elements[0].elements.at(1).integer, 7);
+  EXPECT_EQ(late.elements[1].elements.at(0).str, "already");  // settled before the expiry
+  EXPECT_EQ(counter("qd:d"), 11);
+  EXPECT_EQ(redis_do({"HLEN", t + "res"}).integer, 0);  // the last unit took the tombstone along
+  // A group's unused unit is released with its request count; the last one deletes the group.
+  auto g2 = call({}, {"g2"}, {2});
+  ASSERT_EQ(g2.elements[0].elements.at(0).integer, 1) << g2.str;
+  EXPECT_EQ(counter("rpm:1"), 4);
+  auto released = call({{"g2#2", -1}, {"g2#1", 3}}, {});
+  ASSERT_EQ(released.elements.size(), 3u) << released.str;
+  EXPECT_EQ(released.elements[0].elements.at(1).integer, 10);
+  EXPECT_EQ(released.elements[1].elements.at(1).integer, 7);
+  EXPECT_EQ(counter("rpm:1"), 3);
+  EXPECT_EQ(counter("k:a:rpm:1"), 3);
+  EXPECT_EQ(counter("inflight"), 0);
+  EXPECT_EQ(counter("qd:d"), 14);
+  EXPECT_EQ(redis_do({"HLEN", t + "res"}).integer, 0);
+  EXPECT_EQ(redis_do({"ZCARD", t + "resexp"}).integer, 0);
+  // A malformed unit count is refused before anything is written.
+  auto bad = call({}, {"g3"}, {0});
+  EXPECT_NE(bad.str.find("bad unit count"), std::string::npos) << bad.str;
+  EXPECT_EQ(counter("rpm:1"), 3);
 }
 
 // The shared Redis, an Admission whose reservations expire after `ttl`, and a request of a
@@ -851,16 +920,18 @@ TEST_F(PrefetchTest, ABusyKeyIsServedAheadAndRedisEndsExact) {
   r.key.tokens_per_minute = 10000000;
   r.tenant.tokens_per_day = 100000000;
   constexpr int kN = 400;
-  int admitted = 0;
+  int admitted = 0, units = 0;
   for (int i = 0; i < kN; ++i) {
     const auto d = admit(r);
     ASSERT_TRUE(d.admitted()) << i << ": " << d.limit << d.error;
     ASSERT_TRUE(d.reservation);
     EXPECT_GE(d.reservation->tokens, 10);
     ++admitted;
+    if (d.reservation->id.find('#') != std::string::npos) ++units;
     admission.settle_in_background(*d.reservation, 4, io.io().get_executor());
   }
   EXPECT_GT(served_ahead(), kN / 4u) << "a busy key is served ahead";
+  EXPECT_GT(units, kN / 4) << "admitted ahead in groups: units of one record each";
   // While reservations admitted ahead are held, Redis counts them (never less than used).
   wait_until_sent();
   EXPECT_GE(counter("qd:2026-11-22"), kN * 4);

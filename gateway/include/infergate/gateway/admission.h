@@ -13,7 +13,8 @@
 //
 // Admission ahead of demand (admission.prefetch): when one key's requests arrive at 80/s or more,
 // the tenant's calls also admit a few reservations for nobody yet (about 50 ms of its demand, at
-// most 32, sized for the largest recent request), exactly as a request would be admitted. A
+// most 32, sized for the largest recent request), exactly as that many requests would be
+// admitted, as one group: one record in Redis whose units are used and settled one by one. A
 // request that fits one takes it without waiting for Redis. Nothing is counted twice or skipped:
 // a reservation admitted ahead is counted in Redis from the start, settles like any other once a
 // request has used it, and one that nobody used within a second (or whose minute ended) is
@@ -189,6 +190,9 @@ class Admission {
     std::int64_t limits[8] = {};  // -1 = unlimited, in the script's order
     QuotaPeriods periods;
     bool ahead = false;  // an admission ahead of demand (not sent once those have stopped)
+    // Admission: units. More than one only ahead of demand: a group, one record in Redis, whose
+    // units ("<id>#<n>", n from 1) are used and settled one by one.
+    std::int64_t count = 1;
     std::shared_ptr<infra::Completion<BatchReply>> done;
   };
   struct TenantQueue {
@@ -245,7 +249,7 @@ class Admission {
   void prefetch_more(const std::string& tenant_id, const std::string& profile, Pool& pool, std::int64_t now,
                      const boost::asio::any_io_executor& ex, std::vector<Op>& out);
   void prefetch_landed(const std::string& tenant_id, const std::string& profile, const std::string& id,
-                       std::int64_t tokens, std::exception_ptr error, const std::optional<BatchReply>& reply,
+                       std::int64_t tokens, std::int64_t count, std::exception_ptr error, const std::optional<BatchReply>& reply,
                        const boost::asio::any_io_executor& ex);
   static void note_left(Pool& pool, const infra::RedisReply& admitted);
   Op release_op(const std::string& tenant_id, const std::string& id, const boost::asio::any_io_executor& ex);
