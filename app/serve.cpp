@@ -194,7 +194,7 @@ int cmd_serve(const std::vector<std::string>& args) {
   infra::MetricsRegistry metrics;
   billing::LedgerWriter ledger(*journal, cfg.postgres,
                                {static_cast<std::size_t>(cfg.journal.batch_records),
-                                std::chrono::milliseconds(20), std::chrono::milliseconds(500)},
+                                cfg.journal.ledger_interval, std::chrono::milliseconds(500)},
                                metrics);
   ledger.start();
   infra::PgPool pg(cfg.postgres, metrics);

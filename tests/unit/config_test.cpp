@@ -70,6 +70,7 @@ void expect_same_settings(const Config& a, const Config& b) {
   EXPECT_EQ(a.journal.segment_bytes, b.journal.segment_bytes);
   EXPECT_EQ(a.journal.batch_records, b.journal.batch_records);
   EXPECT_EQ(a.journal.drain_timeout, b.journal.drain_timeout);
+  EXPECT_EQ(a.journal.ledger_interval, b.journal.ledger_interval);
   EXPECT_EQ(a.engine.threads, b.engine.threads);
   EXPECT_EQ(a.engine.kv_blocks, b.engine.kv_blocks);
   EXPECT_EQ(a.engine.block_size, b.engine.block_size);
@@ -506,6 +507,10 @@ TEST(ConfigTest, BadModelsAreRefusedWithTheKeyNamed) {
   EXPECT_TRUE(contains(msg("[admission]\nprefetch = 1\n"), "expected true or false"));
   EXPECT_FALSE(parse_config("[admission]\nprefetch = false\n", "a", {}).admission.prefetch);
   EXPECT_TRUE(parse_config("", "a", {}).admission.prefetch);
+  EXPECT_TRUE(contains(msg("[journal]\nledger_interval_ms = 0\n"), "must be between"));
+  EXPECT_TRUE(contains(msg("[journal]\nledger_interval_ms = 60001\n"), "must be between"));
+  EXPECT_EQ(parse_config("[journal]\nledger_interval_ms = 250\n", "a", {}).journal.ledger_interval.count(), 250);
+  EXPECT_EQ(parse_config("", "a", {}).journal.ledger_interval.count(), 20);
 }
 
 }  // namespace

@@ -74,6 +74,9 @@ struct JournalConfig {
   std::uint64_t segment_bytes = 64ull << 20;  // a new segment after this many bytes
   int batch_records = 1000;                 // records per insert into the ledger
   Millis drain_timeout{10000};              // on SIGTERM, how long to wait for the ledger
+  // How long the ledger writer lets records gather before its next insert (at once when a
+  // batch fills): each insert is a Postgres commit and a checkpoint write, both flushed to disk.
+  Millis ledger_interval{20};
 };
 
 // The inference engine of each model: threads, KV-cache pool and batch limits.
