@@ -6,6 +6,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -32,7 +33,12 @@ constexpr std::size_t kMaxBatch = 64;  // admissions and settlements per script 
 constexpr std::int64_t kHousekeepingMs = 1000;
 constexpr std::int64_t kSweepMax = 256;  // expired records a call handles (lua/admission.lua)
 // How long a settlement nobody waits for stays queued for an admission of its tenant to carry it.
+// When a call returns and only such settlements have queued meanwhile, fewer than
+// kLingerSendAtOnce, they wait again instead of going at once: a busy key's requests mostly take
+// reservations admitted ahead, so settlements are most of the traffic, and a call costs Redis
+// about as much as a dozen settlements in it.
 constexpr std::chrono::milliseconds kSettleLinger{2};
+constexpr std::size_t kLingerSendAtOnce = 32;
 // Admission ahead of demand (see admission.h): demand is counted per 100 ms; a key with at least
 // kPrefetchMinDemand requests in one gets about half a bucket (50 ms) of its demand admitted
 // ahead, at most kPrefetchMax; one nobody took within kPrefetchMaxAgeMs is released.
@@ -240,6 +246,7 @@ void Admission::enqueue(const std::string& tenant_id, Op op, const asio::any_io_
   {
     std::lock_guard lock(queues_mu_);
     TenantQueue& q = queues_[tenant_id];
+    op.lingers = linger;
     q.ops.push_back(std::move(op));
     if (!linger) {
       spawn = !std::exchange(q.flushing, true);
@@ -248,19 +255,21 @@ void Admission::enqueue(const std::string& tenant_id, Op op, const asio::any_io_
     }
   }
   if (spawn) asio::co_spawn(ex, flush(tenant_id), asio::detached);
-  if (arm) {
-    after(kSettleLinger, ex, [this, tenant_id, ex] {
-      bool go = false;
-      {
-        std::lock_guard lock(queues_mu_);
-        const auto it = queues_.find(tenant_id);
-        if (it == queues_.end()) return;
-        it->second.lingering = false;
-        go = !it->second.ops.empty() && !std::exchange(it->second.flushing, true);
-      }
-      if (go) asio::co_spawn(ex, flush(tenant_id), asio::detached);
-    });
-  }
+  if (arm) arm_linger(tenant_id, ex);
+}
+
+void Admission::arm_linger(const std::string& tenant_id, const asio::any_io_executor& ex) {
+  after(kSettleLinger, ex, [this, tenant_id, ex] {
+    bool go = false;
+    {
+      std::lock_guard lock(queues_mu_);
+      const auto it = queues_.find(tenant_id);
+      if (it == queues_.end()) return;
+      it->second.lingering = false;
+      go = !it->second.ops.empty() && !std::exchange(it->second.flushing, true);
+    }
+    if (go) asio::co_spawn(ex, flush(tenant_id), asio::detached);
+  });
 }
 
 void Admission::enqueue_all(const std::string& tenant_id, std::vector<Op> ops, const asio::any_io_executor& ex) {
@@ -540,15 +549,24 @@ asio::awaitable<BatchReply> Admission::submit(const std::string& tenant_id, cons
 
 asio::awaitable<void> Admission::flush(std::string tenant_id) {
   const std::string t = tenant_prefix(tenant_id);
-  for (;;) {
+  const asio::any_io_executor ex = co_await asio::this_coro::executor;
+  for (bool first = true;; first = false) {
     std::vector<Op> settles, admits;
-    bool housekeeping = false;
+    bool housekeeping = false, linger = false;
     const std::int64_t now = now_ms();
     {
       std::lock_guard lock(queues_mu_);
       auto it = queues_.find(tenant_id);
       TenantQueue& q = it->second;
-      while (!q.ops.empty() && settles.size() + admits.size() < kMaxBatch) {
+      // What queued during the last call: a few settlements nobody waits for wait for company
+      // (kLingerSendAtOnce); anything else goes now.
+      if (!first && !q.ops.empty() && q.ops.size() < kLingerSendAtOnce &&
+          std::all_of(q.ops.begin(), q.ops.end(), [](const Op& o) { return o.lingers; })) {
+        q.flushing = false;
+        if (std::exchange(q.lingering, true)) co_return;  // the armed linger starts the next flush
+        linger = true;
+      }
+      while (!linger && !q.ops.empty() && settles.size() + admits.size() < kMaxBatch) {
         Op op = std::move(q.ops.front());
         q.ops.pop_front();
         if (op.done->done()) continue;  // its caller stopped waiting: it is not sent
@@ -562,19 +580,25 @@ asio::awaitable<void> Admission::flush(std::string tenant_id) {
         }
         (op.settle ? settles : admits).push_back(std::move(op));
       }
-      if (settles.empty() && admits.empty()) {
+      if (!linger && settles.empty() && admits.empty()) {
         if (q.ops.empty()) {
           queues_.erase(it);
           co_return;
         }
         continue;
       }
-      q.in_flight = settles.size() + admits.size();
-      std::int64_t& last = housekeeping_ms_[tenant_id];
-      if (now - last >= kHousekeepingMs) {
-        housekeeping = true;
-        last = now;
+      if (!linger) {
+        q.in_flight = settles.size() + admits.size();
+        std::int64_t& last = housekeeping_ms_[tenant_id];
+        if (now - last >= kHousekeepingMs) {
+          housekeeping = true;
+          last = now;
+        }
       }
+    }
+    if (linger) {
+      arm_linger(tenant_id, ex);
+      co_return;
     }
     // The call's time: its minute windows, the admissions' expiry.
     const std::int64_t minute = now / 60000;

@@ -780,6 +780,39 @@ TEST_F(AdmissionTest, ABackgroundSettlementRidesWithTheNextAdmission) {
   EXPECT_EQ(admission.pending(), 0u);
 }
 
+// Settlements nobody waits for, arriving steadily while none of their tenant's admissions go to
+// Redis (a busy key's requests take reservations admitted ahead): after each call the few that
+// queued meanwhile wait for company again, so a call carries about a linger's worth of them
+// instead of each call's return sending whatever arrived during it. Every one is settled.
+TEST_F(AdmissionTest, SteadyBackgroundSettlementsGoInLingerSizedCalls) {
+  auto r = request(10);
+  constexpr int kN = 1000;
+  std::vector<gateway::Reservation> held;
+  for (int i = 0; i < kN; ++i) {
+    const auto d = admit(r);
+    ASSERT_TRUE(d.admitted()) << i;
+    held.push_back(*d.reservation);
+  }
+  const auto& sizes = metrics.histogram("infergate_admission_batch_size", "", {}).with({});
+  const auto calls_before = sizes.count();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < kN; ++i) {  // one every 100 us: about 20 per linger
+    admission.settle_in_background(held[static_cast<std::size_t>(i)], 4, io.io().get_executor());
+    std::this_thread::sleep_until(t0 + std::chrono::microseconds(100) * (i + 1));
+  }
+  const auto elapsed = std::chrono::steady_clock::now() - t0;
+  for (int i = 0; i < 400 && admission.pending() > 0; ++i) std::this_thread::sleep_for(5ms);
+  ASSERT_EQ(admission.pending(), 0u);
+  EXPECT_EQ(counter("qd:2026-11-22"), kN * 4);
+  EXPECT_EQ(counter("inflight"), 0);
+  // At most one call per 2 ms linger (and a few more); sent as soon as each call returned, they
+  // would take one call per round trip (a few hundred).
+  const auto calls = sizes.count() - calls_before;
+  const auto lingers = static_cast<std::uint64_t>(elapsed / 2ms);
+  EXPECT_LE(calls, lingers + 10) << "over " << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count() << " ms";
+  EXPECT_GE(calls, 2u);
+}
+
 // A private Redis that a test can stall, an Admission on it, and one admitted reservation of
 // `tokens` against a day quota of 5000.
 struct StallableAdmission {

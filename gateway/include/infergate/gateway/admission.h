@@ -190,6 +190,7 @@ class Admission {
     std::int64_t limits[8] = {};  // -1 = unlimited, in the script's order
     QuotaPeriods periods;
     bool ahead = false;  // an admission ahead of demand (not sent once those have stopped)
+    bool lingers = false;  // a settlement nobody waits for (it may wait for company: enqueue)
     // Admission: units. More than one only ahead of demand: a group, one record in Redis, whose
     // units ("<id>#<n>", n from 1) are used and settled one by one.
     std::int64_t count = 1;
@@ -208,6 +209,9 @@ class Admission {
   // it along, and starts the flush itself only if none does.
   void enqueue(const std::string& tenant_id, Op op, const boost::asio::any_io_executor& ex,
                bool linger = false);
+  // Starts the tenant's flush kSettleLinger from now unless one is running then (not under
+  // queues_mu_; the caller set the queue's `lingering`).
+  void arm_linger(const std::string& tenant_id, const boost::asio::any_io_executor& ex);
   // Runs `fn` on `ex` after `delay`, unless the Admission is gone by then (~Admission waits for
   // one running meanwhile).
   void after(std::chrono::milliseconds delay, const boost::asio::any_io_executor& ex, std::function<void()> fn);
