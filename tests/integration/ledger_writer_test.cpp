@@ -88,6 +88,36 @@ TEST(LedgerWriter, MovesRecordsOnceAndReplaysNeverDoubleCount) {
   std::filesystem::remove_all(dir);
 }
 
+// A batch of which the ledger already has some rows (a crash between the ledger's commit and its
+// checkpoint, replayed): the new rows land, the others are counted as duplicates, each once.
+TEST(LedgerWriter, ABatchPartlyInTheLedgerAddsOnlyItsNewRows) {
+  auto db = migrated_db();
+  infra::MetricsRegistry metrics;
+  const std::string first = test::make_temp_dir("ledger");
+  {
+    UsageJournal journal({first});
+    for (int i = 0; i < 300; i += 2) journal.append_sync(record(i));  // the even ones
+    LedgerWriter writer(journal, db, {}, metrics);
+    writer.start();
+    ASSERT_TRUE(writer.drain(20s));
+  }
+  EXPECT_EQ(totals(db).first, 150);
+  const std::string second = test::make_temp_dir("ledger");
+  {
+    UsageJournal journal({second});
+    for (int i = 0; i < 300; ++i) journal.append_sync(record(i));  // all, in one batch
+    LedgerWriter writer(journal, db, {}, metrics);
+    writer.start();
+    ASSERT_TRUE(writer.drain(20s));
+  }
+  EXPECT_EQ(totals(db), (std::pair<std::int64_t, std::int64_t>{300, 300 * 100 + 299 * 300 / 2}));
+  const std::string text = metrics.render();
+  EXPECT_NE(text.find("infergate_ledger_records_total{result=\"duplicate\"} 150"), std::string::npos) << text;
+  EXPECT_NE(text.find("infergate_ledger_records_total{result=\"inserted\"} 300"), std::string::npos) << text;
+  std::filesystem::remove_all(first);
+  std::filesystem::remove_all(second);
+}
+
 TEST(LedgerWriter, PostgresDownGrowsTheJournalThenItDrains) {
   test::PrivatePostgres pg(/*start_now=*/false);
   auto cfg = test::postgres_config(pg.port());
