@@ -36,16 +36,17 @@
 -- or {0, which limit, retry after (ms), rpm limit, rpm remaining, tpm limit, tpm remaining}.
 --
 -- Reservation records (KEYS[1]): "O|amount|tpm|key tpm|day|month|in-flight|key in-flight" while
--- open (in-flight: counters); "G|...the same...|mask" for a group of units admitted ahead, each
--- unit holding `amount` and a slot, `mask` the units still open (bit n-1 for unit n). A unit
--- settles as "<group id>#<n>", once (again: `already`); the group is deleted with its last
--- unit, and at its expiry releases the units still open and leaves "X|tpm|key tpm|day|month|mask"
--- so that their late settles still charge; "R|..." the same as "O" from versions that kept
--- in-flight sets (zsets of reservation ids), still settled and expired here; "X|tpm|key tpm|day|month" once released at
+-- open (in-flight: counters); "R|..." the same from versions that kept in-flight sets (zsets of
+-- reservation ids), still settled and expired here; "X|tpm|key tpm|day|month" once released at
 -- its expiry but not yet settled, a tombstone kept for an hour so that a late settle still
 -- charges what was used. A settled record is deleted (earlier versions left an "S" tombstone for
 -- an hour: at thousands of requests a second, millions of them, each swept later). A counter
 -- that no longer exists (its window ended) is never recreated by a refund.
+-- A group admitted ahead: "G|...as O...|mask|units", each unit holding `amount` and a slot,
+-- `mask` the units still open (bit n-1 for unit n), `units` how many. A unit settles as
+-- "<group id>#<n>", once (again: `already`); the group is deleted with its last unit, and at its
+-- expiry releases the units still open and leaves "X|tpm|key tpm|day|month|mask" so that their
+-- late settles still charge.
 
 local TOMBSTONE_MS = 3600000
 local SWEEP_MAX = 256 -- expired reservations handled per call (the caller asks again when full)
@@ -63,16 +64,8 @@ local housekeeping = ARGV[7] == '1'
 local KEEP_MS = expiry - now + TOMBSTONE_MS * 2
 local OPEN = '^([OR])|(%d+)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$'
 local RELEASED = '^X|([^|]*)|([^|]*)|([^|]*)|([^|]*)$'
-local GROUP = '^G|(%d+)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(%d+)$'
+local GROUP = '^G|(%d+)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(%d+)|(%d+)$'
 local RELEASED_GROUP = '^X|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(%d+)$'
-local function units_in(mask) -- the units a group's mask holds open
-  local n = 0
-  while mask > 0 do
-    local b = mask % 2
-    n, mask = n + b, (mask - b) / 2
-  end
-  return n
-end
 
 -- 1. Reservations past their expiry: an open one's settlement never came (a crashed instance):
 -- refund its tokens and free its slot, leaving an X tombstone; old tombstones go.
@@ -82,16 +75,16 @@ if #due > 0 then
   local drop = {}
   for i, rid in ipairs(due) do
     local rec = recs[i]
-    local kind, amount, tpm, ktpm, day, month, inf, kinf, mask
+    local kind, amount, tpm, ktpm, day, month, inf, kinf, mask, units
     if rec then
       kind, amount, tpm, ktpm, day, month, inf, kinf = match(rec, OPEN)
       if not kind then
-        amount, tpm, ktpm, day, month, inf, kinf, mask = match(rec, GROUP)
+        amount, tpm, ktpm, day, month, inf, kinf, mask, units = match(rec, GROUP)
         if amount then kind = 'G' end
       end
     end
     if kind then
-      local n = kind == 'G' and units_in(tonumber(mask)) or 1 -- units still open
+      local n = kind == 'G' and tonumber(units) or 1 -- units still open
       for _, k in ipairs({tpm, ktpm, day, month}) do
         if k ~= '' and call('EXISTS', k) == 1 then call('DECRBY', k, tonumber(amount) * n) end
       end
@@ -153,10 +146,10 @@ if S > 0 then
       if g == nil then
         g = false
         if rec then
-          local amount, tpm, ktpm, day, month, inf, kinf, mask = match(rec, GROUP)
+          local amount, tpm, ktpm, day, month, inf, kinf, mask, units = match(rec, GROUP)
           if amount then
             g = {open = true, amount_s = amount, amount = tonumber(amount), tpm = tpm, ktpm = ktpm, day = day,
-                 month = month, inf = inf, kinf = kinf, mask = tonumber(mask)}
+                 month = month, inf = inf, kinf = kinf, mask = tonumber(mask), units = tonumber(units)}
             need(inf)
             need(kinf)
           else
@@ -291,6 +284,7 @@ for i = 1, S do
       bump(g.day, n)
       bump(g.month, n)
       if g.open then
+        g.units = g.units - 1
         bump(g.inf, -1)
         bump(g.kinf, -1)
         out[i] = {'refunded', -n}
@@ -378,7 +372,7 @@ for i = 1, A do
     if c == 1 then
       hset[#hset + 1] = 'O|' .. tokens_s .. rest
     else
-      hset[#hset + 1] = 'G|' .. tokens_s .. rest .. '|' .. string.format('%d', 2 ^ c - 1)
+      hset[#hset + 1] = 'G|' .. tokens_s .. rest .. '|' .. string.format('%d', 2 ^ c - 1) .. '|' .. c
     end
     zadd[#zadd + 1] = expiry_s
     zadd[#zadd + 1] = id
@@ -413,7 +407,7 @@ for _, rid in ipairs(gtouched) do
     local m = string.format('%d', g.mask)
     if g.open then
       gset[#gset + 1] = 'G|' .. g.amount_s .. '|' .. g.tpm .. '|' .. g.ktpm .. '|' .. g.day .. '|' .. g.month .. '|' ..
-                        g.inf .. '|' .. g.kinf .. '|' .. m
+                        g.inf .. '|' .. g.kinf .. '|' .. m .. '|' .. g.units
     else
       gset[#gset + 1] = 'X|' .. g.tpm .. '|' .. g.ktpm .. '|' .. g.day .. '|' .. g.month .. '|' .. m
     end

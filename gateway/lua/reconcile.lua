@@ -6,14 +6,6 @@
 --       3 ms until the day ends  4 ms until the month ends
 -- Returns {reserved that day, reserved that month, day counter, month counter}.
 
-local function units_in(mask) -- the units a group's mask holds open
-  local n = 0
-  while mask > 0 do
-    local b = mask % 2
-    n, mask = n + b, (mask - b) / 2
-  end
-  return n
-end
 local open_day, open_month = 0, 0
 for _, rec in ipairs(redis.call('HVALS', KEYS[3])) do
   local kind = string.sub(rec, 1, 1)
@@ -22,9 +14,10 @@ for _, rec in ipairs(redis.call('HVALS', KEYS[3])) do
     amount, day_key, month_key = string.match(rec, '^[OR]|(%d+)|[^|]*|[^|]*|([^|]*)|([^|]*)|')
     held = amount and tonumber(amount)
   elseif kind == 'G' then -- a group admitted ahead: each unit still open holds `amount`
-    local mask
-    amount, day_key, month_key, mask = string.match(rec, '^G|(%d+)|[^|]*|[^|]*|([^|]*)|([^|]*)|[^|]*|[^|]*|(%d+)$')
-    held = amount and tonumber(amount) * units_in(tonumber(mask))
+    local units
+    amount, day_key, month_key, units =
+      string.match(rec, '^G|(%d+)|[^|]*|[^|]*|([^|]*)|([^|]*)|[^|]*|[^|]*|%d+|(%d+)$')
+    held = amount and tonumber(amount) * tonumber(units)
   end
   if held then
     if day_key == KEYS[1] then open_day = open_day + held end

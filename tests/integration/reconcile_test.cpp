@@ -92,6 +92,22 @@ TEST(Reconcile, RestoresQuotaCountersFromTheLedgerAfterRedisLostThem) {
   EXPECT_EQ(r1.reserved_day, 100);
   EXPECT_EQ(r1.day, 600);
   EXPECT_EQ(r1.month, 600);
+  // A group admitted ahead holds `amount` for each unit still open: two of 30 here.
+  const std::string t = gateway::Admission::tenant_prefix(tenant_id);
+  auto redis_do = [&](const std::vector<std::string>& cmd) {
+    return io.run([&]() -> asio::awaitable<infra::RedisReply> {
+      infra::RedisReply reply = co_await redis.command(cmd);
+      co_return reply;
+    }());
+  };
+  redis_do({"HSET", t + "res", "grp",
+            "G|30|" + t + "tpm:1|" + t + "k:k:tpm:1|" + t + "qd:" + usage[0].periods.day + "|" + t + "qm:" +
+                usage[0].periods.month + "|" + t + "inflight|" + t + "k:k:inflight|5|2"});
+  auto rg = reconcile();
+  EXPECT_EQ(rg.reserved_day, 160);
+  EXPECT_EQ(rg.day, 660);
+  EXPECT_EQ(rg.month, 660);
+  redis_do({"HDEL", t + "res", "grp"});
 
   // Redis restarts empty: without reconcile the tenant would get its whole quota again.
   io.run([&]() -> asio::awaitable<int> {
