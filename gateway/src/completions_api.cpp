@@ -8,6 +8,7 @@
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <unordered_map>
 
 #include "generation_inbox.h"
 #include "infergate/gateway/openai_request.h"
@@ -37,6 +38,13 @@ struct CompletionsApi::Metrics {
   infra::Family<infra::Gauge>* kv_cached;
   std::mutex mu;  // update_gauges may run on any io thread
   std::map<std::string, std::uint64_t> prefix_hits_seen;
+  // The series of each served model, looked up once (a lookup by labels builds the label list
+  // and searches the family's map under its lock: a dozen of them per request).
+  struct ModelSeries {
+    infra::Histogram *ttft, *itl, *queue, *e2e;
+    infra::Counter *prompt_tokens, *generation_tokens;
+  };
+  std::unordered_map<std::string, ModelSeries> of_model;
 };
 
 namespace {
@@ -129,6 +137,11 @@ CompletionsApi::CompletionsApi(InferenceApi& inference, Admission& admission, co
   m.info = &metrics.gauge("infergate_model_info", "Served models (value 1) with their tier and device",
                           {"model", "tier", "device"});
   for (const auto& sm : models_.models()) m.info->with({sm->name, sm->tier, sm->device}).set(1);
+  for (const auto& sm : models_.models()) {
+    m.of_model[sm->name] = {&m.ttft->with({sm->name}), &m.itl->with({sm->name}), &m.queue->with({sm->name}),
+                            &m.e2e->with({sm->name}), &m.prompt_tokens->with({sm->name}),
+                            &m.generation_tokens->with({sm->name})};
+  }
   m.prefix_hits = &metrics.counter("infergate_prefix_cache_hit_tokens_total",
                                    "Prompt tokens whose keys and values came from the prefix cache", {"model"});
   m.kv_cached = &metrics.gauge("infergate_kv_cache_cached_blocks",
@@ -353,6 +366,7 @@ asio::awaitable<Response> CompletionsApi::handle(Request& req, RequestContext& c
   engine::GenerationEvent last;
   std::optional<SteadyClock::time_point> last_token_at;
   bool cancel_sent = !streaming_ok;
+  const Metrics::ModelSeries* series = &metrics_->of_model.at(model.name);
   for (;;) {
     std::optional<engine::GenerationEvent> ev = co_await inbox->next();
     if (!ev) {  // the client went away: stop the sequence, then wait for its last event
@@ -361,7 +375,7 @@ asio::awaitable<Response> CompletionsApi::handle(Request& req, RequestContext& c
       continue;
     }
     if (ev->token >= 0) {  // by the engine's clock: a non-streaming request reads its tokens at the end
-      if (last_token_at) metrics_->itl->with({model.name}).observe(seconds(ev->at - *last_token_at));
+      if (last_token_at) series->itl->observe(seconds(ev->at - *last_token_at));
       last_token_at = ev->at;
     }
     if (ev->finished) {  // its text (held back until the end) goes out once, with the final chunk below
@@ -392,12 +406,12 @@ asio::awaitable<Response> CompletionsApi::handle(Request& req, RequestContext& c
   rec.ended_at_us = unix_us(SystemClock::now());
   if (last.time_to_first_token.count() > 0) {
     rec.time_to_first_token_ms = std::chrono::duration_cast<std::chrono::milliseconds>(last.time_to_first_token).count();
-    metrics_->ttft->with({model.name}).observe(seconds(last.time_to_first_token));
+    series->ttft->observe(seconds(last.time_to_first_token));
   }
-  metrics_->queue->with({model.name}).observe(seconds(last.queue_time));
-  metrics_->e2e->with({model.name}).observe(seconds(SteadyClock::now() - started));
-  metrics_->prompt_tokens->with({model.name}).inc(static_cast<std::uint64_t>(rec.prompt_tokens));
-  metrics_->generation_tokens->with({model.name}).inc(static_cast<std::uint64_t>(rec.completion_tokens));
+  series->queue->observe(seconds(last.queue_time));
+  series->e2e->observe(seconds(SteadyClock::now() - started));
+  series->prompt_tokens->inc(static_cast<std::uint64_t>(rec.prompt_tokens));
+  series->generation_tokens->inc(static_cast<std::uint64_t>(rec.completion_tokens));
   metrics_->requests->with({model.name, rec.status, rec.finish_reason}).inc();
   // The reservation is settled for the tokens used whether or not the record lands (a withheld
   // result still ran). The response does not wait for it: the settlement joins the tenant's
