@@ -66,6 +66,12 @@ local OPEN = '^([OR])|(%d+)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$'
 local RELEASED = '^X|([^|]*)|([^|]*)|([^|]*)|([^|]*)$'
 local GROUP = '^G|(%d+)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(%d+)|(%d+)$'
 local RELEASED_GROUP = '^X|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(%d+)$'
+local function forget(ids) -- records gone for good: out of the hash and the expiry zset
+  if #ids > 0 then
+    call('HDEL', RES, unpack(ids))
+    call('ZREM', EXP, unpack(ids))
+  end
+end
 
 -- 1. Reservations past their expiry: an open one's settlement never came (a crashed instance):
 -- refund its tokens and free its slot, leaving an X tombstone; old tombstones go.
@@ -105,10 +111,7 @@ if #due > 0 then
       drop[#drop + 1] = rid
     end
   end
-  if #drop > 0 then
-    call('HDEL', RES, unpack(drop))
-    call('ZREM', EXP, unpack(drop))
-  end
+  forget(drop)
 end
 
 -- 2. Read what this call needs once: the records being settled and every counter involved.
@@ -413,10 +416,7 @@ for _, rid in ipairs(gtouched) do
     end
   end
 end
-if #gone > 0 then
-  call('HDEL', RES, unpack(gone))
-  call('ZREM', EXP, unpack(gone))
-end
+forget(gone)
 if #gset > 0 then call('HSET', RES, unpack(gset)) end
 if #hset > 0 then
   call('HSET', RES, unpack(hset))
