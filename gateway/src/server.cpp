@@ -67,8 +67,8 @@ class SessionBase {
  public:
   virtual ~SessionBase() = default;
   virtual asio::any_io_executor executor() = 0;
-  // Run on the session's executor (a strand, or a context that one thread runs): wake an idle
-  // connection so it can close during a drain; close.
+  // Run on the session's executor (a context that one thread runs): wake an idle connection so
+  // it can close during a drain; close.
   virtual void cancel_if_idle() = 0;
   virtual void close() = 0;
 };
