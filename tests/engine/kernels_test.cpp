@@ -246,11 +246,12 @@ TEST(MatmulQ8, TokenGroupsAndRowTailsMatchScalarAndAreBatchInvariant) {
 }
 
 // Small F32 matrices with a column-major copy (rows in the lanes): against the portable
-// product, and each token bit for bit as if alone, whole, pooled and alone, on every ISA (the
-// ones without AVX-512 ignore the copy), with row tails (45 rows) and odd column counts.
+// product, and each token bit for bit as if alone, whole, pooled, alone and in batches of 2 to 4
+// (which take more rows a pass: 200 rows are a pass of 128, one of 64 and a tail), on every ISA
+// (the ones without AVX-512 ignore the copy), with row tails (45 rows) and odd column counts.
 TEST(MatmulF32Columns, MatchScalarAndAreBatchInvariant) {
-  for (const int cols : {17, 64, 192}) {
-    const int rows = 45, tokens = 21;
+  for (const auto& [rows, cols] : std::vector<std::pair<int, int>>{{45, 17}, {45, 64}, {45, 192}, {200, 64}, {200, 17}}) {
+    const int tokens = 21;
     const TestWeights w = make_weights(WeightType::f32, rows, cols, 81);
     std::vector<std::uint8_t> packed(kc::f32_columns_bytes(w.view));
     kc::pack_f32_columns(w.view, packed.data());
@@ -272,6 +273,14 @@ TEST(MatmulF32Columns, MatchScalarAndAreBatchInvariant) {
       for (int t = 0; t < tokens; ++t) {
         kc::matmul(pw, x.data() + t * cols, 1, one.data(), pool);
         for (int r = 0; r < rows; ++r) ASSERT_EQ(one[r], all[t * rows + r]) << kc::isa_name(isa) << " cols " << cols << " token " << t;
+      }
+      for (int n = 2; n <= 4; ++n) {
+        std::vector<float> few(static_cast<std::size_t>(rows * n));
+        for (int t = 0; t + n <= tokens; t += n) {
+          kc::matmul(pw, x.data() + t * cols, n, few.data(), pool);
+          for (int i = 0; i < rows * n; ++i)
+            ASSERT_EQ(few[i], all[t * rows + i]) << kc::isa_name(isa) << " rows " << rows << " cols " << cols << " batch of " << n;
+        }
       }
     }
     kc::force_isa(isas().back());
