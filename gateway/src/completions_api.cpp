@@ -109,6 +109,33 @@ const char* openai_finish(engine::FinishReason r) {
   return r == engine::FinishReason::length ? "length" : "stop";
 }
 
+// Completes a request's usage record from its last engine event. `client_gone`: the response
+// could not be delivered (disconnect, failed write), which makes it cancelled whatever the
+// engine did.
+void close_record(billing::UsageRecord& rec, const engine::GenerationEvent& last, bool client_gone) {
+  const bool cancelled = last.reason == engine::FinishReason::cancelled || client_gone;
+  const bool failed = last.reason == engine::FinishReason::error;
+  rec.prompt_tokens = last.prompt_tokens_processed;
+  rec.completion_tokens = last.completion_tokens;
+  rec.status = failed ? "failed" : cancelled ? "cancelled" : "completed";
+  rec.finish_reason = failed ? "error" : cancelled ? "cancelled" : openai_finish(last.reason);
+  rec.ended_at_us = unix_us(SystemClock::now());
+  if (last.time_to_first_token.count() > 0) {
+    rec.time_to_first_token_ms = std::chrono::duration_cast<std::chrono::milliseconds>(last.time_to_first_token).count();
+  }
+}
+
+// A non-streaming request's metering, done off the request's thread: the engine thread closes
+// the record when the sequence finishes and hands it to the journal, and the request wakes once,
+// with the record durable (journal_ec says whether it is), rather than once for the engine and
+// again for the journal. Written before the finished event reaches the request's inbox, read
+// after it (the inbox's lock orders them).
+struct EngineSideMetering {
+  billing::UsageRecord rec;
+  bool appended = false;  // false: the request meters itself (the hand-off failed)
+  std::error_code journal_ec;
+};
+
 }  // namespace
 
 CompletionsApi::CompletionsApi(InferenceApi& inference, Admission& admission, const ModelRegistry& models,
@@ -323,7 +350,30 @@ asio::awaitable<Response> CompletionsApi::handle(Request& req, RequestContext& c
   g.sampling.max_tokens = max_new;
   g.sampling.stop = p.stop;
   if (chat) g.sampling.stop_tokens = model.stop_tokens;
-  g.on_event = [inbox](const engine::GenerationEvent& ev) { inbox->push(ev); };
+  std::shared_ptr<EngineSideMetering> metering;
+  if (!p.stream) {
+    metering = std::make_shared<EngineSideMetering>();
+    metering->rec = rec;
+  }
+  g.on_event = [inbox, metering, journal = &journal_](const engine::GenerationEvent& ev) {
+    if (!ev.finished || !metering) {
+      inbox->push(ev);
+      return;
+    }
+    // Engine thread: the record goes to the journal now; the request sees the finished event
+    // once the record is durable (or failed to be).
+    try {
+      close_record(metering->rec, ev, false);
+      metering->appended = true;
+      journal->append(metering->rec, [inbox, metering, ev](std::error_code ec) {
+        metering->journal_ec = ec;
+        inbox->push(ev);
+      });
+    } catch (const std::exception&) {  // not queued (out of memory): the request meters itself
+      metering->appended = false;
+      inbox->push(ev);
+    }
+  };
   engine::Engine::Handle handle = 0;
   std::optional<std::string> submit_error;
   try {
@@ -396,18 +446,19 @@ asio::awaitable<Response> CompletionsApi::handle(Request& req, RequestContext& c
     }
   }
 
-  // Meter: the record is durable before the final bytes go out.
-  const bool cancelled = last.reason == engine::FinishReason::cancelled || inbox->interrupted() || !streaming_ok;
-  const bool failed = last.reason == engine::FinishReason::error;
-  rec.prompt_tokens = last.prompt_tokens_processed;
-  rec.completion_tokens = last.completion_tokens;
-  rec.status = failed ? "failed" : cancelled ? "cancelled" : "completed";
-  rec.finish_reason = failed ? "error" : cancelled ? "cancelled" : openai_finish(last.reason);
-  rec.ended_at_us = unix_us(SystemClock::now());
-  if (last.time_to_first_token.count() > 0) {
-    rec.time_to_first_token_ms = std::chrono::duration_cast<std::chrono::milliseconds>(last.time_to_first_token).count();
-    series->ttft->observe(seconds(last.time_to_first_token));
+  // Meter: the record is durable before the final bytes go out. A non-streaming request's went
+  // to the journal from the engine thread (EngineSideMetering); a streaming one's goes now, as
+  // its status depends on what reached the client.
+  std::optional<std::error_code> metered;
+  if (metering && metering->appended) {
+    rec = metering->rec;
+    metered = metering->journal_ec;
+  } else {
+    close_record(rec, last, inbox->interrupted() || !streaming_ok);
   }
+  const bool cancelled = rec.status == "cancelled";
+  const bool failed = rec.status == "failed";
+  if (last.time_to_first_token.count() > 0) series->ttft->observe(seconds(last.time_to_first_token));
   series->queue->observe(seconds(last.queue_time));
   series->e2e->observe(seconds(SteadyClock::now() - started));
   series->prompt_tokens->inc(static_cast<std::uint64_t>(rec.prompt_tokens));
@@ -418,7 +469,12 @@ asio::awaitable<Response> CompletionsApi::handle(Request& req, RequestContext& c
   // admission queue, so the tenant's next admission here sees it, and goes with the next call.
   const std::int64_t used = rec.prompt_tokens + rec.completion_tokens;
   admission_.settle_in_background(*decision.reservation, used, ex);
-  const std::error_code journal_ec = co_await append_durable(journal_, rec);
+  std::error_code journal_ec;
+  if (metered) {
+    journal_ec = *metered;
+  } else {
+    journal_ec = co_await append_durable(journal_, rec);
+  }
   if (journal_ec) {
     infra::log::error("usage record not durable; the response is not acknowledged",
                       {{"request_id", ctx.request_id}, {"error", journal_ec.message()}});

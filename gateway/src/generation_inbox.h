@@ -27,7 +27,8 @@ class GenerationInbox : public std::enable_shared_from_this<GenerationInbox> {
   GenerationInbox(const boost::asio::any_io_executor& ex, bool wake_for_every_event)
       : timer_(ex, boost::asio::steady_timer::time_point::max()), every_(wake_for_every_event) {}
 
-  // Engine thread.
+  // Engine thread (the journal's for a non-streaming request's last event, pushed once its
+  // usage record is durable).
   void push(const engine::GenerationEvent& ev) {
     {
       std::lock_guard lock(mu_);
