@@ -146,6 +146,7 @@ UsageJournal::UsageJournal(Options options) : opt_(std::move(options)) {
                        " is in use by another process; give each instance its own journal.dir");
   }
   recover();
+  persisted_ = checkpoint_;
   writer_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "ig-journal");
     writer_loop();
@@ -159,6 +160,12 @@ UsageJournal::~UsageJournal() {
   }
   cv_.notify_all();
   if (writer_.joinable()) writer_.join();
+  if (!(checkpoint_ == persisted_)) {
+    try {
+      write_checkpoint(checkpoint_);
+    } catch (const std::exception&) {  // the next start replays from the one on disk
+    }
+  }
   if (fd_ >= 0) {
     // Closed cleanly, the segment ends at its data (opening it again would cut the zeros too).
     if (::ftruncate(fd_, static_cast<off_t>(end_.offset)) == 0 && opt_.fsync) ::fdatasync(fd_);
@@ -386,15 +393,23 @@ void UsageJournal::write_checkpoint(JournalPosition pos) {
 }
 
 void UsageJournal::commit_checkpoint(JournalPosition pos) {
-  write_checkpoint(pos);
+  const auto now = std::chrono::steady_clock::now();
+  const bool new_segment = pos.segment != persisted_.segment;
+  if (new_segment || now - persisted_at_ >= opt_.checkpoint_interval) {
+    write_checkpoint(pos);
+    persisted_ = pos;
+    persisted_at_ = now;
+  }
   std::uint64_t current;
   {
     std::lock_guard lock(mu_);
     checkpoint_ = pos;
     current = end_.segment;
   }
-  for (std::uint64_t seq : list_segments())
-    if (seq < pos.segment && seq < current) fs::remove(segment_path(seq));
+  if (new_segment) {
+    for (std::uint64_t seq : list_segments())
+      if (seq < pos.segment && seq < current) fs::remove(segment_path(seq));
+  }
 }
 
 std::uint64_t UsageJournal::backlog_bytes() const {

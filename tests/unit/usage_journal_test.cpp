@@ -245,6 +245,45 @@ TEST(UsageJournal, SegmentsRotateAndCheckpointsDeleteWhatIsInTheLedger) {
   fs::remove_all(dir);
 }
 
+// The checkpoint file is rewritten at most once per interval while the checkpoint stays in one
+// segment (each rewrite is device flushes that request commits queue behind); what the journal
+// last recorded is on disk once it closes. A crash in between replays from the older one.
+TEST(UsageJournal, CheckpointsWithinASegmentReachDiskOncePerIntervalAndOnClose) {
+  const std::string dir = test::make_temp_dir("journal");
+  const std::string crashed = dir + "-crashed";
+  UsageJournal::Options opt{dir};
+  opt.checkpoint_interval = std::chrono::hours(1);
+  auto text = [](JournalPosition p) { return std::to_string(p.segment) + " " + std::to_string(p.offset) + "\n"; };
+  JournalPosition first, second;
+  {
+    UsageJournal j(opt);
+    for (int i = 0; i < 10; ++i) j.append_sync(record(i));
+    first = j.read(j.checkpoint(), 4).end;
+    j.commit_checkpoint(first);  // the first one is written at once
+    EXPECT_EQ(test::read_file(dir + "/checkpoint"), text(first));
+    second = j.read(first, 3).end;
+    j.commit_checkpoint(second);
+    EXPECT_EQ(j.checkpoint(), second);
+    EXPECT_EQ(j.backlog_bytes(), j.end().offset - second.offset);
+    EXPECT_EQ(test::read_file(dir + "/checkpoint"), text(first));  // within the interval: not yet
+    fs::copy(dir, crashed);  // the process dying now leaves this
+    fs::remove(crashed + "/lock");
+  }
+  EXPECT_EQ(test::read_file(dir + "/checkpoint"), text(second));  // closed: written
+  {
+    UsageJournal j(opt);
+    EXPECT_EQ(j.checkpoint(), second);
+    EXPECT_EQ(j.read(j.checkpoint(), 100).records.size(), 3u);
+  }
+  UsageJournal after_crash({crashed});
+  EXPECT_EQ(after_crash.checkpoint(), first);  // the 3 records after it go to the ledger again
+  const auto replay = after_crash.read(after_crash.checkpoint(), 100);
+  ASSERT_EQ(replay.records.size(), 6u);
+  EXPECT_EQ(replay.records.front(), record(4));
+  fs::remove_all(dir);
+  fs::remove_all(crashed);
+}
+
 TEST(UsageJournal, GroupCommitSyncsManyRecordsAtOnce) {
   const std::string dir = test::make_temp_dir("journal");
   UsageJournal j({dir});

@@ -13,6 +13,7 @@
 // or closed. Thread-safe.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -48,6 +49,8 @@ class UsageJournal {
     std::string dir;
     std::uint64_t segment_bytes = 64ull << 20;  // rotate after this many bytes
     bool fsync = true;  // false only for tests that do not exercise durability
+    // How often an advancing checkpoint is written to disk (see commit_checkpoint).
+    std::chrono::milliseconds checkpoint_interval{1000};
   };
 
   // Opens (creating the directory) and recovers. Throws JournalError.
@@ -70,7 +73,12 @@ class UsageJournal {
   Batch read(JournalPosition from, std::size_t max_records) const;
 
   JournalPosition checkpoint() const;
-  // Persists `pos` as what is safely in Postgres and deletes the segments before it.
+  // Records `pos` as what is safely in Postgres and deletes the segments before it. The file is
+  // rewritten (write, fsync, rename, fsync of the directory: device flushes that a request's
+  // commit waits behind) at most once per checkpoint_interval, at once when the checkpoint
+  // enters a later segment (before its predecessors are deleted), and when the journal closes.
+  // After a crash the ledger replays from the last one written; its unique key drops the
+  // records it already has. Called from one thread at a time (the ledger writer's).
   void commit_checkpoint(JournalPosition pos);
   // The durable end of the journal.
   JournalPosition end() const;
@@ -105,6 +113,8 @@ class UsageJournal {
   int lock_fd_ = -1;  // flock held for the journal's lifetime
   JournalPosition end_;
   JournalPosition checkpoint_;
+  JournalPosition persisted_;  // the checkpoint on disk (commit_checkpoint's thread)
+  std::chrono::steady_clock::time_point persisted_at_{};
   std::uint64_t fsyncs_ = 0;
   std::uint64_t torn_dropped_ = 0;
   std::thread writer_;
