@@ -66,6 +66,25 @@ bool LedgerWriter::drain(std::chrono::milliseconds timeout) {
   return true;
 }
 
+namespace {
+// The batch insert, prepared once per connection (libpqxx registers it with the server on first
+// use, and again after a reconnect): planning it costs Postgres more than a small batch's rows.
+const std::string kInsert =
+    "INSERT INTO usage_events (tenant_id, request_id, api_key_id, model, tier, prompt_tokens, "
+    "completion_tokens, cached_tokens, status, finish_reason, started_at, ended_at, "
+    "time_to_first_token_ms, price_version_id) "
+    "SELECT tenant_id, request_id, nullif(api_key_id, ''), model, tier, prompt_tokens, "
+    "completion_tokens, cached_tokens, status, nullif(finish_reason, ''), "
+    "timestamptz 'epoch' + started_at_us * interval '1 microsecond', "
+    "timestamptz 'epoch' + ended_at_us * interval '1 microsecond', ttft_ms, "
+    "nullif(price_version_id, '') "
+    "FROM json_to_recordset($1::json) AS x(tenant_id text, request_id text, api_key_id text, "
+    "model text, tier text, prompt_tokens bigint, completion_tokens bigint, cached_tokens "
+    "bigint, status text, finish_reason text, started_at_us bigint, ended_at_us bigint, "
+    "ttft_ms integer, price_version_id text)";
+const std::string kInsertSkippingKnown = kInsert + " ON CONFLICT DO NOTHING";
+}  // namespace
+
 std::size_t LedgerWriter::insert(pqxx::connection& conn, const std::vector<UsageRecord>& records) {
   if (records.empty()) return 0;
   // One statement for the whole batch: the records travel as one JSON array (json, not jsonb:
@@ -76,35 +95,21 @@ std::size_t LedgerWriter::insert(pqxx::connection& conn, const std::vector<Usage
     array += encode_usage(records[i]);
   }
   array += ']';
-  const std::string sql =
-      "INSERT INTO usage_events (tenant_id, request_id, api_key_id, model, tier, prompt_tokens, "
-      "completion_tokens, cached_tokens, status, finish_reason, started_at, ended_at, "
-      "time_to_first_token_ms, price_version_id) "
-      "SELECT tenant_id, request_id, nullif(api_key_id, ''), model, tier, prompt_tokens, "
-      "completion_tokens, cached_tokens, status, nullif(finish_reason, ''), "
-      "timestamptz 'epoch' + started_at_us * interval '1 microsecond', "
-      "timestamptz 'epoch' + ended_at_us * interval '1 microsecond', ttft_ms, "
-      "nullif(price_version_id, '') "
-      "FROM json_to_recordset($1::json) AS x(tenant_id text, request_id text, api_key_id text, "
-      "model text, tier text, prompt_tokens bigint, completion_tokens bigint, cached_tokens "
-      "bigint, status text, finish_reason text, started_at_us bigint, ended_at_us bigint, "
-      "ttft_ms integer, price_version_id text)";
   // Almost always no record of the batch is in the ledger yet, and a plain INSERT is cheaper
   // than one that skips conflicts (which checks each key first and logs each row twice). One
   // that is there already (a batch replayed after a crash, or sent again after a commit whose
   // answer was lost) fails the whole statement, leaving nothing behind, and the batch goes again
   // skipping the rows the ledger has: one row per request either way.
+  // A single statement is a transaction of its own: no BEGIN and COMMIT round trips.
+  conn.prepare("ig_ledger_insert", kInsert);  // no-ops once defined on this connection
+  conn.prepare("ig_ledger_insert_skip", kInsertSkippingKnown);
   try {
-    pqxx::work tx(conn);
-    auto r = tx.exec_params(sql, array);
-    tx.commit();
-    return static_cast<std::size_t>(r.affected_rows());
+    pqxx::nontransaction tx(conn);
+    return static_cast<std::size_t>(tx.exec_prepared("ig_ledger_insert", array).affected_rows());
   } catch (const pqxx::unique_violation&) {
   }
-  pqxx::work tx(conn);
-  auto r = tx.exec_params(sql + " ON CONFLICT DO NOTHING", array);
-  tx.commit();
-  return static_cast<std::size_t>(r.affected_rows());
+  pqxx::nontransaction tx(conn);
+  return static_cast<std::size_t>(tx.exec_prepared("ig_ledger_insert_skip", array).affected_rows());
 }
 
 void LedgerWriter::loop() {
