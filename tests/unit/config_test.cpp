@@ -510,7 +510,7 @@ TEST(ConfigTest, BadModelsAreRefusedWithTheKeyNamed) {
   EXPECT_TRUE(contains(msg("[journal]\nledger_interval_ms = 0\n"), "must be between"));
   EXPECT_TRUE(contains(msg("[journal]\nledger_interval_ms = 60001\n"), "must be between"));
   EXPECT_EQ(parse_config("[journal]\nledger_interval_ms = 250\n", "a", {}).journal.ledger_interval.count(), 250);
-  EXPECT_EQ(parse_config("", "a", {}).journal.ledger_interval.count(), 20);
+  EXPECT_EQ(parse_config("", "a", {}).journal.ledger_interval.count(), 10);
 }
 
 }  // namespace
