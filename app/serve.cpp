@@ -280,6 +280,12 @@ int cmd_serve(const std::vector<std::string>& args) {
   keep.clear();
   for (auto& c : more_io) c->stop();
   for (auto& t : threads) t.join();
+  // A generation still running (cut at the grace deadline) is finished by its engine now, as
+  // cancelled, and its record goes to the journal from the engine thread (its request is gone),
+  // so its tokens are metered. The records' callbacks post to the event loops above: they have
+  // run once flush returns, before those loops go.
+  models->stop_engines();
+  journal->flush();
   // Every usage record the journal holds goes to Postgres before we exit, if it can.
   const auto backlog = journal->backlog_bytes();
   if (backlog > 0 && !ledger.drain(cfg.journal.drain_timeout))

@@ -271,6 +271,20 @@ void UsageJournal::append_sync(const UsageRecord& record) {
   if (auto ec = fut.get()) throw JournalError("journal write failed: " + ec.message());
 }
 
+void UsageJournal::flush() {
+  std::promise<void> done;
+  auto fut = done.get_future();
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    // An empty frame: written with the batch it lands in (as nothing), its callback after the
+    // callbacks of everything queued before it.
+    queue_.push_back({std::string(), [&done](std::error_code) { done.set_value(); }});
+  }
+  cv_.notify_one();
+  fut.wait();
+}
+
 // Group commit: everything queued while the previous batch was being synced goes out in one
 // write and one fdatasync.
 void UsageJournal::writer_loop() {

@@ -109,6 +109,10 @@ ModelRegistry::ModelRegistry(std::vector<std::unique_ptr<ServedModel>> models, i
   for (auto& m : models_) m->tier_rank = tier_rank(routing_, m->tier);
 }
 
+void ModelRegistry::stop_engines() {
+  for (auto& m : models_) m->engine.reset();
+}
+
 const ServedModel* ModelRegistry::find(std::string_view name) const {
   for (const auto& m : models_) {
     if (m->name == name) return m.get();

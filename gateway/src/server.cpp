@@ -91,6 +91,10 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (idle_) lowest().socket().cancel();
   }
   void close() override {
+    // A request still running here (its connection cut at the shutdown grace deadline) stops as
+    // if its client had gone: its engine work stops at the next step, and it is metered as
+    // cancelled with what it used instead of running on to max_tokens after the deadline.
+    if (active_stream_) active_stream_->client_gone();
     boost::system::error_code ec;
     lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
     lowest().socket().close(ec);
@@ -164,7 +168,13 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       Request req = parser.release();
       ResponseStreamImpl stream(*this, req.keep_alive(), ctx.request_id);
       ctx.stream = &stream;
+      active_stream_ = &stream;
+      struct Unset {  // also when the handler throws
+        ResponseStreamImpl*& p;
+        ~Unset() { p = nullptr; }
+      } unset{active_stream_};
       Response res = co_await dispatch(req, ctx);
+      active_stream_ = nullptr;
       stream.stop_watch();
       if (stream.started()) {  // the handler sent its own response, in chunks
         const std::string method(req.method_string()), path(ctx.path);
@@ -241,6 +251,13 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
         s_.lowest().socket().cancel(ec);
       }
     }
+    // The client is gone (or its connection was cut): the watcher is told once.
+    void client_gone() {
+      if (watch_ && watch_->active) {
+        watch_->active = false;
+        if (watch_->on_gone) watch_->on_gone();
+      }
+    }
     unsigned status() const { return status_; }
     bool complete() const { return complete_; }
     bool keep_alive() const { return keep_alive_; }
@@ -279,10 +296,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       if (ec) {
         failed_ = true;
         error_ = ec.message();
-        if (watch_ && watch_->active) {
-          watch_->active = false;
-          if (watch_->on_gone) watch_->on_gone();
-        }
+        client_gone();
       }
       return !ec;
     }
@@ -396,6 +410,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   Stream stream_;
   std::uint64_t id_;
   bool idle_ = false;
+  ResponseStreamImpl* active_stream_ = nullptr;  // the request being handled, if any
 };
 
 HttpServer::HttpServer(asio::io_context& io, std::vector<asio::io_context*> connection_contexts,

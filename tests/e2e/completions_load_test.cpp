@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -146,6 +147,48 @@ TEST_F(Disconnect, NonStreamingClientThatLeavesIsCancelled) {
   EXPECT_EQ(row.status, "cancelled");
   EXPECT_LT(row.completion_tokens, 400);
   expect_engine_idle();
+}
+
+// A generation still running when the shutdown grace ends is cancelled with its connection: the
+// process exits soon after the deadline, and the request is metered as cancelled with the tokens
+// it processed, in the ledger before the process is gone. (A non-streaming one used to run on
+// until the server stopped waiting a second later, and then went unmetered: its handler, which
+// wrote the record, never ran again. A streaming one notices at its next write.)
+void expect_cut_at_grace_deadline_and_metered(bool stream) {
+  test::Backend backend;
+  const auto acme = backend.tenant("acme");
+  test::ServerProcess server(backend.config({{"server", {{"shutdown_grace_ms", "300"}}}}), {},
+                             test::models_toml({{"slow", test::model_file("small"), "small"}}));
+  RawClient c(server.port());
+  c.send(request("/v1/completions", acme.key,
+                 std::string(R"({"model":"slow","prompt":"Once upon a time","max_tokens":1900,"temperature":0,"stream":)") +
+                     (stream ? "true}" : "false}")));
+  std::string metrics;
+  ASSERT_TRUE(test::wait_metrics(server.port(), {"infergate_requests_running{model=\"slow\"} 1"}, 5s, &metrics))
+      << metrics;
+  const auto t0 = std::chrono::steady_clock::now();
+  server.signal(SIGTERM);
+  const auto code = server.wait_exit(30s);
+  ASSERT_TRUE(code);
+  EXPECT_EQ(*code, 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);  // 1,900 tokens would take far longer
+  const auto row = backend.wait_only_ledger_row(2s);    // in Postgres already: drained at exit
+  EXPECT_EQ(row.status, "cancelled");
+  EXPECT_EQ(row.finish_reason, "cancelled");
+  EXPECT_GT(row.prompt_tokens, 0);
+  EXPECT_GE(row.completion_tokens, 1);
+  EXPECT_LT(row.completion_tokens, 1900);
+  // Its handler ran to the end (cancelled through its connection, not dropped with the event
+  // loop and left to the engine's exit).
+  EXPECT_EQ(server.count_in_log("\"path\":\"/v1/completions\""), 1);
+}
+
+TEST(ShutdownMetering, AGenerationCutAtTheGraceDeadlineIsMeteredAsCancelled) {
+  expect_cut_at_grace_deadline_and_metered(false);
+}
+
+TEST(ShutdownMetering, AStreamCutAtTheGraceDeadlineIsMeteredAsCancelled) {
+  expect_cut_at_grace_deadline_and_metered(true);
 }
 
 // Model alpha (tier small) and beta (tier medium), each running one sequence at a time, and a

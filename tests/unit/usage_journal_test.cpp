@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -282,6 +283,19 @@ TEST(UsageJournal, CheckpointsWithinASegmentReachDiskOncePerIntervalAndOnClose) 
   EXPECT_EQ(replay.records.front(), record(4));
   fs::remove_all(dir);
   fs::remove_all(crashed);
+}
+
+// flush() returns only after the callbacks of everything appended before it have run.
+TEST(UsageJournal, FlushWaitsForTheCallbacksOfEarlierAppends) {
+  const std::string dir = test::make_temp_dir("journal");
+  UsageJournal j({dir});
+  std::atomic<int> done{0};
+  for (int round = 1; round <= 5; ++round) {
+    for (int i = 0; i < 50; ++i) j.append(record(i), [&done](std::error_code ec) { done += ec ? 1000 : 1; });
+    j.flush();
+    EXPECT_EQ(done.load(), 50 * round);
+  }
+  fs::remove_all(dir);
 }
 
 TEST(UsageJournal, GroupCommitSyncsManyRecordsAtOnce) {

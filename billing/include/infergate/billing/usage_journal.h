@@ -64,6 +64,9 @@ class UsageJournal {
   void append(const UsageRecord& record, std::function<void(std::error_code)> durable);
   // Blocking convenience: returns once durable, throws JournalError otherwise.
   void append_sync(const UsageRecord& record);
+  // Returns once every record appended before the call is durable (or failed) and its callback
+  // has run.
+  void flush();
 
   struct Batch {
     std::vector<UsageRecord> records;

@@ -45,6 +45,9 @@ class ModelRegistry {
   const ServedModel* find(std::string_view name) const;
   const std::vector<std::unique_ptr<ServedModel>>& models() const { return models_; }
   const infra::RoutingConfig& routing() const { return routing_; }
+  // At exit, once no request can come: each engine finishes what it still holds as cancelled
+  // (through each request's callback) and stops; the models stay, without engines.
+  void stop_engines();
 
  private:
   std::vector<std::unique_ptr<ServedModel>> models_;
