@@ -460,7 +460,9 @@ asio::awaitable<Response> CompletionsApi::handle(Request& req, RequestContext& c
   const bool failed = rec.status == "failed";
   if (last.time_to_first_token.count() > 0) series->ttft->observe(seconds(last.time_to_first_token));
   series->queue->observe(seconds(last.queue_time));
-  series->e2e->observe(seconds(SteadyClock::now() - started));
+  // To the last token by the engine's clock (a non-streaming request hears of it only once its
+  // record is durable).
+  series->e2e->observe(seconds((last.at == SteadyClock::time_point{} ? SteadyClock::now() : last.at) - started));
   series->prompt_tokens->inc(static_cast<std::uint64_t>(rec.prompt_tokens));
   series->generation_tokens->inc(static_cast<std::uint64_t>(rec.completion_tokens));
   metrics_->requests->with({model.name, rec.status, rec.finish_reason}).inc();
