@@ -2,7 +2,9 @@
 // (auth + admission + engine + durable metering all on), beside a bare Beast "hello" server
 // measured with the same client in the same run. Prints requests/s at saturation (closed loop,
 // C connections) and the latency p50/p99 at half that rate (open loop: requests are sent on a
-// fixed schedule and latency counts from the scheduled time, so a stall is not hidden).
+// fixed schedule and latency counts from the scheduled time, so a stall is not hidden), and the
+// CPU time per request at saturation of each process on the path (infergate, Postgres, Redis, the
+// load generator), which holds better than rates when a shared VM's speed drifts.
 //
 //   gateway_bench --target URL --key KEY [--body JSON] [--connections 16] [--seconds 5] [--target-only 1 [--rate N]]
 //                 [--threads 1] [--bare-threads 2]
@@ -19,11 +21,17 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
-#include <mutex>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -195,15 +203,71 @@ double steal_share(const CpuTimes& a, const CpuTimes& b) {
   return b.total > a.total ? static_cast<double>(b.steal - a.steal) / static_cast<double>(b.total - a.total) : 0.0;
 }
 
-Figures measure(const char* name, const Target& t, int connections, double seconds, int threads) {
+// CPU time (user + system, seconds) of the processes the requests go through: every process
+// named infergate, postgres or redis-server on this machine, and this one (the load generator,
+// and in the bare phase the bare server too). Per request, these hold better than rates when a
+// shared VM's speed drifts.
+struct ProcessCpu {
+  double infergate = 0, postgres = 0, redis = 0, self = 0;
+};
+// utime + stime of /proc/<pid>/stat in seconds, and the process name; -1 when unreadable.
+double stat_cpu(const std::string& path, std::string* name) {
+  std::ifstream in(path);
+  std::string line;
+  if (!std::getline(in, line)) return -1;
+  const auto open = line.find('('), close = line.rfind(')');
+  if (open == std::string::npos || close == std::string::npos || close + 2 > line.size()) return -1;
+  if (name) *name = line.substr(open + 1, close - open - 1);
+  std::istringstream rest(line.substr(close + 2));  // fields 3, 4, ...
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+ProcessCpu process_cpu() {
+  ProcessCpu c;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string pid = e.path().filename().string();
+    if (pid.empty() || !std::all_of(pid.begin(), pid.end(), [](char ch) { return std::isdigit(static_cast<unsigned char>(ch)); }))
+      continue;
+    std::string name;
+    const double t = stat_cpu(e.path().string() + "/stat", &name);
+    if (t < 0) continue;
+    if (name == "infergate") c.infergate += t;
+    else if (name == "postgres") c.postgres += t;
+    else if (name == "redis-server") c.redis += t;
+  }
+  c.self = std::max(0.0, stat_cpu("/proc/self/stat", nullptr));
+  return c;
+}
+
+Figures measure(const char* name, const Target& t, int connections, double seconds, int threads, bool bare) {
   run_load(t, connections, 0.5, 0, threads);  // warm up (connections, caches)
   const CpuTimes before = cpu_times();
+  const ProcessCpu cpu0 = process_cpu();
   const Result sat = run_load(t, connections, seconds, 0, threads);
+  const ProcessCpu cpu1 = process_cpu();
   const double half = sat.rps / 2;
   const Result at_half = run_load(t, connections, seconds, half, threads);
   std::printf("%-10s saturation %8.0f req/s (%llu errors) | at %6.0f req/s: p50 %6.3f ms  p99 %6.3f ms | cpu steal %4.1f%%\n",
               name, sat.rps, static_cast<unsigned long long>(sat.errors + at_half.errors), half,
               pct(at_half.latencies_ms, 0.5), pct(at_half.latencies_ms, 0.99), 100 * steal_share(before, cpu_times()));
+  const double n = static_cast<double>(sat.ok + sat.errors);
+  if (n > 0) {
+    auto us = [n](double a, double b) { return 1e6 * (b - a) / n; };
+    if (bare) {
+      std::printf("%-10s   cpu per request at saturation: %.1f us (load generator and bare server)\n", "",
+                  us(cpu0.self, cpu1.self));
+    } else {
+      std::printf("%-10s   cpu per request at saturation: infergate %.1f us, postgres %.1f us, redis %.1f us, load generator %.1f us\n",
+                  "", us(cpu0.infergate, cpu1.infergate), us(cpu0.postgres, cpu1.postgres), us(cpu0.redis, cpu1.redis),
+                  us(cpu0.self, cpu1.self));
+    }
+  }
   return {sat.rps, pct(at_half.latencies_ms, 0.5), pct(at_half.latencies_ms, 0.99), half, sat.errors + at_half.errors};
 }
 
@@ -254,7 +318,7 @@ int main(int argc, char** argv) {
                   r.latencies_ms.empty() ? 0.0 : r.latencies_ms.back(), static_cast<unsigned long long>(r.errors));
       return r.errors > 0 ? 1 : 0;
     }
-    const Figures g = measure("infergate", ig, connections, seconds, threads);
+    const Figures g = measure("infergate", ig, connections, seconds, threads, false);
     return g.errors > 0 ? 1 : 0;
   }
   // The baseline server, on its own threads.
@@ -274,8 +338,8 @@ int main(int argc, char** argv) {
   std::vector<double> ratios, p99s, bare_rps, ig_rps;
   std::uint64_t errors = 0;
   for (int r = 0; r < rounds; ++r) {
-    const Figures b = measure("bare beast", bare, connections, seconds, threads);
-    const Figures g = measure("infergate", ig, connections, seconds, threads);
+    const Figures b = measure("bare beast", bare, connections, seconds, threads, true);
+    const Figures g = measure("infergate", ig, connections, seconds, threads, false);
     std::printf("round %d: ratio %.3fx, infergate p99 at half load %.3f ms\n", r + 1, g.rps / b.rps, g.p99);
     ratios.push_back(g.rps / b.rps);
     p99s.push_back(g.p99);
