@@ -169,13 +169,12 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       ResponseStreamImpl stream(*this, req.keep_alive(), ctx.request_id);
       ctx.stream = &stream;
       active_stream_ = &stream;
-      struct Unset {  // also when the handler throws
+      struct Unset {  // when this request's turn ends, however it ends
         ResponseStreamImpl*& p;
         ~Unset() { p = nullptr; }
       } unset{active_stream_};
       Response res = co_await dispatch(req, ctx);
-      active_stream_ = nullptr;
-      stream.stop_watch();
+      stream.stop_watch();  // from here on a close finds nothing to tell
       if (stream.started()) {  // the handler sent its own response, in chunks
         const std::string method(req.method_string()), path(ctx.path);
         record(stream.status(), ctx, method, path, start, stream.error());
@@ -410,7 +409,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   Stream stream_;
   std::uint64_t id_;
   bool idle_ = false;
-  ResponseStreamImpl* active_stream_ = nullptr;  // the request being handled, if any
+  ResponseStreamImpl* active_stream_ = nullptr;  // the request in progress, if any
 };
 
 HttpServer::HttpServer(asio::io_context& io, std::vector<asio::io_context*> connection_contexts,
