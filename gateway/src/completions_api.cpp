@@ -5,6 +5,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <charconv>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -80,27 +81,110 @@ struct Ids {
   std::int64_t created;
 };
 
-// The JSON objects of the OpenAI API (chat.completion, text_completion and their chunks).
-json::object usage_json(std::int64_t prompt, std::int64_t completion) {
-  return {{"prompt_tokens", prompt}, {"completion_tokens", completion}, {"total_tokens", prompt + completion}};
+// The JSON of the OpenAI API (chat.completion, text_completion and their chunks), written
+// straight into the response text: on the request path, building boost::json objects from
+// initializer lists and serializing them cost more than the rest of the response.
+void append_int(std::string& out, std::int64_t v) {
+  char buf[24];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
 }
 
-json::object chunk(bool chat, const Ids& ids, const std::string& model, json::value delta_or_text,
-                   json::value finish_reason, bool usage_null) {
-  json::object choice{{"index", 0}, {"logprobs", nullptr}, {"finish_reason", std::move(finish_reason)}};
-  if (chat) {
-    choice["delta"] = std::move(delta_or_text);
+void append_usage(std::string& out, std::int64_t prompt, std::int64_t completion) {
+  out += "{\"prompt_tokens\":";
+  append_int(out, prompt);
+  out += ",\"completion_tokens\":";
+  append_int(out, completion);
+  out += ",\"total_tokens\":";
+  append_int(out, prompt + completion);
+  out += '}';
+}
+
+// {"id":...,"object":...,"created":...,"model":...,"system_fingerprint":null,"choices":[
+void append_head(std::string& out, const char* object, const Ids& ids, const std::string& model) {
+  out += "{\"id\":";
+  append_json_string(out, ids.id);
+  out += ",\"object\":\"";
+  out += object;
+  out += "\",\"created\":";
+  append_int(out, ids.created);
+  out += ",\"model\":";
+  append_json_string(out, model);
+  out += ",\"system_fingerprint\":null,\"choices\":[";
+}
+
+// {"index":0,"logprobs":null,"finish_reason":...,
+void append_choice_head(std::string& out, const char* finish_reason) {
+  out += "{\"index\":0,\"logprobs\":null,\"finish_reason\":";
+  if (finish_reason == nullptr) {
+    out += "null";
   } else {
-    choice["text"] = std::move(delta_or_text);
+    out += '"';
+    out += finish_reason;
+    out += '"';
   }
-  json::object o{{"id", ids.id},
-                 {"object", chat ? "chat.completion.chunk" : "text_completion"},
-                 {"created", ids.created},
-                 {"model", model},
-                 {"system_fingerprint", nullptr},
-                 {"choices", json::array{std::move(choice)}}};
-  if (usage_null) o["usage"] = nullptr;
-  return o;
+  out += ',';
+}
+
+// What a chunk carries: for chat a delta (its role, its content), for completions the text.
+struct Delta {
+  bool role = false;                      // chat: "role":"assistant"
+  std::optional<std::string_view> text;  // chat: "content"; completions: "text" (always present)
+};
+
+// One event of a stream, as an SSE event ("data: {...}\n\n"), appended to `out`.
+void append_chunk_event(std::string& out, bool chat, const Ids& ids, const std::string& model, const Delta& d,
+                        const char* finish_reason, bool usage_null) {
+  out += "data: ";
+  append_head(out, chat ? "chat.completion.chunk" : "text_completion", ids, model);
+  append_choice_head(out, finish_reason);
+  if (chat) {
+    out += "\"delta\":{";
+    if (d.role) out += "\"role\":\"assistant\"";
+    if (d.text) {
+      if (d.role) out += ',';
+      out += "\"content\":";
+      append_json_string(out, *d.text);
+    }
+    out += '}';
+  } else {
+    out += "\"text\":";
+    append_json_string(out, d.text.value_or(std::string_view()));
+  }
+  out += "}]";
+  if (usage_null) out += ",\"usage\":null";
+  out += "}\n\n";
+}
+
+// The stream's usage event (include_usage): no choices, the request's usage.
+void append_usage_event(std::string& out, bool chat, const Ids& ids, const std::string& model, std::int64_t prompt,
+                        std::int64_t completion) {
+  out += "data: ";
+  append_head(out, chat ? "chat.completion.chunk" : "text_completion", ids, model);
+  out += "],\"usage\":";
+  append_usage(out, prompt, completion);
+  out += "}\n\n";
+}
+
+// The body of a non-streaming response.
+std::string completion_body(bool chat, const Ids& ids, const std::string& model, std::string_view text,
+                            const char* finish_reason, std::int64_t prompt, std::int64_t completion) {
+  std::string out;
+  out.reserve(320 + text.size());
+  append_head(out, chat ? "chat.completion" : "text_completion", ids, model);
+  append_choice_head(out, finish_reason);
+  if (chat) {
+    out += "\"message\":{\"role\":\"assistant\",\"content\":";
+    append_json_string(out, text);
+    out += ",\"refusal\":null}";
+  } else {
+    out += "\"text\":";
+    append_json_string(out, text);
+  }
+  out += "}],\"usage\":";
+  append_usage(out, prompt, completion);
+  out += '}';
+  return out;
 }
 
 std::string sse(const json::value& v) { return "data: " + json::serialize(v) + "\n\n"; }
@@ -404,9 +488,8 @@ asio::awaitable<Response> CompletionsApi::handle(Request& req, RequestContext& c
     headers(head);
     streaming_ok = co_await ctx.stream->start(head);
     if (streaming_ok && chat) {
-      const json::object first = chunk(true, ids, model.name, json::object{{"role", "assistant"}, {"content", ""}}, nullptr,
-                                       p.include_usage);
-      const std::string data = sse(first);
+      std::string data;
+      append_chunk_event(data, true, ids, model.name, Delta{true, std::string_view()}, nullptr, p.include_usage);
       streaming_ok = co_await ctx.stream->write(data);
     }
     if (!streaming_ok) model.engine->cancel(handle);
@@ -433,9 +516,8 @@ asio::awaitable<Response> CompletionsApi::handle(Request& req, RequestContext& c
       break;
     }
     if (p.stream && streaming_ok && !ev->text.empty()) {
-      const json::object c = chat ? chunk(true, ids, model.name, json::object{{"content", ev->text}}, nullptr, p.include_usage)
-                                  : chunk(false, ids, model.name, json::string(ev->text), nullptr, p.include_usage);
-      const std::string data = sse(c);
+      std::string data;
+      append_chunk_event(data, chat, ids, model.name, Delta{false, ev->text}, nullptr, p.include_usage);
       streaming_ok = co_await ctx.stream->write(data);
       if (!streaming_ok && !cancel_sent) {
         model.engine->cancel(handle);
@@ -505,42 +587,23 @@ asio::awaitable<Response> CompletionsApi::handle(Request& req, RequestContext& c
   } else if (p.stream) {
     if (streaming_ok && !cancelled) {
       std::string tail;
-      const json::object fin = chat ? chunk(true, ids, model.name, json::object{}, openai_finish(last.reason), p.include_usage)
-                                    : chunk(false, ids, model.name, json::string(last.text), openai_finish(last.reason), p.include_usage);
       if (chat && !last.text.empty()) {
-        tail += sse(chunk(true, ids, model.name, json::object{{"content", last.text}}, nullptr, p.include_usage));
+        append_chunk_event(tail, true, ids, model.name, Delta{false, last.text}, nullptr, p.include_usage);
       }
-      tail += sse(fin);
-      if (p.include_usage) {
-        json::object u{{"id", ids.id},
-                       {"object", chat ? "chat.completion.chunk" : "text_completion"},
-                       {"created", ids.created},
-                       {"model", model.name},
-                       {"system_fingerprint", nullptr},
-                       {"choices", json::array{}},
-                       {"usage", usage_json(rec.prompt_tokens, rec.completion_tokens)}};
-        tail += sse(u);
-      }
+      // The final chunk: chat's with an empty delta, completions' with the last text.
+      append_chunk_event(tail, chat, ids, model.name,
+                         chat ? Delta{} : Delta{false, last.text}, openai_finish(last.reason), p.include_usage);
+      if (p.include_usage) append_usage_event(tail, chat, ids, model.name, rec.prompt_tokens, rec.completion_tokens);
       tail += "data: [DONE]\n\n";
       if (co_await ctx.stream->write(tail)) co_await ctx.stream->finish();
     }
     res = Response{http::status::ok, req.version()};  // already sent
   } else {
     text += last.text;
-    json::object choice_obj{{"index", 0}, {"logprobs", nullptr}, {"finish_reason", openai_finish(last.reason)}};
-    if (chat) {
-      choice_obj["message"] = json::object{{"role", "assistant"}, {"content", text}, {"refusal", nullptr}};
-    } else {
-      choice_obj["text"] = text;
-    }
-    json::object body{{"id", ids.id},
-                      {"object", chat ? "chat.completion" : "text_completion"},
-                      {"created", ids.created},
-                      {"model", model.name},
-                      {"system_fingerprint", nullptr},
-                      {"choices", json::array{std::move(choice_obj)}},
-                      {"usage", usage_json(rec.prompt_tokens, rec.completion_tokens)}};
-    res = json_response(http::status::ok, body, req.version());
+    res = json_text_response(http::status::ok,
+                             completion_body(chat, ids, model.name, text, openai_finish(last.reason), rec.prompt_tokens,
+                                             rec.completion_tokens),
+                             req.version());
     headers(res);
   }
   co_return res;

@@ -2,8 +2,10 @@
 
 #include <boost/json/value.hpp>
 
+#include <algorithm>
 #include <cmath>
-#include <set>
+#include <initializer_list>
+#include <string_view>
 
 namespace infergate::gateway {
 
@@ -89,12 +91,20 @@ void refuse_unsupported(const json::object& o) {
   }
 }
 
+// Whether `key` is one of `names`: the request's keys are few and so are the names, so a scan of
+// string views (no set built per request) is the cheapest test.
+bool among(std::string_view key, std::initializer_list<std::string_view> names) {
+  return std::find(names.begin(), names.end(), key) != names.end();
+}
+
 // `prefix` names the enclosing object ("stream_options.") so that `param` locates the field.
-void check_known(const json::object& o, const std::set<std::string>& known, const std::string& prefix = "") {
+template <typename Known>
+void check_known(const json::object& o, Known known, const std::string& prefix = "") {
   for (const auto& kv : o) {
-    const std::string key(kv.key());
-    if (!known.count(key)) {
-      throw BadInput(prefix + key, "Unrecognized request argument supplied: " + prefix + key + ".");
+    const std::string_view key = kv.key();
+    if (!known(key)) {
+      const std::string name = prefix + std::string(key);
+      throw BadInput(name, "Unrecognized request argument supplied: " + name + ".");
     }
   }
 }
@@ -145,7 +155,7 @@ void common(const json::object& o, CompletionParams& p) {
   if (const auto* v = field(o, "stream_options")) {
     if (!v->is_object()) throw BadInput("stream_options", "'stream_options' must be an object.");
     if (!p.stream) throw BadInput("stream_options", "'stream_options' is only allowed when 'stream' is true.");
-    check_known(v->as_object(), {"include_usage"}, "stream_options.");
+    check_known(v->as_object(), [](std::string_view k) { return k == "include_usage"; }, "stream_options.");
     if (field(v->as_object(), "include_usage")) {
       const auto* iu = field(v->as_object(), "include_usage");
       if (!iu->is_bool()) throw BadInput("stream_options.include_usage", "'stream_options.include_usage' must be true or false.");
@@ -155,19 +165,19 @@ void common(const json::object& o, CompletionParams& p) {
   if (field(o, "user")) p.user = string(o, "user");
 }
 
-const std::set<std::string> kCommon = {"model", "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k",
-                                       "seed", "stop", "stream", "stream_options", "user", "n", "presence_penalty",
-                                       "frequency_penalty", "logit_bias", "logprobs", "tools", "tool_choice", "functions",
-                                       "function_call", "response_format", "top_logprobs", "audio", "modalities",
-                                       "prediction", "parallel_tool_calls", "metadata", "store", "service_tier",
-                                       "web_search_options", "reasoning_effort"};
+// The parameters both APIs know (those infergate does not implement are refused by common()).
+bool common_param(std::string_view k) {
+  return among(k, {"model", "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "seed", "stop",
+                   "stream", "stream_options", "user", "n", "presence_penalty", "frequency_penalty", "logit_bias",
+                   "logprobs", "tools", "tool_choice", "functions", "function_call", "response_format", "top_logprobs",
+                   "audio", "modalities", "prediction", "parallel_tool_calls", "metadata", "store", "service_tier",
+                   "web_search_options", "reasoning_effort"});
+}
 
 }  // namespace
 
 CompletionParams parse_chat_request(const json::object& body) {
-  std::set<std::string> known = kCommon;
-  known.insert("messages");
-  check_known(body, known);
+  check_known(body, [](std::string_view k) { return k == "messages" || common_param(k); });
   CompletionParams p;
   p.chat = true;
   common(body, p);
@@ -178,25 +188,28 @@ CompletionParams parse_chat_request(const json::object& body) {
   }
   std::size_t i = 0;
   for (const auto& m : msgs->as_array()) {
-    const std::string where = "messages[" + std::to_string(i++) + "]";
-    if (!m.is_object()) throw BadInput(where, where + " must be an object with 'role' and 'content'.");
+    // The message's place, for an error message (built only then).
+    const std::size_t index = i++;
+    auto where = [index] { return "messages[" + std::to_string(index) + "]"; };
+    if (!m.is_object()) throw BadInput(where(), where() + " must be an object with 'role' and 'content'.");
     const auto& mo = m.as_object();
     for (const auto& kv : mo) {
-      const std::string k(kv.key());
+      const std::string_view k = kv.key();
       if (k != "role" && k != "content" && k != "name") {
-        throw BadInput(where + "." + k, where + "." + k + " is not supported (text messages only: role, content, name).");
+        const std::string at = where() + "." + std::string(k);
+        throw BadInput(at, at + " is not supported (text messages only: role, content, name).");
       }
     }
     const auto* role = field(mo, "role");
-    if (role == nullptr || !role->is_string()) throw BadInput(where + ".role", where + ".role must be a string.");
+    if (role == nullptr || !role->is_string()) throw BadInput(where() + ".role", where() + ".role must be a string.");
     std::string r(role->as_string());
     if (r == "developer") r = "system";
     if (r != "system" && r != "user" && r != "assistant") {
-      throw BadInput(where + ".role", where + ".role '" + r + "' is not supported (system, developer, user, assistant).");
+      throw BadInput(where() + ".role", where() + ".role '" + r + "' is not supported (system, developer, user, assistant).");
     }
     const auto* content = field(mo, "content");
     std::string text;
-    if (content == nullptr) throw BadInput(where + ".content", where + ".content is required.");
+    if (content == nullptr) throw BadInput(where() + ".content", where() + ".content is required.");
     if (content->is_string()) {
       text = std::string(content->as_string());
     } else if (content->is_array()) {
@@ -205,12 +218,12 @@ CompletionParams parse_chat_request(const json::object& body) {
         const auto* type = po ? field(*po, "type") : nullptr;
         const auto* t = po ? field(*po, "text") : nullptr;
         if (type == nullptr || !type->is_string() || type->as_string() != "text" || t == nullptr || !t->is_string()) {
-          throw BadInput(where + ".content", where + ".content parts must be {\"type\": \"text\", \"text\": ...} (only text is supported).");
+          throw BadInput(where() + ".content", where() + ".content parts must be {\"type\": \"text\", \"text\": ...} (only text is supported).");
         }
         text += std::string(t->as_string());
       }
     } else {
-      throw BadInput(where + ".content", where + ".content must be a string or an array of text parts.");
+      throw BadInput(where() + ".content", where() + ".content must be a string or an array of text parts.");
     }
     p.messages.push_back({r, std::move(text)});
   }
@@ -218,11 +231,9 @@ CompletionParams parse_chat_request(const json::object& body) {
 }
 
 CompletionParams parse_completion_request(const json::object& body) {
-  std::set<std::string> known = kCommon;
-  known.insert("prompt");
-  // Known parameters of the completions API, refused as unsupported (not as unknown) by common().
-  known.insert({"suffix", "echo", "best_of"});
-  check_known(body, known);
+  // "suffix", "echo" and "best_of": known to the completions API, refused as unsupported (not as
+  // unknown) by common().
+  check_known(body, [](std::string_view k) { return among(k, {"prompt", "suffix", "echo", "best_of"}) || common_param(k); });
   CompletionParams p;
   p.chat = false;
   common(body, p);

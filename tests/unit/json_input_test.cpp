@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <gtest/gtest.h>
 
 #include "infergate/gateway/http.h"
@@ -386,6 +387,29 @@ TEST(ParseQueryTest, SkipsEmptyPartsAndLastValueWins) {
 TEST(ParseQueryTest, BadEscapesThrow) {
   for (const char* q : {"a=%zz", "a=%4", "a=%", "a=%g0", "a=%0g", "%zz=1", "a=1&b=%4"})
     EXPECT_THROW(parse_query(q), std::invalid_argument) << q;
+}
+
+// The response writers' string escaping: what boost::json::serialize writes, byte for byte, and
+// what a JSON parser reads back as the same bytes.
+TEST(AppendJsonString, EveryByteAsBoostJsonWritesIt) {
+  for (int c = 0; c < 256; ++c) {
+    const std::string s = std::string("a") + static_cast<char>(c) + "b";
+    std::string out = "x";
+    append_json_string(out, s);
+    ASSERT_EQ(out, "x" + json::serialize(json::string_view(s))) << "byte " << c;
+  }
+}
+
+TEST(AppendJsonString, RoundTripsTextWithEscapesAtTheEdges) {
+  for (const std::string& s : {std::string(), std::string("\""), std::string("\\"), std::string("\n\nend"),
+                              std::string("start\t"), std::string("caf\xc3\xa9 \xe2\x82\xac \"q\" \\ / \x01\x1f\x7f"),
+                              std::string("nul\0inside", 11)}) {
+    std::string out;
+    append_json_string(out, s);
+    const json::value v = json::parse(out);
+    ASSERT_TRUE(v.is_string()) << out;
+    EXPECT_EQ(std::string(v.as_string()), s) << out;
+  }
 }
 
 }  // namespace

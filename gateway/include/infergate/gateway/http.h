@@ -52,6 +52,13 @@ struct RequestContext {
 
 Response json_response(http::status status, const boost::json::value& body,
                        unsigned version = 11);
+// A response whose body is JSON text already written (by the hot paths that write their JSON
+// directly rather than build a boost::json value first).
+Response json_text_response(http::status status, std::string body, unsigned version = 11);
+
+// Appends `s` to `out` as a JSON string: quoted, with '"', '\\' and the control characters
+// below U+0020 escaped (RFC 8259 §7), every other byte as it is (as boost::json::serialize does).
+void append_json_string(std::string& out, std::string_view s);
 
 // type: invalid_request_error | authentication_error | permission_error | not_found_error |
 // rate_limit_error | server_error ... ; code: a stable machine-readable string.
