@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "infergate/engine/sampler.h"
+#include "infergate/kernels/cpu/kernels.h"
 
 namespace infergate::engine {
 
@@ -24,11 +25,7 @@ std::int32_t Sampler::sample(std::span<float> logits) {
     return a.first > b.first || (a.first == b.first && a.second < b.second);
   };
   if (p_.temperature <= 0.0f || p_.top_k == 1) {
-    std::int32_t best = 0;
-    for (std::int32_t i = 1; i < n; ++i) {
-      if (logits[static_cast<std::size_t>(i)] > logits[static_cast<std::size_t>(best)]) best = i;
-    }
-    return best;
+    return static_cast<std::int32_t>(kernels::cpu::argmax(logits.data(), n));
   }
   cand_.clear();
   for (std::int32_t i = 0; i < n; ++i) cand_.emplace_back(logits[static_cast<std::size_t>(i)] / p_.temperature, i);

@@ -11,9 +11,36 @@
 
 namespace infergate::kernels::cpu {
 
+namespace {
+bool use_avx512();
+
+// The sum of squares in double (the sum of a few thousand squares loses bits in float), eight
+// lanes and two accumulators: one dependent add chain per element was most of a norm's time.
+__attribute__((target("avx512f"))) double sum_squares_avx512(const float* x, std::int64_t n) {
+  __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
+  std::int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512d lo = _mm512_cvtps_pd(_mm256_loadu_ps(x + i));
+    const __m512d hi = _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 8));
+    a0 = _mm512_fmadd_pd(lo, lo, a0);
+    a1 = _mm512_fmadd_pd(hi, hi, a1);
+  }
+  for (; i < n; i += 8) {
+    const auto m = static_cast<__mmask16>(n - i >= 8 ? 0xff : (1u << (n - i)) - 1u);
+    const __m512d v = _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_maskz_loadu_ps(m, x + i)));
+    a0 = _mm512_fmadd_pd(v, v, a0);
+  }
+  return _mm512_reduce_add_pd(_mm512_add_pd(a0, a1));
+}
+}  // namespace
+
 void rmsnorm(const float* x, const float* weight, std::int64_t n, float eps, float* out) {
-  double ss = 0;  // double: the sum of squares of a few thousand values loses bits in float
-  for (std::int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  double ss = 0;
+  if (use_avx512()) {
+    ss = sum_squares_avx512(x, n);
+  } else {
+    for (std::int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  }
   const float scale = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
   for (std::int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
 }
@@ -140,6 +167,25 @@ __attribute__((target("avx512f"))) void scale_avx512(float* x, std::int64_t n, f
   }
 }
 
+// The first index of the largest value (NaNs are never the largest), in two passes: the
+// maximum, then the first lane equal to it.
+__attribute__((target("avx512f"))) std::int64_t argmax_avx512(const float* x, std::int64_t n) {
+  __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  std::int64_t i = 0;
+  for (; i < n; i += 16) {
+    const auto k = static_cast<__mmask16>(n - i >= 16 ? 0xffff : (1u << (n - i)) - 1u);
+    const __m512 v = _mm512_maskz_loadu_ps(k, x + i);
+    m = _mm512_mask_max_ps(m, _mm512_mask_cmp_ps_mask(k, v, v, _CMP_ORD_Q), m, v);
+  }
+  const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(m));
+  for (i = 0; i < n; i += 16) {
+    const auto k = static_cast<__mmask16>(n - i >= 16 ? 0xffff : (1u << (n - i)) - 1u);
+    const __mmask16 eq = _mm512_mask_cmp_ps_mask(k, _mm512_maskz_loadu_ps(k, x + i), mx, _CMP_EQ_OQ);
+    if (eq != 0) return i + __builtin_ctz(eq);
+  }
+  return 0;  // every value NaN
+}
+
 }  // namespace
 
 void softmax(float* x, std::int64_t n) {
@@ -158,6 +204,16 @@ void softmax(float* x, std::int64_t n) {
   }
   const float inv = 1.0f / sum;
   for (std::int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+std::int64_t argmax(const float* x, std::int64_t n) {
+  if (n <= 0 || std::isnan(x[0])) return 0;  // as the loop below: nothing beats a NaN first value
+  if (use_avx512()) return argmax_avx512(x, n);
+  std::int64_t best = 0;
+  for (std::int64_t i = 1; i < n; ++i) {
+    if (x[i] > x[best]) best = i;
+  }
+  return best;
 }
 
 void silu_mul(const float* gate, const float* up, std::int64_t n, float* out) {

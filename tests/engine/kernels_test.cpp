@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <mutex>
 #include <random>
 #include <set>
@@ -321,14 +322,48 @@ TEST(MatmulQ8, TinyActivationBlocksContributeNothingOnEveryPath) {
 }
 
 TEST(Ops, RmsnormMatchesDefinition) {
-  const auto x = random_floats(67, 1, 3.0f);
-  const auto w = random_floats(67, 2);
-  std::vector<float> out(67);
-  kc::rmsnorm(x.data(), w.data(), 67, 1e-5f, out.data());
-  double ss = 0;
-  for (float v : x) ss += static_cast<double>(v) * v;
-  const double s = 1.0 / std::sqrt(ss / 67 + 1e-5);
-  for (int i = 0; i < 67; ++i) ASSERT_NEAR(out[i], x[i] * s * w[i], 1e-5);
+  for (const int n : {1, 3, 8, 16, 67, 4096}) {  // the vector loop, its tail, and each alone
+    const auto x = random_floats(static_cast<std::size_t>(n), 1, 3.0f);
+    const auto w = random_floats(static_cast<std::size_t>(n), 2);
+    std::vector<float> out(static_cast<std::size_t>(n));
+    kc::rmsnorm(x.data(), w.data(), n, 1e-5f, out.data());
+    double ss = 0;
+    for (float v : x) ss += static_cast<double>(v) * v;
+    const double s = 1.0 / std::sqrt(ss / n + 1e-5);
+    for (int i = 0; i < n; ++i) ASSERT_NEAR(out[i], x[i] * s * w[i], 1e-5 * (1 + std::fabs(x[i] * s * w[i]))) << n << " at " << i;
+  }
+}
+
+// Greedy sampling's choice: the first index of the largest value, as a plain loop finds it.
+TEST(Ops, ArgmaxIsTheFirstLargest) {
+  auto loop = [](const std::vector<float>& x) {
+    std::int64_t best = 0;
+    for (std::size_t i = 1; i < x.size(); ++i) {
+      if (x[i] > x[static_cast<std::size_t>(best)]) best = static_cast<std::int64_t>(i);
+    }
+    return best;
+  };
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  for (const int n : {1, 2, 15, 16, 17, 31, 33, 384, 1000}) {
+    for (int seed = 0; seed < 20; ++seed) {
+      auto x = random_floats(static_cast<std::size_t>(n), static_cast<std::uint32_t>(100 + seed), 4.0f);
+      // Ties at the top (rounded values repeat), infinities and NaNs at chosen places.
+      if (seed % 4 == 1) for (auto& v : x) v = std::round(v);
+      if (seed % 5 == 2) x[static_cast<std::size_t>(n / 2)] = nan;
+      if (seed % 7 == 3) x[static_cast<std::size_t>(n - 1)] = -inf;
+      if (seed % 6 == 4) x[static_cast<std::size_t>((n * 2) / 3)] = inf;
+      ASSERT_EQ(kc::argmax(x.data(), n), loop(x)) << "n " << n << " seed " << seed;
+    }
+  }
+  const std::vector<float> ties{1.0f, 3.0f, 2.0f, 3.0f}, first_nan{nan, 5.0f, 7.0f}, all_low(40, -inf);
+  EXPECT_EQ(kc::argmax(ties.data(), 4), 1);
+  EXPECT_EQ(kc::argmax(first_nan.data(), 3), 0);
+  EXPECT_EQ(kc::argmax(all_low.data(), 40), 0);
+  std::vector<float> late(40, -1.0f);
+  late[37] = 0.5f;
+  late[20] = nan;
+  EXPECT_EQ(kc::argmax(late.data(), 40), 37);
+  EXPECT_EQ(kc::argmax(late.data(), 0), 0);
 }
 
 TEST(Ops, RopeRotatesConsecutivePairs) {

@@ -59,6 +59,9 @@ void pack_f32_columns(const WeightMatrix& w, std::uint8_t* out);
 // Same with a given ISA and no pool; the reference the tests compare against uses Isa::scalar.
 void matmul_isa(Isa isa, const WeightMatrix& w, const float* x, std::int64_t n_tokens, float* y);
 
+// The first index of the largest of n values (ties: the lowest index; a NaN is never the
+// largest, but a NaN first value gives 0); 0 when n is 0.
+std::int64_t argmax(const float* x, std::int64_t n);
 // out = x / sqrt(mean(x^2) + eps) * weight, over n elements.
 void rmsnorm(const float* x, const float* weight, std::int64_t n, float eps, float* out);
 // Rotary embedding in place on n_heads heads of head_dim, rotating consecutive pairs
