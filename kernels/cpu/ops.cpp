@@ -186,14 +186,30 @@ __attribute__((target("avx512f"))) std::int64_t argmax_avx512(const float* x, st
   return 0;  // every value NaN
 }
 
+// softmax() in one pass over registers for up to 16 values (a short context's attention row),
+// else in the three loops above; the same operations in the same order either way, so the
+// results are bit for bit those of the loops.
+__attribute__((target("avx512f"))) void softmax_avx512(float* x, std::int64_t n) {
+  if (n > 16) {
+    scale_avx512(x, n, 1.0f / exp_sub_sum_avx512(x, n, max_avx512(x, n)));
+    return;
+  }
+  const auto k = static_cast<__mmask16>(n == 16 ? 0xffff : (1u << n) - 1u);
+  const __m512 v = _mm512_maskz_loadu_ps(k, x);
+  const float mx = _mm512_reduce_max_ps(_mm512_mask_max_ps(_mm512_set1_ps(-std::numeric_limits<float>::infinity()), k,
+                                                           _mm512_set1_ps(-std::numeric_limits<float>::infinity()), v));
+  const __m512 e = exp16(_mm512_sub_ps(v, _mm512_set1_ps(mx)));
+  const float sum = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_mov_ps(k, e)));
+  _mm512_mask_storeu_ps(x, k, _mm512_mul_ps(e, _mm512_set1_ps(1.0f / sum)));
+}
+
 }  // namespace
 
 void softmax(float* x, std::int64_t n) {
   if (n <= 0) return;
   if (use_avx512()) {
     // The maximum is exact in any order; each value's exponential and scaling are its own.
-    const float sum = exp_sub_sum_avx512(x, n, max_avx512(x, n));
-    scale_avx512(x, n, 1.0f / sum);
+    softmax_avx512(x, n);
     return;
   }
   const float mx = *std::max_element(x, x + n);
@@ -301,13 +317,13 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void scores_avx512(const fl
   }
 }
 
-// out_h = sum_p weights[h * n_pos + p] * v_p for the HC heads, 64 output floats of each at a
-// time held in registers across all p.
-template <int HC, typename Elem>
+// out_h = sum_p weights[h * n_pos + p] * v_p for the HC heads, 16 * kVecs output floats of each
+// at a time held in registers across all p (each lane's sum is the same whatever kVecs is).
+template <int HC, typename Elem, int kVecs>
 __attribute__((target("avx512f,avx512bw,avx512vl"))) void mix_avx512(const float* weights, const Elem* const* v_blocks,
                                                    std::int64_t block_size, std::int64_t row_stride,
                                                    std::int64_t n_pos, std::int64_t head_dim, float* out) {
-  constexpr int kVecs = 4;  // accumulators: HC * 4 registers
+  // accumulators: HC * kVecs registers
   for (std::int64_t d0 = 0; d0 < head_dim; d0 += 16 * kVecs) {
     __mmask16 m[kVecs];
     for (int j = 0; j < kVecs; ++j) m[j] = tail_mask(std::max<std::int64_t>(0, head_dim - d0 - 16 * j));
@@ -392,8 +408,15 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void attend_avx512(const fl
   } else {
     scores_avx512<HC, Elem>(q, k_blocks, block_size, row_stride, n_pos, head_dim, scale, scratch);
   }
-  for (int h = 0; h < HC; ++h) softmax(scratch + h * n_pos, n_pos);
-  mix_avx512<HC, Elem>(scratch, v_blocks, block_size, row_stride, n_pos, head_dim, out);
+  for (int h = 0; h < HC; ++h) softmax_avx512(scratch + h * n_pos, n_pos);
+  // As many accumulators a head as its dimensions need (a small head would mix masked-off lanes).
+  if (head_dim <= 16) {
+    mix_avx512<HC, Elem, 1>(scratch, v_blocks, block_size, row_stride, n_pos, head_dim, out);
+  } else if (head_dim <= 32) {
+    mix_avx512<HC, Elem, 2>(scratch, v_blocks, block_size, row_stride, n_pos, head_dim, out);
+  } else {
+    mix_avx512<HC, Elem, 4>(scratch, v_blocks, block_size, row_stride, n_pos, head_dim, out);
+  }
 }
 
 bool use_avx512() {

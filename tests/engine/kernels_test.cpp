@@ -412,6 +412,26 @@ TEST(Ops, SoftmaxSiluAdd) {
   for (int i = 0; i < 9; ++i) ASSERT_FLOAT_EQ(a[i], a0[i] + b[i]);
 }
 
+// Rows of a short context's attention (up to 16 values take a path of their own) and just past.
+TEST(Ops, SoftmaxOfShortRowsMatchesDoubleOnEveryIsa) {
+  for (const kc::Isa isa : isas()) {
+    kc::force_isa(isa);
+    for (int n = 1; n <= 40; ++n) {
+      const auto x = random_floats(static_cast<std::size_t>(n), static_cast<std::uint32_t>(200 + n), 8.0f);
+      auto y = x;
+      kc::softmax(y.data(), n);
+      const double mx = *std::max_element(x.begin(), x.end());
+      double sum = 0;
+      for (float v : x) sum += std::exp(v - mx);
+      for (int i = 0; i < n; ++i) {
+        const double want = std::exp(x[static_cast<std::size_t>(i)] - mx) / sum;
+        ASSERT_NEAR(y[static_cast<std::size_t>(i)], want, 2e-6 * want + 1e-12) << kc::isa_name(isa) << " n " << n << " at " << i;
+      }
+    }
+  }
+  kc::force_isa(isas().back());
+}
+
 TEST(Ops, SiluAndSoftmaxMatchDoubleOnEveryIsaAcrossTheExpRange) {
   // Values from -100 to 100 (past both ends of float exp's range), a length with a tail.
   std::vector<float> g(1003), u(1003);
@@ -482,10 +502,10 @@ void check_attend(const int head_dim) {
 
 }  // namespace
 
-// Every head_dim shape the AVX-512 loops treat differently (masked tail, several 64-float
-// chunks), with each ISA's path.
+// Every head_dim shape the AVX-512 loops treat differently (one, two or four vectors of
+// accumulators, masked tails, several 64-float chunks), with each ISA's path.
 TEST(Ops, AttendOverBlocksEqualsContiguousAttention) {
-  for (const int head_dim : {8, 64, 80, 130}) {
+  for (const int head_dim : {8, 16, 24, 32, 64, 80, 130}) {
     for (const kc::Isa isa : isas()) {
       kc::force_isa(isa);
       check_attend(head_dim);
@@ -579,7 +599,7 @@ TEST(Ops, AttendOverF16CacheEqualsF32OverTheWidenedValues) {
 // below, at and past the kernel's 16 positions a pass and partly filled last blocks.
 TEST(Ops, AttendOverDimensionMajorKeysEqualsRowMajor) {
   for (const int block : {4, 16, 20}) {
-    for (const int head_dim : {6, 7, 8, 13, 64, 80}) {  // 6, 7 and 13: dimensions past a multiple of 4
+    for (const int head_dim : {6, 7, 8, 13, 16, 29, 64, 80}) {  // 6, 7, 13, 29: dimensions past a multiple of 4
       for (const int n_pos : {1, 17, 45}) {
         const int n_kv = 2, kvd = n_kv * head_dim, n_blocks = (n_pos + block - 1) / block, n_q = 3;
         const auto keys = random_floats(static_cast<std::size_t>(n_blocks * block * kvd), 71);
