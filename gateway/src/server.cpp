@@ -135,21 +135,36 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       // The handler may already be queued when the read completes: it checks `read_done` (both
       // run on this connection's executor, one at a time) and owns what it touches.
       lowest().expires_never();
-      struct ReadState {
-        bool done = false, timed_out = false;
-      };
-      auto state = std::make_shared<ReadState>();
-      asio::steady_timer deadline(stream_.get_executor(), cfg.read_timeout);
-      deadline.async_wait([self, state](const boost::system::error_code& ec) {
-        if (ec || state->done) return;
-        state->timed_out = true;
-        self->lowest().socket().cancel();
-      });
-      auto [rec, rn] = co_await http::async_read(stream_, buffer, parser, kTuple);
-      (void)rn;
-      state->done = true;
-      deadline.cancel();
-      if (state->timed_out && rec) rec = beast::error::timeout;
+      // A request almost always arrives whole in the first read: parse what is buffered here,
+      // and only when more is needed read the rest under the read deadline (its timer, and an
+      // asynchronous read that would complete at once, cost more than the parse). The parser
+      // stops at the end of its message: a pipelined request's bytes stay in the buffer.
+      boost::system::error_code rec;
+      parser.eager(true);
+      while (buffer.size() > 0 && !parser.is_done()) {
+        const std::size_t used = parser.put(buffer.data(), rec);
+        buffer.consume(used);
+        if (rec == http::error::need_more) rec = {};
+        if (rec || used == 0) break;
+      }
+      if (!rec && !parser.is_done()) {
+        struct ReadState {
+          bool done = false, timed_out = false;
+        };
+        auto state = std::make_shared<ReadState>();
+        asio::steady_timer deadline(stream_.get_executor(), cfg.read_timeout);
+        deadline.async_wait([self, state](const boost::system::error_code& ec) {
+          if (ec || state->done) return;
+          state->timed_out = true;
+          self->lowest().socket().cancel();
+        });
+        auto [ec, rn] = co_await http::async_read(stream_, buffer, parser, kTuple);
+        (void)rn;
+        rec = ec;
+        state->done = true;
+        deadline.cancel();
+        if (state->timed_out && rec) rec = beast::error::timeout;
+      }
       const auto start = std::chrono::steady_clock::now();
       RequestContext ctx;
       ctx.request_id = infra::new_request_id();

@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 
 #include <regex>
+#include <thread>
 
 #include "server_harness.h"
 #include "support/http_client.h"
@@ -167,6 +168,39 @@ TEST_F(HttpTest, KeepAliveServesSeveralRequestsOnOneConnection) {
   ASSERT_TRUE(a && b);
   EXPECT_EQ(a->status, 200);
   EXPECT_EQ(b->status, 404);
+}
+
+// A request that arrives in pieces (the header cut mid-line, a body after a pause) is read on
+// to its end, and the connection goes on with the next request where that one ended.
+TEST_F(HttpTest, RequestsArrivingInPiecesAreReadWhole) {
+  test::Connection c(server.port());
+  c.send("GET /healthz HTTP/1.1\r\nHo");
+  std::this_thread::sleep_for(100ms);
+  c.send("st: x\r\n\r\n");
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+
+  c.send("POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234");
+  std::this_thread::sleep_for(100ms);
+  c.send("56789GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");  // the body's end and the next request
+  auto post = c.read_response();
+  auto next = c.read_response();
+  ASSERT_TRUE(post && next);
+  EXPECT_EQ(post->status, 405) << post->body;
+  EXPECT_EQ(next->status, 200) << next->body;
+
+  // Pipelined with bodies: two POSTs and a GET in one write.
+  const std::string post_one = "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc";
+  c.send(post_one + post_one + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  for (int i = 0; i < 2; ++i) {
+    auto a = c.read_response();
+    ASSERT_TRUE(a) << i;
+    EXPECT_EQ(a->status, 405) << i;
+  }
+  auto last = c.read_response();
+  ASSERT_TRUE(last);
+  EXPECT_EQ(last->status, 200);
 }
 
 TEST_F(HttpTest, IncompleteRequestGets408AtTheReadDeadline) {
