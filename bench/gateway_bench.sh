@@ -12,19 +12,30 @@ cd "$IG_ROOT"
 bin="$IG_BUILD_DIR/app/infergate"
 work="$IG_LOCAL/gateway-bench"
 mkdir -p "$work"
-"$bin" migrate --config "$IG_CONFIG" >/dev/null
 [ -f "$work/toy.gguf" ] || "$bin" make-model --preset toy --out "$work/toy.gguf" >/dev/null
+# A database and a journal of the benchmark's own, made anew each run: Postgres' cost per
+# usage record depends on what the ledger already holds (indexes, cache), so figures taken
+# against a development database drift as it grows (and it would grow by every run).
+db=infergate_bench
+pg_port=$(config_value postgres port 54329)
+"$PG_BIN/psql" -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -v ON_ERROR_STOP=1 \
+  -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db OWNER infergate" >/dev/null ||
+  die "could not create the benchmark's database $db"
+rm -rf "$work/journal"
 port=18091
 {
   sed -e "s/^port = 8080 /port = $port /" -e 's/^access_log = true /access_log = false/' \
+      -e "s/^database = \"infergate\"/database = \"$db\"/" \
       -e "s#^dir = \".local/journal\"#dir = \"$work/journal\"#" "$IG_CONFIG"
   printf '\n[[models]]\nname = "toy"\nfile = "%s"\ntier = "small"\n' "$work/toy.gguf"
 } > "$work/config.toml"
 grep -q "^port = $port" "$work/config.toml" || die "could not set the port in $work/config.toml"
+grep -q "^database = \"$db\"" "$work/config.toml" || die "could not set the database in $work/config.toml"
+"$bin" migrate --config "$work/config.toml" >/dev/null
 suffix=$(date +%s%N)
-"$bin" plans create --config "$IG_CONFIG" --name "bench-$suffix" >/dev/null
-"$bin" tenants create --config "$IG_CONFIG" --name "bench-$suffix" --plan "bench-$suffix" >/dev/null
-key=$("$bin" keys create --config "$IG_CONFIG" --tenant "bench-$suffix" | grep -o 'ig_live_[0-9a-f]*_[0-9a-f]*' | head -1)
+"$bin" plans create --config "$work/config.toml" --name "bench-$suffix" >/dev/null
+"$bin" tenants create --config "$work/config.toml" --name "bench-$suffix" --plan "bench-$suffix" >/dev/null
+key=$("$bin" keys create --config "$work/config.toml" --tenant "bench-$suffix" | grep -o 'ig_live_[0-9a-f]*_[0-9a-f]*' | head -1)
 "$bin" serve --config "$work/config.toml" 2> "$work/serve.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
