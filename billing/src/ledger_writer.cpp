@@ -2,6 +2,13 @@
 
 #include <pthread.h>
 #include <pqxx/pqxx>
+#include <pqxx/tablewriter>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <ctime>
+#include <string_view>
 
 #include "infergate/infra/log.h"
 
@@ -67,9 +74,11 @@ bool LedgerWriter::drain(std::chrono::milliseconds timeout) {
 }
 
 namespace {
-// The batch insert, prepared once per connection (libpqxx registers it with the server on first
-// use, and again after a reconnect): planning it costs Postgres more than a small batch's rows.
-const std::string kInsert =
+// A replayed batch (some rows may be in the ledger already) goes as one statement that skips the
+// rows the ledger has, prepared once per connection (libpqxx registers it with the server on
+// first use, and again after a reconnect). The records travel as one JSON array (json, not jsonb:
+// read once, it need not be converted into the binary form).
+const std::string kInsertSkippingKnown =
     "INSERT INTO usage_events (tenant_id, request_id, api_key_id, model, tier, prompt_tokens, "
     "completion_tokens, cached_tokens, status, finish_reason, started_at, ended_at, "
     "time_to_first_token_ms, price_version_id) "
@@ -81,33 +90,117 @@ const std::string kInsert =
     "FROM json_to_recordset($1::json) AS x(tenant_id text, request_id text, api_key_id text, "
     "model text, tier text, prompt_tokens bigint, completion_tokens bigint, cached_tokens "
     "bigint, status text, finish_reason text, started_at_us bigint, ended_at_us bigint, "
-    "ttft_ms integer, price_version_id text)";
-const std::string kInsertSkippingKnown = kInsert + " ON CONFLICT DO NOTHING";
+    "ttft_ms integer, price_version_id text) "
+    "ON CONFLICT DO NOTHING";
+
+const std::vector<std::string> kCopyColumns{
+    "tenant_id",     "request_id", "api_key_id", "model",    "tier",     "prompt_tokens",          "completion_tokens",
+    "cached_tokens", "status",     "finish_reason", "started_at", "ended_at", "time_to_first_token_ms", "price_version_id"};
+
+// Unix microseconds as a timestamptz in COPY's text form ("2026-11-22 23:45:01.123456+00"), for
+// the years 1970 to 9999 (in_copy_range); a record outside them goes by the JSON statement.
+constexpr std::int64_t kCopyMaxUs = 253402300799999999;  // 9999-12-31 23:59:59.999999 UTC
+bool in_copy_range(std::int64_t us) { return us >= 0 && us <= kCopyMaxUs; }
+std::string copy_timestamp(std::int64_t us) {
+  const std::time_t secs = static_cast<std::time_t>(us / 1000000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[96];  // the fields are bounded by in_copy_range; the size by what the compiler can tell
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02d.%06lld+00", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>(us % 1000000));
+  return buf;
+}
+// The fields of a COPY row in its text format: tabs between fields, \N for NULL, and in a text
+// the backslash and the characters that would end a field or a row escaped. UTF-8 needs nothing
+// more: no byte of a multibyte character is below 0x80.
+void copy_text(std::string& out, std::string_view s) {
+  for (const char c : s) {
+    switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '\t': out += "\\t"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      default: out += c;
+    }
+  }
+  out += '\t';
+}
+// An empty text is NULL in the ledger (no key, no finish reason, no price version).
+void copy_text_or_null(std::string& out, std::string_view s) {
+  if (s.empty()) {
+    out += "\\N\t";
+  } else {
+    copy_text(out, s);
+  }
+}
+void copy_int(std::string& out, std::int64_t v) {
+  char buf[24];
+  out.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
+  out += '\t';
+}
+void copy_row(std::string& out, const UsageRecord& r) {
+  copy_text(out, r.tenant_id);
+  copy_text(out, r.request_id);
+  copy_text_or_null(out, r.api_key_id);
+  copy_text(out, r.model);
+  copy_text(out, r.tier);
+  copy_int(out, r.prompt_tokens);
+  copy_int(out, r.completion_tokens);
+  copy_int(out, r.cached_tokens);
+  copy_text(out, r.status);
+  copy_text_or_null(out, r.finish_reason);
+  out += copy_timestamp(r.started_at_us);
+  out += '\t';
+  out += copy_timestamp(r.ended_at_us);
+  out += '\t';
+  if (r.time_to_first_token_ms) {
+    copy_int(out, *r.time_to_first_token_ms);
+  } else {
+    out += "\\N\t";
+  }
+  copy_text_or_null(out, r.price_version_id);
+  out.back() = '\n';
+}
 }  // namespace
 
 std::size_t LedgerWriter::insert(pqxx::connection& conn, const std::vector<UsageRecord>& records) {
   if (records.empty()) return 0;
-  // One statement for the whole batch: the records travel as one JSON array (json, not jsonb:
-  // read once, it need not be converted into the binary form, which costs Postgres ~4 us a row).
+  // Almost always no record of the batch is in the ledger yet: the batch goes by COPY, which
+  // costs Postgres least a row (no statement to parse per batch, no JSON to read). One that is
+  // there already (a batch replayed after a crash, or sent again after a commit whose answer was
+  // lost) fails the whole COPY, leaving nothing behind, and the batch goes again by a statement
+  // that skips the rows the ledger has: one row per request either way. Either is a single
+  // statement, a transaction of its own: no BEGIN and COMMIT round trips.
+  const bool copyable = std::all_of(records.begin(), records.end(), [](const UsageRecord& r) {
+    return in_copy_range(r.started_at_us) && in_copy_range(r.ended_at_us);
+  });
+  if (copyable) {
+    std::string rows;
+    rows.reserve(records.size() * 256);
+    for (const UsageRecord& r : records) copy_row(rows, r);
+    rows.pop_back();  // the last row's newline: the copy stream adds one after what it is given
+    try {
+      pqxx::nontransaction tx(conn);
+      // The whole batch in one piece of the copy stream, escaped above (libpqxx 6's stream_to
+      // formats field by field, which cost more here than Postgres saved; its tablewriter takes
+      // the text as it is).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+      pqxx::tablewriter copy(tx, "usage_events", kCopyColumns.begin(), kCopyColumns.end());
+#pragma GCC diagnostic pop
+      copy.write_raw_line(rows);
+      copy.complete();
+      return records.size();
+    } catch (const pqxx::unique_violation&) {
+    }
+  }
   std::string array = "[";
   for (std::size_t i = 0; i < records.size(); ++i) {
     if (i) array += ',';
     array += encode_usage(records[i]);
   }
   array += ']';
-  // Almost always no record of the batch is in the ledger yet, and a plain INSERT is cheaper
-  // than one that skips conflicts (which checks each key first and logs each row twice). One
-  // that is there already (a batch replayed after a crash, or sent again after a commit whose
-  // answer was lost) fails the whole statement, leaving nothing behind, and the batch goes again
-  // skipping the rows the ledger has: one row per request either way.
-  // A single statement is a transaction of its own: no BEGIN and COMMIT round trips.
-  conn.prepare("ig_ledger_insert", kInsert);  // no-ops once defined on this connection
-  conn.prepare("ig_ledger_insert_skip", kInsertSkippingKnown);
-  try {
-    pqxx::nontransaction tx(conn);
-    return static_cast<std::size_t>(tx.exec_prepared("ig_ledger_insert", array).affected_rows());
-  } catch (const pqxx::unique_violation&) {
-  }
+  conn.prepare("ig_ledger_insert_skip", kInsertSkippingKnown);  // no-op once defined on this connection
   pqxx::nontransaction tx(conn);
   return static_cast<std::size_t>(tx.exec_prepared("ig_ledger_insert_skip", array).affected_rows());
 }

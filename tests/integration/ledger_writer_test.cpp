@@ -118,6 +118,78 @@ TEST(LedgerWriter, ABatchPartlyInTheLedgerAddsOnlyItsNewRows) {
   std::filesystem::remove_all(second);
 }
 
+// Every field lands as the record had it: text with the characters COPY's format escapes, empty
+// texts as NULL, the optional time to first token, exact microseconds at both ends of the day;
+// and a record dated outside the years COPY's timestamps are written for (before 1970) lands by
+// the statement instead, in the same batch.
+TEST(LedgerWriter, FieldsLandAsRecorded) {
+  auto db = migrated_db();
+  std::vector<UsageRecord> recs;
+  UsageRecord a = record(1);
+  a.tenant_id = "ten_\t\\N|tab";
+  a.request_id = "req_line\nbreak\r\\";
+  a.api_key_id = "key_1";
+  a.model = "m\u00e9\\x";
+  a.tier = "large";
+  a.cached_tokens = 7;
+  a.finish_reason = "stop";
+  a.time_to_first_token_ms = 42;
+  a.price_version_id = "pv_1";
+  a.started_at_us = 1'790'000'000'000'000;        // 2026-09-21 14:13:20.000000
+  a.ended_at_us = 1'790'000'000'999'999;          // ... .999999
+  UsageRecord b = record(2);                        // empty texts, no time to first token
+  b.status = "cancelled";
+  b.started_at_us = 1'790'006'399'999'999;
+  b.ended_at_us = b.started_at_us;
+  recs = {a, b};
+  pqxx::connection c(db.conninfo());
+  EXPECT_EQ(LedgerWriter::insert(c, recs), 2u);
+  auto row = [&](const std::string& request_id) {
+    pqxx::nontransaction tx(c);
+    return tx.exec_params1(
+        "SELECT tenant_id, api_key_id, model, tier, prompt_tokens, completion_tokens, cached_tokens, status, "
+        "finish_reason, (extract(epoch FROM started_at) * 1000000)::bigint, "
+        "(extract(epoch FROM ended_at) * 1000000)::bigint, time_to_first_token_ms, price_version_id "
+        "FROM usage_events WHERE request_id = $1",
+        request_id);
+  };
+  {
+    const auto r = row(a.request_id);
+    EXPECT_EQ(r[0].as<std::string>(), a.tenant_id);
+    EXPECT_EQ(r[1].as<std::string>(), "key_1");
+    EXPECT_EQ(r[2].as<std::string>(), a.model);
+    EXPECT_EQ(r[3].as<std::string>(), "large");
+    EXPECT_EQ(r[4].as<std::int64_t>(), a.prompt_tokens);
+    EXPECT_EQ(r[5].as<std::int64_t>(), a.completion_tokens);
+    EXPECT_EQ(r[6].as<std::int64_t>(), 7);
+    EXPECT_EQ(r[7].as<std::string>(), "completed");
+    EXPECT_EQ(r[8].as<std::string>(), "stop");
+    EXPECT_EQ(r[9].as<std::int64_t>(), a.started_at_us);
+    EXPECT_EQ(r[10].as<std::int64_t>(), a.ended_at_us);
+    EXPECT_EQ(r[11].as<std::int64_t>(), 42);
+    EXPECT_EQ(r[12].as<std::string>(), "pv_1");
+  }
+  {
+    const auto r = row(b.request_id);
+    EXPECT_TRUE(r[1].is_null());
+    EXPECT_EQ(r[7].as<std::string>(), "cancelled");
+    EXPECT_TRUE(r[8].is_null());
+    EXPECT_EQ(r[9].as<std::int64_t>(), b.started_at_us);
+    EXPECT_TRUE(r[11].is_null());
+    EXPECT_TRUE(r[12].is_null());
+  }
+  // Before 1970 (a clock gone wrong): the batch goes by the statement, and lands all the same.
+  UsageRecord early = record(3), late = record(4);
+  early.started_at_us = -1'000'000;
+  early.ended_at_us = -1;
+  EXPECT_EQ(LedgerWriter::insert(c, {early, late}), 2u);
+  EXPECT_EQ(row(early.request_id)[9].as<std::int64_t>(), early.started_at_us);
+  EXPECT_EQ(row(late.request_id)[9].as<std::int64_t>(), late.started_at_us);
+  // Sent again, every one of them: nothing new.
+  EXPECT_EQ(LedgerWriter::insert(c, {a, b, early, late}), 0u);
+  EXPECT_EQ(totals(db).first, 4);
+}
+
 TEST(LedgerWriter, PostgresDownGrowsTheJournalThenItDrains) {
   test::PrivatePostgres pg(/*start_now=*/false);
   auto cfg = test::postgres_config(pg.port());
