@@ -130,10 +130,6 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       http::request_parser<http::string_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
       parser.body_limit(cfg.max_body_bytes);
-      // The read deadline cancels the read instead of closing the socket (as the stream's own
-      // timeout would), so that the client still gets a 408.
-      // The handler may already be queued when the read completes: it checks `read_done` (both
-      // run on this connection's executor, one at a time) and owns what it touches.
       lowest().expires_never();
       // A request almost always arrives whole in the first read: parse what is buffered here,
       // and only when more is needed read the rest under the read deadline (its timer, and an
@@ -148,6 +144,10 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
         if (rec || used == 0) break;
       }
       if (!rec && !parser.is_done()) {
+        // The read deadline cancels the read instead of closing the socket (as the stream's own
+        // timeout would), so that the client still gets a 408. Its handler may already be queued
+        // when the read completes: it checks `done` (both run on this connection's executor, one
+        // at a time) and owns what it touches.
         struct ReadState {
           bool done = false, timed_out = false;
         };
