@@ -1,7 +1,7 @@
 // Usage metering throughput and cost, measured in one run:
 //   ingest     sustained rate journal -> Postgres: a backlog of N journaled records drained by
-//              the ledger writer (records/s; goal >= 20,000), next to a bare multi-row INSERT
-//              of the same rows (the ceiling for this Postgres)
+//              the ledger writer (records/s; goal >= 20,000), next to the writer's own batch
+//              write (COPY) of the same rows straight from memory (the ceiling for this Postgres)
 //   append     durable journal append per request (append + group-committed fdatasync) with C
 //              concurrent appenders: p50/p99 and appends/s, beside a bare write + fdatasync of
 //              one record's size on the same disk, and the ratios.
@@ -127,7 +127,8 @@ void ingest(const Postgres& pg, const std::string& base, std::int64_t n) {
     for (std::int64_t i = 0; i + 1 < n; ++i) journal.append(record(i), [](std::error_code) {});
     journal.append_sync(record(n - 1));  // in order: everything before it is written too
   }
-  // Baseline: the same rows by the same INSERT, straight from memory, one batch at a time.
+  // Baseline: the same rows by the writer's batch write (COPY), straight from memory, one batch
+  // at a time.
   std::vector<billing::UsageRecord> rows;
   for (std::int64_t i = 0; i < n; ++i) rows.push_back(record(n + i));
   pqxx::connection conn(pg.cfg.conninfo());
@@ -156,7 +157,7 @@ void ingest(const Postgres& pg, const std::string& base, std::int64_t n) {
               "records/s  [goal >= 20000: %s]\n",
               static_cast<long long>(n), static_cast<double>(backlog) / (1 << 20), drain_s, rate,
               rate >= 20000 ? "met" : "NOT met");
-  std::printf("ingest baseline: the same INSERT from memory: %.0f records/s; journal path / "
+  std::printf("ingest baseline: the same batch write (COPY) from memory: %.0f records/s; journal path / "
               "baseline = %.2f\n",
               bare, rate / bare);
   std::printf("ingest check: %lld rows in usage_events (expected %lld)\n",
