@@ -97,18 +97,20 @@ const std::vector<std::string> kCopyColumns{
     "tenant_id",     "request_id", "api_key_id", "model",    "tier",     "prompt_tokens",          "completion_tokens",
     "cached_tokens", "status",     "finish_reason", "started_at", "ended_at", "time_to_first_token_ms", "price_version_id"};
 
-// Unix microseconds as a timestamptz in COPY's text form ("2026-11-22 23:45:01.123456+00"), for
-// the years 1970 to 9999 (in_copy_range); a record outside them goes by the JSON statement.
+// Appends unix microseconds as a timestamptz field in COPY's text form
+// ("2026-11-22 23:45:01.123456+00"), for the years 1970 to 9999 (in_copy_range); a record outside
+// them goes by the JSON statement.
 constexpr std::int64_t kCopyMaxUs = 253402300799999999;  // 9999-12-31 23:59:59.999999 UTC
 bool in_copy_range(std::int64_t us) { return us >= 0 && us <= kCopyMaxUs; }
-std::string copy_timestamp(std::int64_t us) {
+void copy_timestamp(std::string& out, std::int64_t us) {
   const std::time_t secs = static_cast<std::time_t>(us / 1000000);
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[96];  // the fields are bounded by in_copy_range; the size by what the compiler can tell
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02d.%06lld+00", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
                 tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>(us % 1000000));
-  return buf;
+  out += buf;
+  out += '\t';
 }
 // The fields of a COPY row in its text format: tabs between fields, \N for NULL, and in a text
 // the backslash and the characters that would end a field or a row escaped. UTF-8 needs nothing
@@ -149,10 +151,8 @@ void copy_row(std::string& out, const UsageRecord& r) {
   copy_int(out, r.cached_tokens);
   copy_text(out, r.status);
   copy_text_or_null(out, r.finish_reason);
-  out += copy_timestamp(r.started_at_us);
-  out += '\t';
-  out += copy_timestamp(r.ended_at_us);
-  out += '\t';
+  copy_timestamp(out, r.started_at_us);
+  copy_timestamp(out, r.ended_at_us);
   if (r.time_to_first_token_ms) {
     copy_int(out, *r.time_to_first_token_ms);
   } else {
