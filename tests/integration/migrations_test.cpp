@@ -150,5 +150,79 @@ TEST(Migrations, EmbeddedSchemaAppliesCleanly) {
   EXPECT_EQ(infra::migrate(c, infra::embedded_migrations()).applied.size(), 0u);
 }
 
+// 0005 reorders the ledger's key on a ledger that already holds rows (a monthly partition and
+// the default one): every row stays, the key has the new order on every partition, a second
+// row for a request still conflicts, and the index the key now covers is gone.
+TEST(Migrations, LedgerKeyReorderKeepsRowsAndUniqueness) {
+  pqxx::connection c(test::fresh_database("mig").conninfo());
+  std::vector<Migration> before, all = infra::embedded_migrations();
+  for (const auto& m : all)
+    if (m.name < "0005") before.push_back(m);
+  ASSERT_LT(before.size(), all.size());
+  infra::migrate(c, before);
+  const std::string insert =
+      "INSERT INTO usage_events (tenant_id, request_id, model, prompt_tokens, completion_tokens, status, "
+      "started_at, ended_at) VALUES ";
+  {
+    pqxx::work tx(c);
+    tx.exec(insert +
+            "('t1', 'r1', 'm', 3, 4, 'completed', now(), now()),"
+            "('t1', 'r2', 'm', 5, 6, 'cancelled', now() - interval '1 minute', now()),"
+            "('t2', 'r1', 'm', 7, 8, 'completed', now(), now()),"
+            "('t1', 'r3', 'm', 1, 0, 'refused', '1990-01-01T00:00:00Z', '1990-01-01T00:00:01Z')");
+    // Enough rows that rebuilding the key takes far longer than the statement timeout below.
+    tx.exec("INSERT INTO usage_events (tenant_id, request_id, model, prompt_tokens, completion_tokens, status, "
+            "started_at, ended_at) SELECT 'bulk', 'req-' || md5(i::text), 'm', i, 0, 'completed', "
+            "now() - i * interval '1 millisecond', now() FROM generate_series(1, 100000) AS i");
+    tx.commit();
+  }
+  auto rows = [&] {
+    pqxx::nontransaction tx(c);
+    std::vector<std::string> out;
+    for (const auto& r : tx.exec("SELECT tenant_id || '/' || request_id || '/' || prompt_tokens || '/' || "
+                                 "completion_tokens || '/' || status || '/' || tableoid::regclass::text "
+                                 "FROM usage_events WHERE tenant_id <> 'bulk' ORDER BY 1"))
+      out.push_back(r[0].as<std::string>());
+    out.push_back(tx.exec1("SELECT count(*) || '/' || sum(prompt_tokens) FROM usage_events WHERE tenant_id = 'bulk'")[0]
+                      .as<std::string>());
+    return out;
+  };
+  const auto before_rows = rows();
+  ASSERT_EQ(before_rows.size(), 5u);
+  ASSERT_EQ(before_rows.back(), "100000/5000050000");
+
+  // Run with a statement timeout far shorter than this key rebuild, as `migrate` has one.
+  {
+    pqxx::nontransaction tx(c);
+    tx.exec("SET statement_timeout = '100ms'");
+  }
+  const auto r = infra::migrate(c, all);
+  {
+    pqxx::nontransaction tx(c);
+    tx.exec("RESET statement_timeout");
+  }
+  EXPECT_EQ(r.applied.front(), all[before.size()].name);
+  EXPECT_EQ(rows(), before_rows);
+
+  pqxx::nontransaction tx(c);
+  // The key's columns in order, on the table and on every partition.
+  const auto keys = tx.exec(
+      "SELECT i.indrelid::regclass::text, string_agg(a.attname, ',' ORDER BY k.n) "
+      "FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) "
+      "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+      "WHERE i.indisprimary AND (i.indrelid = 'usage_events'::regclass OR i.indrelid IN "
+      "(SELECT inhrelid FROM pg_inherits WHERE inhparent = 'usage_events'::regclass)) GROUP BY 1");
+  EXPECT_GE(keys.size(), 3u);  // the table, the default partition, monthly partitions
+  for (const auto& k : keys) EXPECT_EQ(k[1].as<std::string>(), "tenant_id,started_at,request_id") << k[0].c_str();
+  EXPECT_FALSE(tx.exec1("SELECT to_regclass('usage_events_tenant_time_idx') IS NOT NULL")[0].as<bool>());
+  // The same request again conflicts; ON CONFLICT DO NOTHING (the ledger's replay) adds nothing.
+  EXPECT_THROW(tx.exec(insert + "('t1', 'r3', 'm', 9, 9, 'completed', '1990-01-01T00:00:00Z', "
+                                "'1990-01-01T00:00:02Z')"),
+               pqxx::unique_violation);
+  tx.exec(insert + "('t1', 'r1', 'm', 9, 9, 'completed', (SELECT started_at FROM usage_events WHERE "
+                   "tenant_id = 't1' AND request_id = 'r1'), now()) ON CONFLICT DO NOTHING");
+  EXPECT_EQ(tx.exec1("SELECT count(*) FROM usage_events")[0].as<int>(), 100004);
+}
+
 }  // namespace
 }  // namespace infergate
