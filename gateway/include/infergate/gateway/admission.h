@@ -13,8 +13,8 @@
 //
 // Admission ahead of demand (admission.prefetch): when one key's requests arrive at 80/s or more,
 // the tenant's calls also admit a few reservations for nobody yet (about 50 ms of its demand, at
-// most 32, sized for the largest recent request), exactly as that many requests would be
-// admitted, as one group: one record in Redis whose units are used and settled one by one. A
+// most 96, sized for the largest recent request), exactly as that many requests would be
+// admitted, in groups of up to 48: one record in Redis whose units are used and settled one by one. A
 // request that fits one takes it without waiting for Redis. Nothing is counted twice or skipped:
 // a reservation admitted ahead is counted in Redis from the start, settles like any other once a
 // request has used it, and one that nobody used within a second (or whose minute ended) is
