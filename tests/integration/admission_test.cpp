@@ -984,6 +984,56 @@ TEST_F(PrefetchTest, ABusyKeyIsServedAheadAndRedisEndsExact) {
   EXPECT_EQ(admission.prefetched(), 0u);
 }
 
+// A busy key whose pool was emptied while its demand stayed high (here by a cooldown after a
+// refusal; in service also at every minute's end) asks for a whole pool at once: 96 reservations,
+// which go as groups the script accepts (at most 48 units each). None of them fails (a failed
+// one would be released at once), the requests take them again, and Redis ends exact.
+TEST_F(PrefetchTest, AnEmptiedPoolRefillsInGroupsTheScriptAccepts) {
+  auto r = request(10);
+  // Admits `r` one after another on the event loop for `span`: thousands a second when served
+  // ahead, hundreds when each goes to Redis.
+  auto busy = [&](std::chrono::milliseconds span) {
+    return io.run([&]() -> asio::awaitable<int> {
+      int n = 0;
+      for (const auto end = std::chrono::steady_clock::now() + span; std::chrono::steady_clock::now() < end;) {
+        const gateway::AdmissionDecision d = co_await admission.admit(r);
+        if (!d.admitted()) co_return -1;
+        ++n;
+        admission.settle_in_background(*d.reservation, 4, io.io().get_executor());
+      }
+      co_return n;
+    }());
+  };
+  int admitted = busy(200ms);
+  ASSERT_GT(admitted, 0);
+  ASSERT_GT(served_ahead(), 0u);
+  // Another key of the tenant hits its limit: the tenant's pools are released and stop for a
+  // second, while key1's requests go on arriving (each to Redis).
+  auto other = request(10);
+  other.key_id = "key_limited";
+  other.key.requests_per_minute = 1;
+  const auto first = admit(other);
+  ASSERT_TRUE(first.admitted());
+  ASSERT_FALSE(admit(other).admitted());
+  admission.settle_in_background(*first.reservation, 4, io.io().get_executor());
+  wait_until_sent();
+  const auto released_by_refusal = released_unused();
+  EXPECT_GT(released_by_refusal, 0u);
+  const auto ahead_before = served_ahead();
+  const int during = busy(1500ms);  // the cooldown ends about a second in
+  ASSERT_GT(during, 0);
+  admitted += during + 1;
+  EXPECT_EQ(released_unused(), released_by_refusal) << "an admission ahead failed and was released";
+  EXPECT_GT(served_ahead(), ahead_before + 200u) << "served ahead again after the cooldown";
+  wait_until_sent();
+  admission.release_prefetched(io.io().get_executor());
+  wait_until_sent();
+  EXPECT_EQ(admission.prefetched(), 0u);
+  EXPECT_EQ(counter("qd:2026-11-22"), admitted * 4);
+  EXPECT_EQ(counter("inflight"), 0);
+  EXPECT_EQ(requests_counted("k:key1:"), admitted - 1);
+}
+
 // Near a limit the pool shrinks, and a request refused while it holds reservations of the tenant
 // has them released and is tried again: every limit admits exactly what it allows.
 TEST_F(PrefetchTest, ThePoolNeverTurnsAwayARequestALimitAllows) {
