@@ -53,6 +53,17 @@ ServerProcess::ServerProcess(const ConfigValues& config,
     std::string text = log();
     if (std::regex_search(text, m, listening)) {
       port_ = std::stoi(m[1]);
+      // The server listens before its first connections to Postgres and Redis are up, and
+      // answers 503 meanwhile, as a load balancer's readiness check would see. Tests send their
+      // first request once both are up (a test that starts without one waits 3 s at most).
+      const auto ready_by = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+      while (std::chrono::steady_clock::now() < ready_by) {
+        const std::string now = log();
+        if (now.find("\"msg\":\"postgres up\"") != std::string::npos &&
+            now.find("\"msg\":\"redis up\"") != std::string::npos)
+          break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
       return;
     }
     if (auto code = child_.wait(std::chrono::milliseconds(0)))
