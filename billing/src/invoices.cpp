@@ -39,8 +39,10 @@ std::vector<PricedQuantity> priced_usage(pqxx::work& tx, const std::string& tena
   const std::string query =
       "SELECT e.model, c.token_class, pv.id, pv.price_per_million::text, sum(c.quantity), "
       + sql::rfc3339("min(e.started_at)") +
-      " FROM usage_events e CROSS JOIN LATERAL (VALUES ('input', " + sql::input_qty("e") +
-      "), ('cached_input', " + sql::cached_qty("e") +
+      " FROM usage_events e LEFT JOIN LATERAL " +
+      sql::price_in_force("e.model", "'cached_input'", "$2", "e.started_at", sql::has_cached("e")) +
+      " pc ON true CROSS JOIN LATERAL (VALUES ('input', " + sql::billed_input_qty("e", "pc") +
+      "), ('cached_input', " + sql::billed_cached_qty("e", "pc") +
       "), ('output', e.completion_tokens)) c(token_class, quantity) "
       "LEFT JOIN LATERAL " +
       sql::price_in_force("e.model", "c.token_class", "$2", "e.started_at") +

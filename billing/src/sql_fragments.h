@@ -20,25 +20,36 @@ inline std::string rfc3339(std::string_view e) {
   return "to_char((" + std::string(e) + ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')";
 }
 
-// Token quantities per class of a usage_events row `e`: prompt tokens split into those served
-// from the cache (cached_input) and the rest (input); output = completion tokens.
+// Prompt tokens of a usage_events row `e` served from the prefix cache (never more than its
+// prompt tokens).
 inline std::string cached_qty(std::string_view e) {
   const std::string a(e);
   return "least(" + a + ".cached_tokens, " + a + ".prompt_tokens)";
 }
-inline std::string input_qty(std::string_view e) {
-  const std::string a(e);
-  return "(" + a + ".prompt_tokens - " + cached_qty(e) + ")";
-}
 
 // The price version in force: the latest effective_from <= `at` for the model, class and
-// currency. Columns id, price_per_million; use in a LEFT JOIN LATERAL.
+// currency. Columns id, price_per_million; use in a LEFT JOIN LATERAL. `when`, if given, is a
+// condition on the outer row under which to look at all (a row that fails it finds no price).
 inline std::string price_in_force(std::string_view model, std::string_view token_class,
-                                  std::string_view currency, std::string_view at) {
-  return "(SELECT p.id, p.price_per_million FROM price_versions p WHERE p.model = " +
+                                  std::string_view currency, std::string_view at,
+                                  std::string_view when = {}) {
+  return "(SELECT p.id, p.price_per_million FROM price_versions p WHERE " +
+         (when.empty() ? std::string() : std::string(when) + " AND ") + "p.model = " +
          std::string(model) + " AND p.token_class = " + std::string(token_class) +
          " AND p.currency = " + std::string(currency) + " AND p.effective_from <= " +
          std::string(at) + " ORDER BY p.effective_from DESC LIMIT 1)";
+}
+
+// Cached prompt tokens are billed as cached_input only where a cached_input price is in force
+// for the request (a discount is something an admin sets); without one they are billed as input,
+// at the input price, as if the cache had not served them. `pc` is the LEFT JOIN LATERAL of the
+// cached_input price in force (price_in_force with when = has_cached(e)).
+inline std::string has_cached(std::string_view e) { return std::string(e) + ".cached_tokens > 0"; }
+inline std::string billed_cached_qty(std::string_view e, std::string_view pc) {
+  return "CASE WHEN " + std::string(pc) + ".id IS NULL THEN 0 ELSE " + cached_qty(e) + " END";
+}
+inline std::string billed_input_qty(std::string_view e, std::string_view pc) {
+  return "(" + std::string(e) + ".prompt_tokens - " + billed_cached_qty(e, pc) + ")";
 }
 
 }  // namespace infergate::billing::sql

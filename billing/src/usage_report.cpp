@@ -143,15 +143,17 @@ UsagePage usage_report(pqxx::work& tx, const UsageQuery& q) {
       "count(*) FILTER (WHERE e.status = 'refused') AS refused, "
       "sum(e.prompt_tokens) AS prompt, sum(e.completion_tokens) AS completion, "
       "sum(e.cached_tokens) AS cached, "
-      "sum(CASE WHEN pi.id IS NULL THEN " + sql::input_qty("e") + " ELSE 0 END + "
-      "CASE WHEN pc.id IS NULL THEN " + sql::cached_qty("e") + " ELSE 0 END + "
+      // cached tokens without a cached_input price in force are billed as input (sql_fragments.h)
+      "sum(CASE WHEN pi.id IS NULL THEN " + sql::billed_input_qty("e", "pc") + " ELSE 0 END + "
       "CASE WHEN po.id IS NULL THEN e.completion_tokens ELSE 0 END) AS unpriced, "
-      "sum(coalesce(" + sql::input_qty("e") + " * pi.price_per_million, 0) + "
-      "coalesce(" + sql::cached_qty("e") + " * pc.price_per_million, 0) + "
+      "sum(coalesce(" + sql::billed_input_qty("e", "pc") + " * pi.price_per_million, 0) + "
+      "coalesce(" + sql::billed_cached_qty("e", "pc") + " * pc.price_per_million, 0) + "
       "coalesce(e.completion_tokens * po.price_per_million, 0)) AS cost_per_million "
       "FROM usage_events e JOIN tenants t ON t.id = e.tenant_id "
       "LEFT JOIN LATERAL " + price("input") + " pi ON true "
-      "LEFT JOIN LATERAL " + price("cached_input") + " pc ON true "
+      "LEFT JOIN LATERAL " +
+      sql::price_in_force("e.model", "'cached_input'", "t.currency", "e.started_at", sql::has_cached("e")) +
+      " pc ON true "
       "LEFT JOIN LATERAL " + price("output") + " po ON true "
       "WHERE e.started_at >= " + sql::ts("$1") + " AND e.started_at < " + sql::ts("$2") +
       " AND ($3::text IS NULL OR e.tenant_id = $3) AND ($4::text IS NULL OR e.api_key_id = $4)"

@@ -26,6 +26,7 @@ struct Scheduler::Sequence {
   std::int64_t max_new;              // max_tokens, bounded by the context
   std::int64_t cached = 0;           // positions whose keys/values are in the cache
   std::int64_t max_cached = 0;       // the most ever cached (preemption resets `cached`)
+  std::int64_t cache_hit = 0;        // positions taken from the prefix cache when first scheduled
   std::int64_t published = 0;        // leading prompt blocks published (or taken from the cache)
   BlockTable blocks;
   Sampler sampler;
@@ -149,7 +150,10 @@ void Scheduler::admit() {
     --waiting_count_;
     s->blocks.reserve(pool_, static_cast<std::int64_t>(s->tokens.size()) + 1);
     s->running = true;
-    if (!s->scheduled) s->scheduled = Clock::now();
+    if (!s->scheduled) {
+      s->scheduled = Clock::now();
+      s->cache_hit = s->cached;
+    }
     running_.push_back(s);
   }
 }
@@ -212,6 +216,7 @@ void Scheduler::finish(Sequence* s, FinishReason reason, std::string error) {
   ev.prompt_tokens = s->prompt_len;
   ev.completion_tokens = s->generated();
   ev.prompt_tokens_processed = std::min(s->max_cached, s->prompt_len);
+  ev.cached_prompt_tokens = std::min(s->cache_hit, ev.prompt_tokens_processed);
   ev.reason = reason;
   ev.error = std::move(error);
   if (s->scheduled) ev.queue_time = *s->scheduled - s->submitted;

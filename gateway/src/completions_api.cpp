@@ -90,14 +90,18 @@ void append_int(std::string& out, std::int64_t v) {
   out.append(buf, r.ptr);
 }
 
-void append_usage(std::string& out, std::int64_t prompt, std::int64_t completion) {
+// The request's usage as metered (the record's counts), with OpenAI's prompt_tokens_details:
+// cached_tokens are the prompt tokens served from the prefix cache.
+void append_usage(std::string& out, const billing::UsageRecord& rec) {
   out += "{\"prompt_tokens\":";
-  append_int(out, prompt);
+  append_int(out, rec.prompt_tokens);
   out += ",\"completion_tokens\":";
-  append_int(out, completion);
+  append_int(out, rec.completion_tokens);
   out += ",\"total_tokens\":";
-  append_int(out, prompt + completion);
-  out += '}';
+  append_int(out, rec.prompt_tokens + rec.completion_tokens);
+  out += ",\"prompt_tokens_details\":{\"cached_tokens\":";
+  append_int(out, rec.cached_tokens);
+  out += "}}";
 }
 
 // {"id":...,"object":...,"created":...,"model":...,"system_fingerprint":null,"choices":[
@@ -157,18 +161,18 @@ void append_chunk_event(std::string& out, bool chat, const Ids& ids, const std::
 }
 
 // The stream's usage event (include_usage): no choices, the request's usage.
-void append_usage_event(std::string& out, bool chat, const Ids& ids, const std::string& model, std::int64_t prompt,
-                        std::int64_t completion) {
+void append_usage_event(std::string& out, bool chat, const Ids& ids, const std::string& model,
+                        const billing::UsageRecord& rec) {
   out += "data: ";
   append_head(out, chat ? "chat.completion.chunk" : "text_completion", ids, model);
   out += "],\"usage\":";
-  append_usage(out, prompt, completion);
+  append_usage(out, rec);
   out += "}\n\n";
 }
 
 // The body of a non-streaming response.
 std::string completion_body(bool chat, const Ids& ids, const std::string& model, std::string_view text,
-                            const char* finish_reason, std::int64_t prompt, std::int64_t completion) {
+                            const char* finish_reason, const billing::UsageRecord& rec) {
   std::string out;
   out.reserve(320 + text.size());
   append_head(out, chat ? "chat.completion" : "text_completion", ids, model);
@@ -182,7 +186,7 @@ std::string completion_body(bool chat, const Ids& ids, const std::string& model,
     append_json_string(out, text);
   }
   out += "}],\"usage\":";
-  append_usage(out, prompt, completion);
+  append_usage(out, rec);
   out += '}';
   return out;
 }
@@ -200,6 +204,7 @@ void close_record(billing::UsageRecord& rec, const engine::GenerationEvent& last
   const bool cancelled = last.reason == engine::FinishReason::cancelled || client_gone;
   const bool failed = last.reason == engine::FinishReason::error;
   rec.prompt_tokens = last.prompt_tokens_processed;
+  rec.cached_tokens = std::min(last.cached_prompt_tokens, rec.prompt_tokens);
   rec.completion_tokens = last.completion_tokens;
   rec.status = failed ? "failed" : cancelled ? "cancelled" : "completed";
   rec.finish_reason = failed ? "error" : cancelled ? "cancelled" : openai_finish(last.reason);
@@ -593,7 +598,7 @@ asio::awaitable<Response> CompletionsApi::handle(Request& req, RequestContext& c
       // The final chunk: chat's with an empty delta, completions' with the last text.
       append_chunk_event(tail, chat, ids, model.name,
                          chat ? Delta{} : Delta{false, last.text}, openai_finish(last.reason), p.include_usage);
-      if (p.include_usage) append_usage_event(tail, chat, ids, model.name, rec.prompt_tokens, rec.completion_tokens);
+      if (p.include_usage) append_usage_event(tail, chat, ids, model.name, rec);
       tail += "data: [DONE]\n\n";
       if (co_await ctx.stream->write(tail)) co_await ctx.stream->finish();
     }
@@ -601,8 +606,7 @@ asio::awaitable<Response> CompletionsApi::handle(Request& req, RequestContext& c
   } else {
     text += last.text;
     res = json_text_response(http::status::ok,
-                             completion_body(chat, ids, model.name, text, openai_finish(last.reason), rec.prompt_tokens,
-                                             rec.completion_tokens),
+                             completion_body(chat, ids, model.name, text, openai_finish(last.reason), rec),
                              req.version());
     headers(res);
   }

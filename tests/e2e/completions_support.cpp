@@ -101,11 +101,11 @@ std::vector<Backend::LedgerRow> Backend::ledger_rows(const std::string& request_
   pqxx::nontransaction tx(c);
   std::vector<LedgerRow> rows;
   for (const auto& r : tx.exec_params(
-           "SELECT model, tier, status, coalesce(finish_reason, ''), prompt_tokens, completion_tokens "
-           "FROM usage_events WHERE request_id = $1",
+           "SELECT model, tier, status, coalesce(finish_reason, ''), prompt_tokens, completion_tokens, "
+           "cached_tokens FROM usage_events WHERE request_id = $1",
            request_id)) {
     rows.push_back({r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<std::string>(), r[3].as<std::string>(),
-                    r[4].as<std::int64_t>(), r[5].as<std::int64_t>()});
+                    r[4].as<std::int64_t>(), r[5].as<std::int64_t>(), r[6].as<std::int64_t>()});
   }
   return rows;
 }

@@ -50,7 +50,7 @@ class Backend {
 
   struct LedgerRow {
     std::string model, tier, status, finish_reason;
-    std::int64_t prompt_tokens = 0, completion_tokens = 0;
+    std::int64_t prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
   };
   std::vector<LedgerRow> ledger_rows(const std::string& request_id) const;
   // Polls until the request's row is in the ledger (the writer moves journal records in

@@ -58,6 +58,7 @@ class Completions : public ::testing::Test {
     if (r.body.is_object() && r.body.as_object().contains("usage")) {
       EXPECT_EQ(row.prompt_tokens, r.body.at("usage").at("prompt_tokens").as_int64());
       EXPECT_EQ(row.completion_tokens, r.body.at("usage").at("completion_tokens").as_int64());
+      EXPECT_EQ(row.cached_tokens, r.body.at("usage").at("prompt_tokens_details").at("cached_tokens").as_int64());
     }
   }
 };
@@ -80,6 +81,7 @@ TEST_F(Completions, ChatAnswersInTheOpenAiShapeWithUsageHeadersAndOneLedgerRow) 
   EXPECT_GT(u.at("prompt_tokens").as_int64(), 0);
   EXPECT_EQ(u.at("completion_tokens"), 8);
   EXPECT_EQ(u.at("total_tokens").as_int64(), u.at("prompt_tokens").as_int64() + 8);
+  EXPECT_EQ(u.at("prompt_tokens_details").at("cached_tokens"), 0);  // the server's first request
 
   EXPECT_EQ(r.header("x-infergate-model"), "toy");
   EXPECT_EQ(r.header("x-infergate-tier"), "small");
@@ -175,6 +177,42 @@ TEST_F(Completions, ChatStreamSendsTheRoleFirstTheFinishLastThenUsageAndDone) {
   EXPECT_EQ(row.finish_reason, "length");
   EXPECT_EQ(row.prompt_tokens, u.at("prompt_tokens").as_int64());
   EXPECT_EQ(row.completion_tokens, 12);
+}
+
+// The same prompt again takes its leading blocks of keys and values from the prefix cache: the
+// response says how many prompt tokens were served from it (OpenAI's
+// usage.prompt_tokens_details.cached_tokens), the ledger meters the same number (billed at the
+// cached_input price where one is set), and the output does not change.
+TEST_F(Completions, ARepeatedPromptIsServedFromTheCacheReportedAndMetered) {
+  const std::string params = R"("max_tokens":4,"temperature":0)";
+  const std::string prompt = "Tell me a story about a lighthouse keeper who finds a message in a bottle.";
+  auto first = post("/v1/chat/completions", chat_body(params, prompt));
+  ASSERT_EQ(first.status, 200) << first.raw.body;
+  const auto& u1 = first.body.at("usage");
+  EXPECT_EQ(u1.at("prompt_tokens_details").at("cached_tokens"), 0);
+  const std::int64_t prompt_tokens = u1.at("prompt_tokens").as_int64();
+  ASSERT_GT(prompt_tokens, 16) << "the prompt must fill a KV block (16 positions) before its last";
+  expect_ledger(first, "completed", "length");
+
+  auto again = post("/v1/chat/completions", chat_body(params, prompt));
+  ASSERT_EQ(again.status, 200) << again.raw.body;
+  const auto& u2 = again.body.at("usage");
+  EXPECT_EQ(u2.at("prompt_tokens").as_int64(), prompt_tokens);
+  const std::int64_t cached = u2.at("prompt_tokens_details").at("cached_tokens").as_int64();
+  // Whole blocks, never the block of the prompt's last token.
+  EXPECT_EQ(cached, (prompt_tokens - 1) / 16 * 16);
+  EXPECT_EQ(content(again), content(first));
+  expect_ledger(again, "completed", "length");
+
+  auto streamed = post("/v1/chat/completions",
+                       chat_body(params + R"(,"stream":true,"stream_options":{"include_usage":true})", prompt));
+  ASSERT_EQ(streamed.status, 200) << streamed.raw.body;
+  std::string streamed_text;
+  const auto chunks = stream_chunks(streamed, &streamed_text, true);
+  EXPECT_EQ(streamed_text, content(first));
+  ASSERT_FALSE(chunks.empty());
+  EXPECT_EQ(chunks.back().at("usage").at("prompt_tokens_details").at("cached_tokens").as_int64(), cached);
+  EXPECT_EQ(backend.wait_ledger_row(streamed.header("x-request-id")).cached_tokens, cached);
 }
 
 TEST_F(Completions, CompletionsStreamWithoutUsageUnlessAsked) {

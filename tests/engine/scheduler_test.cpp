@@ -18,6 +18,7 @@ struct Outcome {
   std::string text;
   ie::FinishReason reason = ie::FinishReason::none;
   std::int64_t completion_tokens = -1;
+  std::int64_t cached_prompt_tokens = -1;
   bool finished = false;
 };
 
@@ -36,6 +37,7 @@ ie::GenerationRequest request(std::vector<std::int32_t> prompt, std::int64_t max
       out->finished = true;
       out->reason = e.reason;
       out->completion_tokens = e.completion_tokens;
+      out->cached_prompt_tokens = e.cached_prompt_tokens;
     }
   };
   return r;
@@ -103,7 +105,13 @@ TEST(Scheduler, PreemptionAndRecomputeDoNotChangeTheOutput) {
   for (std::size_t i = 0; i < kPrompts.size(); ++i) s->add(i + 1, request(kPrompts[i], 40, &out[i]));
   run_all(*s);
   EXPECT_GT(s->stats().preemptions, 0u);
-  for (std::size_t i = 0; i < kPrompts.size(); ++i) EXPECT_EQ(out[i].tokens, ref[i].tokens) << "prompt " << i;
+  for (std::size_t i = 0; i < kPrompts.size(); ++i) {
+    EXPECT_EQ(out[i].tokens, ref[i].tokens) << "prompt " << i;
+    // A preempted sequence readmitted takes back its own prompt blocks from the cache; that is
+    // the engine's business, not a cache hit of the request's.
+    EXPECT_EQ(out[i].cached_prompt_tokens, 0) << "prompt " << i;
+  }
+  EXPECT_GT(s->stats().prefix_cache_hit_tokens, 0u);
   EXPECT_EQ(s->pool().used(), 0);
 }
 
@@ -318,6 +326,9 @@ void expect_prefix_cache_changes_nothing(WeightType type) {
   for (std::size_t i = 0; i < prompts.size(); ++i) {
     EXPECT_EQ(out[i].tokens, ref[i].tokens) << "prompt " << i;
     EXPECT_EQ(out[i].completion_tokens, 12);
+    // What each request is told (and billed) as served from the cache.
+    EXPECT_EQ(ref[i].cached_prompt_tokens, 0) << "prompt " << i;
+    EXPECT_EQ(out[i].cached_prompt_tokens, i == 0 ? 0 : 32) << "prompt " << i;
   }
   EXPECT_EQ(s->pool().used(), 0);
 }
@@ -338,6 +349,8 @@ TEST(Scheduler, PrefixCacheNeverTakesTheBlockOfThePromptsLastToken) {
   run_all(*s);
   EXPECT_EQ(s->stats().prefix_cache_hit_tokens, 16u);
   EXPECT_EQ(a.tokens, b.tokens);
+  EXPECT_EQ(a.cached_prompt_tokens, 0);
+  EXPECT_EQ(b.cached_prompt_tokens, 16);
 }
 
 // With a small pool, cached blocks nobody holds are given new content when plain free blocks

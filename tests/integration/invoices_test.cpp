@@ -139,6 +139,45 @@ TEST_F(Invoices, LinesPerModelAndClassAndTotalIsTheSumOfRoundedLines) {
             exact_total);
 }
 
+// Cached prompt tokens are billed at a cached_input price only where one is in force for the
+// request; before it (or without one) they are billed as input, at the input price, and nothing
+// is refused for want of a cache price.
+TEST_F(Invoices, CachedTokensWithoutACachePriceAreBilledAsInput) {
+  const std::string t = tenant("cache");
+  const auto in = price("m", "input", "2", "2026-01-01T00:00:00Z");
+  const auto cached = price("m", "cached_input", "0.5", "2026-01-20T00:00:00Z");
+  price("m", "output", "8", "2026-01-01T00:00:00Z");
+  usage(t, "before", "m", "2026-01-10T00:00:00Z", 1000, 10, 600);   // no cache price yet
+  usage(t, "after", "m", "2026-01-25T00:00:00Z", 1000, 10, 600);    // 400 input + 600 cached
+  usage(t, "nocache", "m", "2026-01-26T00:00:00Z", 300, 0, 0);
+  usage(t, "overcount", "m", "2026-01-27T00:00:00Z", 50, 0, 80);    // never more than the prompt
+  const Invoice inv = generate(t, "2026-01");
+  EXPECT_EQ(quantity(inv, "input"), 1000 + 400 + 300);
+  EXPECT_EQ(quantity(inv, "cached_input"), 600 + 50);
+  EXPECT_EQ(quantity(inv, "output"), 20);
+  for (const auto& l : inv.lines) {
+    ASSERT_EQ(l.prices.size(), 1u) << l.token_class;
+    if (l.token_class == "input") {
+      EXPECT_EQ(l.prices[0].price_version_id, in.id);
+    } else if (l.token_class == "cached_input") {
+      EXPECT_EQ(l.prices[0].price_version_id, cached.id);
+    }
+  }
+  // 1700 x 2 + 650 x 0.5 + 20 x 8 per million = 0.0034 + 0.000325 + 0.00016
+  billing::Decimal exact;
+  for (const auto& l : inv.lines) exact = exact + l.exact_amount;
+  EXPECT_EQ(exact, billing::Decimal::parse("0.003885"));
+  // Without an input price, cached tokens with no cache price in force are unpriced usage.
+  const std::string u = tenant("cache-noinput");
+  price("n", "output", "1", "2026-01-01T00:00:00Z");
+  usage(u, "x", "n", "2026-01-10T00:00:00Z", 100, 1, 100);
+  const BillingError e = billing_error([&](pqxx::work& tx) {
+    billing::generate_invoice(tx, u, BillingMonth::parse("2026-01"));
+  });
+  EXPECT_EQ(e.kind(), Kind::conflict);
+  EXPECT_NE(std::string(e.what()).find("token class input"), std::string::npos) << e.what();
+}
+
 TEST_F(Invoices, UsageWithoutAPriceInForceIsRefusedNamingIt) {
   const std::string t = tenant("noprice");
   price("m", "input", "1", "2026-01-20T00:00:00Z");

@@ -52,9 +52,9 @@ TEST_F(UsageReport, DailyBucketsInTheTenantsTimeZoneWithExactCost) {
   EXPECT_EQ(page.rows[1].refused, 1);
   EXPECT_EQ(page.rows[1].completed, 1);
   EXPECT_EQ(page.rows[1].cached_tokens, 500);
-  // 1500 input x 150 + 20 output x 900 priced; 500 cached tokens have no price.
-  EXPECT_EQ(page.rows[1].cost, billing::Decimal::parse("0.243"));
-  EXPECT_EQ(page.rows[1].unpriced_tokens, 500);
+  // 500 cached tokens without a cached_input price are billed as input: 2000 x 150 + 20 x 900.
+  EXPECT_EQ(page.rows[1].cost, billing::Decimal::parse("0.318"));
+  EXPECT_EQ(page.rows[1].unpriced_tokens, 0);
   EXPECT_EQ(page.rows[0].currency, "JPY");
   // The same range cut in UTC days: a (14:59Z) and b (15:00Z) fall on Jan 1, c on Jan 2.
   q.timezone = "UTC";
@@ -64,6 +64,28 @@ TEST_F(UsageReport, DailyBucketsInTheTenantsTimeZoneWithExactCost) {
   EXPECT_EQ(billing::format_rfc3339_us(utc.rows[0].bucket_start_us), "2026-01-01T00:00:00.000Z");
   EXPECT_EQ(utc.rows[0].requests, 2);
   EXPECT_EQ(utc.rows[1].requests, 1);
+}
+
+// Cached prompt tokens cost the cached_input price where one is in force, else the input price;
+// with neither they are unpriced.
+TEST_F(UsageReport, CachedTokensCostTheCachePriceInForceElseTheInputPrice) {
+  const std::string t = tenant("cache");
+  price("m", "input", "4", "2026-03-01T00:00:00Z");
+  price("m", "cached_input", "1", "2026-03-10T00:00:00Z");
+  usage(t, "a", "m", "2026-03-05T00:00:00Z", 1000, 0, 400);  // 1000 x 4
+  usage(t, "b", "m", "2026-03-15T00:00:00Z", 1000, 0, 400);  // 600 x 4 + 400 x 1
+  usage(t, "c", "n", "2026-03-15T00:00:00Z", 100, 0, 30);    // model n has no price: unpriced
+  auto q = range("2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z");
+  billing::parse_group_by("model", q);
+  const auto page = report(q);
+  ASSERT_EQ(page.rows.size(), 2u);
+  EXPECT_EQ(*page.rows[0].model, "m");
+  EXPECT_EQ(page.rows[0].cached_tokens, 800);
+  EXPECT_EQ(page.rows[0].cost, billing::Decimal::parse("0.0068"));
+  EXPECT_EQ(page.rows[0].unpriced_tokens, 0);
+  EXPECT_EQ(*page.rows[1].model, "n");
+  EXPECT_EQ(page.rows[1].unpriced_tokens, 100);
+  EXPECT_EQ(page.rows[1].cost, billing::Decimal::parse("0"));
 }
 
 TEST_F(UsageReport, GroupsFiltersAndPagesThroughEveryRowOnce) {

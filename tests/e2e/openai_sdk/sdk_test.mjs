@@ -69,6 +69,8 @@ await check('chat completion', async () => {
   assert.equal(data.choices[0].finish_reason, 'length');
   assert.equal(data.usage.completion_tokens, 8);
   assert.equal(data.usage.total_tokens, data.usage.prompt_tokens + 8);
+  assert.equal(typeof data.usage.prompt_tokens_details.cached_tokens, 'number');
+  assert.ok(data.usage.prompt_tokens_details.cached_tokens < data.usage.prompt_tokens);
   assert.equal(response.headers.get('x-infergate-model'), model);
   assert.ok(response.headers.get('x-request-id'));
 });

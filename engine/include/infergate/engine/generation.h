@@ -25,6 +25,10 @@ struct GenerationEvent {
   // Prompt tokens the engine computed (less than prompt_tokens when cancelled before its
   // prefill finished; 0 when cancelled while waiting). Recomputation is not counted twice.
   std::int64_t prompt_tokens_processed = 0;
+  // Prompt tokens whose keys and values came from the prefix cache when the sequence was first
+  // scheduled (0 when it never was, or with the cache off); always less than prompt_tokens. A
+  // preempted sequence recomputes what it lost, but that is the engine's cost, not the request's.
+  std::int64_t cached_prompt_tokens = 0;
   FinishReason reason = FinishReason::none;
   std::string error;  // when reason == error
   std::chrono::steady_clock::duration queue_time{};  // submit -> first scheduled
