@@ -409,7 +409,7 @@ void UsageJournal::write_checkpoint(JournalPosition pos) {
 void UsageJournal::commit_checkpoint(JournalPosition pos) {
   const auto now = std::chrono::steady_clock::now();
   const bool new_segment = pos.segment != persisted_.segment;
-  if (new_segment || now - persisted_at_ >= opt_.checkpoint_interval) {
+  if (new_segment || !persisted_at_ || now - *persisted_at_ >= opt_.checkpoint_interval) {
     write_checkpoint(pos);
     persisted_ = pos;
     persisted_at_ = now;

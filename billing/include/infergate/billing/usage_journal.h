@@ -19,6 +19,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -117,7 +118,10 @@ class UsageJournal {
   JournalPosition end_;
   JournalPosition checkpoint_;
   JournalPosition persisted_;  // the checkpoint on disk (commit_checkpoint's thread)
-  std::chrono::steady_clock::time_point persisted_at_{};
+  // When this process last wrote the checkpoint file (none yet: the next commit writes it). Not a
+  // zero time point: the steady clock starts near zero at boot, so "long ago" would be untrue for
+  // the first checkpoint_interval after a machine starts.
+  std::optional<std::chrono::steady_clock::time_point> persisted_at_;
   std::uint64_t fsyncs_ = 0;
   std::uint64_t torn_dropped_ = 0;
   std::thread writer_;
