@@ -257,13 +257,11 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       watch_->on_gone = std::move(on_gone);
       arm();
     }
+    // The watch ends; its peek (if still pending) is left in place: the next request's read
+    // queues behind it and both complete when the client's next bytes arrive, which costs less
+    // than cancelling the peek and starting the read afresh.
     void stop_watch() {
-      if (!watch_) return;
-      watch_->active = false;
-      if (watch_->pending) {
-        boost::system::error_code ec;
-        s_.lowest().socket().cancel(ec);
-      }
+      if (watch_) watch_->active = false;
     }
     // The client is gone (or its connection was cut): the watcher is told once.
     void client_gone() {
@@ -280,31 +278,26 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
    private:
     struct Watch {
       std::function<void()> on_gone;
-      bool active = true, pending = false;
+      bool active = true;
+      char peeked[1] = {};  // the peek's buffer, alive while the receive is pending
     };
-    // Waits for the socket to become readable without reading: end of stream (or an error)
-    // then means the client closed; bytes mean it pipelined its next request, which is left for
-    // the next read (and the watch ends there). Readiness can be reported without anything to
-    // read (a late edge from earlier data): then it waits again. The peek never blocks: a
-    // blocking one would stall the connection's thread until the client sent more.
+    // Peeks at one byte without taking it: the end of the stream (or an error) then means the
+    // client closed; a byte means it sent its next request (pipelined, or after the response
+    // when the watch has ended), which is left for the next read, and the watch ends there.
+    // An asynchronous receive rather than a wait for readability: the socket is already in the
+    // event loop for reading, so a receive queues without touching it, where a wait re-arms the
+    // descriptor (an epoll_ctl) each time.
     void arm() {
       auto w = watch_;
-      w->pending = true;
       auto self = s_.shared_from_this();
-      ResponseStreamImpl* stream = this;
-      s_.lowest().socket().async_wait(tcp::socket::wait_read, [self, w, stream](const boost::system::error_code& ec) {
-        w->pending = false;
-        if (ec || !w->active) return;
-        char c;
-        const ssize_t n = ::recv(self->lowest().socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-          stream->arm();  // nothing there after all; `stream` lives while the watch is active
-          return;
-        }
-        if (n > 0) return;  // a pipelined request: stop watching
-        w->active = false;  // end of stream or a socket error: the client is gone
-        if (w->on_gone) w->on_gone();
-      });
+      s_.lowest().socket().async_receive(
+          asio::buffer(w->peeked, 1), tcp::socket::message_peek,
+          [self, w](const boost::system::error_code& ec, std::size_t n) {
+            if (ec == asio::error::operation_aborted || !w->active) return;
+            if (!ec && n > 0) return;  // the client's next bytes: stop watching
+            w->active = false;  // end of stream or a socket error: the client is gone
+            if (w->on_gone) w->on_gone();
+          });
     }
     bool ok(const boost::system::error_code& ec) {
       if (ec) {

@@ -149,6 +149,48 @@ TEST_F(Disconnect, NonStreamingClientThatLeavesIsCancelled) {
   expect_engine_idle();
 }
 
+// One keep-alive connection: requests one after another and two pipelined in one write are all
+// answered in order and metered as completed (each request's disconnect watch ends when its
+// response is written, and the client's next bytes are not taken for a departure); a request
+// after them whose client leaves is still noticed and cancelled.
+TEST_F(Disconnect, KeepAliveAndPipelinedRequestsCompleteAndALaterDepartureIsStillSeen) {
+  const std::string body = R"({"model":"slow","prompt":"Once upon a time","max_tokens":2,"temperature":0})";
+  RawClient c(server.port());
+  c.send(request("/v1/completions", acme.key, body));
+  ASSERT_TRUE(c.read_until("\"total_tokens\"", 1, 10s)) << c.received;
+  c.send(request("/v1/completions", acme.key, body));
+  ASSERT_TRUE(c.read_until("\"total_tokens\"", 2, 10s)) << c.received;
+  c.send(request("/v1/completions", acme.key, body) + request("/v1/completions", acme.key, body));
+  ASSERT_TRUE(c.read_until("\"total_tokens\"", 4, 10s)) << c.received;
+  // The next request's bytes arrive while one is still generating: it is not taken for a
+  // departure (the first completes whole), and the second is answered after it.
+  c.send(request("/v1/completions", acme.key,
+                 R"({"model":"slow","prompt":"Once upon a time","max_tokens":400,"temperature":0})"));
+  expect_running(1);
+  c.send(request("/v1/completions", acme.key, body));
+  ASSERT_TRUE(c.read_until("\"total_tokens\"", 6, 10s)) << c.received;
+  std::vector<std::string> ids;
+  const std::regex id_header("x-request-id: (req_[0-9a-f]+)", std::regex::icase);
+  for (std::sregex_iterator it(c.received.begin(), c.received.end(), id_header), end; it != end; ++it)
+    ids.push_back((*it)[1]);
+  ASSERT_EQ(ids.size(), 6u) << c.received;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const auto row = backend.wait_ledger_row(ids[i]);
+    EXPECT_EQ(row.status, "completed") << ids[i];
+    EXPECT_EQ(row.completion_tokens, i == 4 ? 400 : 2) << ids[i];
+  }
+  c.send(request("/v1/completions", acme.key,
+                 R"({"model":"slow","prompt":"Once upon a time","max_tokens":400,"temperature":0})"));
+  expect_running(1);
+  c.close();
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (backend.count("SELECT count(*) FROM usage_events") < 7 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(backend.count("SELECT count(*) FROM usage_events"), 7);
+  EXPECT_EQ(backend.count("SELECT count(*) FROM usage_events WHERE status = 'cancelled' AND completion_tokens < 400"), 1);
+  expect_engine_idle();
+}
+
 // A generation still running when the shutdown grace ends is cancelled with its connection: the
 // process exits soon after the deadline, and the request is metered as cancelled with the tokens
 // it processed, in the ledger before the process is gone. (A non-streaming one used to run on
