@@ -173,12 +173,14 @@ int cmd_serve(const std::vector<std::string>& args) {
   // not be metered).
   std::unique_ptr<billing::UsageJournal> journal;
   try {
-    journal = std::make_unique<billing::UsageJournal>(
-        billing::UsageJournal::Options{cfg.journal.dir, cfg.journal.segment_bytes, true});
+    billing::UsageJournal::Options jo{cfg.journal.dir, cfg.journal.segment_bytes, true};
+    jo.direct_io = cfg.journal.direct_io;
+    journal = std::make_unique<billing::UsageJournal>(jo);
   } catch (const billing::JournalError& e) {
     infra::log::error("cannot open the usage journal", {{"dir", cfg.journal.dir}, {"error", e.what()}});
     return kExitFailed;
   }
+  infra::log::info("usage journal open", {{"dir", cfg.journal.dir}, {"direct_io", journal->writes_direct()}});
   if (journal->torn_bytes_dropped() > 0)
     infra::log::warn("usage journal: dropped a torn last record (never acknowledged)",
                      {{"bytes", journal->torn_bytes_dropped()}});

@@ -25,6 +25,11 @@ constexpr std::uint32_t kMaxPayload = 1u << 20;  // a usage record is far smalle
 // leaves its size alone, so fdatasync flushes the data only, without a second write of the
 // inode per commit. A zero frame header marks the end of a segment's data.
 constexpr std::uint64_t kPreallocChunk = 1u << 20;
+// Direct writes cover whole blocks of this size, at offsets and addresses aligned to it (a
+// multiple of every logical block size in use).
+constexpr std::uint64_t kBlock = 4096;
+constexpr std::uint64_t block_floor(std::uint64_t v) { return v & ~(kBlock - 1); }
+constexpr std::uint64_t block_ceil(std::uint64_t v) { return block_floor(v + kBlock - 1); }
 
 
 void put_u32(std::string& out, std::uint32_t v) {
@@ -166,6 +171,7 @@ UsageJournal::~UsageJournal() {
     } catch (const std::exception&) {  // the next start replays from the one on disk
     }
   }
+  if (dfd_ >= 0) ::close(dfd_);
   if (fd_ >= 0) {
     // Closed cleanly, the segment ends at its data (opening it again would cut the zeros too).
     if (::ftruncate(fd_, static_cast<off_t>(end_.offset)) == 0 && opt_.fsync) ::fdatasync(fd_);
@@ -227,13 +233,20 @@ void UsageJournal::recover() {
   if (opt_.fsync && good < data.size()) ::fsync(fd_);
   end_ = {last, good};
   allocated_ = good;
+  if (dfd_ >= 0) tail_ = data.substr(block_floor(good), good - block_floor(good));
 }
 
 void UsageJournal::open_segment(std::uint64_t seq) {
   if (fd_ >= 0) ::close(fd_);
+  if (dfd_ >= 0) ::close(dfd_);
+  dfd_ = -1;
+  tail_.clear();
   const std::string path = segment_path(seq);
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
   if (fd_ < 0) throw JournalError("cannot open " + path + ": " + std::strerror(errno));
+  // EINVAL where the file system has no direct I/O (tmpfs): the page cache path then.
+  if (opt_.fsync && opt_.direct_io) dfd_ = ::open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+  direct_.store(dfd_ >= 0, std::memory_order_relaxed);
   allocated_ = 0;
   if (opt_.fsync) fsync_dir(opt_.dir);
 }
@@ -314,15 +327,19 @@ void UsageJournal::writer_loop() {
     std::string buf;
     for (const auto& p : batch) buf += p.frame;
     std::error_code ec;
-    // Zeros ahead first (see kPreallocChunk); the fdatasync below makes them and the new size
-    // durable with the batch, so commits before the next extension write data only.
-    if (opt_.fsync && at.offset + buf.size() > allocated_) {
-      const std::uint64_t want = (at.offset + buf.size() + kPreallocChunk) / kPreallocChunk * kPreallocChunk;
-      static const std::string zeros(kPreallocChunk, '\0');
-      ec = write_at(fd_, zeros.data(), want - allocated_, allocated_, zeros.size());
-      if (!ec) allocated_ = want;
+    if (dfd_ >= 0) {
+      ec = write_direct(at.offset, buf);
+    } else {
+      // Zeros ahead first (see kPreallocChunk); the fdatasync below makes them and the new size
+      // durable with the batch, so commits before the next extension write data only.
+      if (opt_.fsync && at.offset + buf.size() > allocated_) {
+        const std::uint64_t want = (at.offset + buf.size() + kPreallocChunk) / kPreallocChunk * kPreallocChunk;
+        static const std::string zeros(kPreallocChunk, '\0');
+        ec = write_at(fd_, zeros.data(), want - allocated_, allocated_, zeros.size());
+        if (!ec) allocated_ = want;
+      }
+      if (!ec) ec = write_at(fd_, buf.data(), buf.size(), at.offset, buf.size());
     }
-    if (!ec) ec = write_at(fd_, buf.data(), buf.size(), at.offset, buf.size());
     if (!ec && opt_.fsync && ::fdatasync(fd_) != 0) ec = std::error_code(errno, std::generic_category());
     if (ec) {
       // Cut what may be half written so the journal stays a sequence of whole frames. If even
@@ -334,12 +351,63 @@ void UsageJournal::writer_loop() {
       }
       allocated_ = at.offset;
     } else {
+      const std::uint64_t end = at.offset + buf.size();
+      if (dfd_ >= 0) {  // the new last block's bytes, for the next commit to write again
+        tail_.assign(block_buf_.get() + (block_floor(end) - block_floor(at.offset)), end - block_floor(end));
+      }
       std::lock_guard lock(mu_);
-      end_ = {at.segment, at.offset + buf.size()};
+      end_ = {at.segment, end};
       ++fsyncs_;
     }
     for (auto& p : batch) p.durable(ec);
   }
+}
+
+// A commit in direct mode: the data's last partial block (kept in tail_) and the new frames,
+// zero-padded to whole blocks, in one write at the block's start. Zeros ahead (kPreallocChunk)
+// go first, also directly; the fdatasync after makes both durable.
+std::error_code UsageJournal::write_direct(std::uint64_t offset, const std::string& data) {
+  const auto fail = [](int err) { return std::error_code(err, std::generic_category()); };
+  const auto write_all = [this, &fail](const char* p, std::uint64_t n, std::uint64_t at) -> std::error_code {
+    std::uint64_t done = 0;
+    while (done < n) {
+      const ssize_t w = ::pwrite(dfd_, p + done, static_cast<std::size_t>(n - done), static_cast<off_t>(at + done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) return fail(errno);
+      // A short direct write ends on a block boundary; anything else cannot be continued.
+      if (w == 0 || static_cast<std::uint64_t>(w) % kBlock != 0) return fail(EIO);
+      done += static_cast<std::uint64_t>(w);
+    }
+    return {};
+  };
+  const std::uint64_t start = block_floor(offset);
+  if (offset - start != tail_.size()) return fail(EIO);  // tail_ out of step: never expected
+  const std::uint64_t len = block_ceil(tail_.size() + data.size());
+  const std::uint64_t need = std::max<std::uint64_t>(len, kPreallocChunk);
+  if (block_buf_size_ < need) {
+    block_buf_.reset(static_cast<char*>(std::aligned_alloc(kBlock, need)));
+    if (!block_buf_) {
+      block_buf_size_ = 0;
+      return fail(ENOMEM);
+    }
+    block_buf_size_ = need;
+  }
+  char* buf = block_buf_.get();
+  if (offset + data.size() > allocated_) {
+    // Zeros from the first block after the data's end (this commit's write covers the rest).
+    const std::uint64_t want = (offset + data.size() + kPreallocChunk) / kPreallocChunk * kPreallocChunk;
+    std::memset(buf, 0, kPreallocChunk);
+    for (std::uint64_t at = block_ceil(allocated_); at < want;) {
+      const std::uint64_t n = std::min<std::uint64_t>(kPreallocChunk, want - at);
+      if (auto ec = write_all(buf, n, at)) return ec;
+      at += n;
+    }
+    allocated_ = want;
+  }
+  std::memcpy(buf, tail_.data(), tail_.size());
+  std::memcpy(buf + tail_.size(), data.data(), data.size());
+  std::memset(buf + tail_.size() + data.size(), 0, len - tail_.size() - data.size());
+  return write_all(buf, len, start);
 }
 
 UsageJournal::Batch UsageJournal::read(JournalPosition from, std::size_t max_records) const {

@@ -366,6 +366,7 @@ Config parse_config(std::string_view toml_text, std::string source, const EnvMap
     auto s = section("journal");
     s.read_string("dir", cfg.journal.dir, check_nonempty);
     s.read_number("segment_bytes", cfg.journal.segment_bytes, 4096, std::int64_t{1} << 40);
+    s.read_bool("direct_io", cfg.journal.direct_io);
     s.read_number("batch_records", cfg.journal.batch_records, 1, 100000);
     s.read_ms("drain_timeout_ms", cfg.journal.drain_timeout, 0, kMaxMs);
     s.read_ms("ledger_interval_ms", cfg.journal.ledger_interval, 1, 60000);

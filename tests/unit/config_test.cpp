@@ -68,6 +68,7 @@ void expect_same_settings(const Config& a, const Config& b) {
   EXPECT_EQ(a.admission.prefetch, b.admission.prefetch);
   EXPECT_EQ(a.journal.dir, b.journal.dir);
   EXPECT_EQ(a.journal.segment_bytes, b.journal.segment_bytes);
+  EXPECT_EQ(a.journal.direct_io, b.journal.direct_io);
   EXPECT_EQ(a.journal.batch_records, b.journal.batch_records);
   EXPECT_EQ(a.journal.drain_timeout, b.journal.drain_timeout);
   EXPECT_EQ(a.journal.ledger_interval, b.journal.ledger_interval);
@@ -511,6 +512,9 @@ TEST(ConfigTest, BadModelsAreRefusedWithTheKeyNamed) {
   EXPECT_TRUE(contains(msg("[journal]\nledger_interval_ms = 60001\n"), "must be between"));
   EXPECT_EQ(parse_config("[journal]\nledger_interval_ms = 250\n", "a", {}).journal.ledger_interval.count(), 250);
   EXPECT_EQ(parse_config("", "a", {}).journal.ledger_interval.count(), 10);
+  EXPECT_TRUE(contains(msg("[journal]\ndirect_io = \"on\"\n"), "expected true or false"));
+  EXPECT_FALSE(parse_config("[journal]\ndirect_io = false\n", "a", {}).journal.direct_io);
+  EXPECT_TRUE(parse_config("", "a", {}).journal.direct_io);
 }
 
 }  // namespace

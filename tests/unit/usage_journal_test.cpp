@@ -6,6 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
@@ -284,6 +287,66 @@ TEST(UsageJournal, CheckpointsWithinASegmentReachDiskOncePerIntervalAndOnClose) 
   ASSERT_EQ(replay.records.size(), 6u);
   EXPECT_EQ(replay.records.front(), record(4));
   fs::remove_all(dir);
+  fs::remove_all(crashed);
+}
+
+// Whether `dir`'s file system takes O_DIRECT (tmpfs does not).
+bool direct_io_possible(const std::string& dir) {
+  const std::string probe = dir + "/direct-probe";
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_DIRECT | O_CLOEXEC, 0640);
+  if (fd >= 0) ::close(fd);
+  fs::remove(probe);
+  return fd >= 0;
+}
+
+// Direct commits (whole 4 KiB blocks, the last one's earlier bytes kept in memory) leave the same
+// journal, byte for byte, as writes through the page cache: records of every size across block
+// boundaries and the 1 MiB zero fill, a reopen in the middle of a block (whose first bytes then
+// come from the file), and a crash copy taken with the zeros ahead still in place.
+TEST(UsageJournal, DirectCommitsWriteTheSameJournalAsBufferedOnes) {
+  const std::string direct_dir = test::make_temp_dir("journal-direct");
+  const std::string buffered_dir = test::make_temp_dir("journal-buffered");
+  const std::string crashed = direct_dir + "-crashed";
+  auto big = [](int i) {
+    UsageRecord r = record(i);
+    r.model = std::string(static_cast<std::size_t>(i * 37 % 900), 'm');  // 0.1 to 1 KiB frames
+    return r;
+  };
+  auto write = [&](const std::string& dir, bool direct, int from, int to) {
+    UsageJournal::Options o{dir};
+    o.direct_io = direct;
+    UsageJournal j(o);
+    EXPECT_EQ(j.writes_direct(), direct && direct_io_possible(dir)) << dir;
+    for (int i = from; i < to; ++i) j.append_sync(big(i));
+    if (direct && to == 2500) {
+      fs::copy(dir, crashed);  // what a crash now would leave: zeros ahead, no final cut
+      fs::remove(crashed + "/lock");
+    }
+  };
+  ASSERT_TRUE(direct_io_possible(direct_dir)) << "the test's directory must take O_DIRECT";
+  for (const bool direct : {true, false}) {
+    const std::string& dir = direct ? direct_dir : buffered_dir;
+    write(dir, direct, 0, 7);        // 7 frames: the journal ends inside its first block
+    write(dir, direct, 7, 2500);     // reopened mid-block; past the first 1 MiB of zeros
+    write(dir, direct, 2500, 2600);
+  }
+  const std::string a = test::read_file(last_segment(direct_dir));
+  const std::string b = test::read_file(last_segment(buffered_dir));
+  EXPECT_GT(a.size(), std::size_t{1} << 20);
+  EXPECT_TRUE(a == b) << "direct " << a.size() << " bytes, buffered " << b.size();
+  {
+    UsageJournal j({direct_dir});
+    const auto all = j.read(j.checkpoint(), 10000);
+    ASSERT_EQ(all.records.size(), 2600u);
+    for (int i = 0; i < 2600; i += 97) EXPECT_EQ(all.records[static_cast<std::size_t>(i)], big(i)) << i;
+  }
+  UsageJournal after_crash({crashed});
+  EXPECT_EQ(after_crash.torn_bytes_dropped(), 0u);
+  const auto kept = after_crash.read(after_crash.checkpoint(), 10000);
+  ASSERT_EQ(kept.records.size(), 2500u);
+  EXPECT_EQ(kept.records.back(), big(2499));
+  fs::remove_all(direct_dir);
+  fs::remove_all(buffered_dir);
   fs::remove_all(crashed);
 }
 

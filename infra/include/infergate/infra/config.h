@@ -72,6 +72,7 @@ struct AdmissionConfig {
 struct JournalConfig {
   std::string dir = ".local/journal";       // usage journal segments and checkpoint
   std::uint64_t segment_bytes = 64ull << 20;  // a new segment after this many bytes
+  bool direct_io = true;  // commits bypass the page cache where the file system allows it
   int batch_records = 1000;                 // records per insert into the ledger
   Millis drain_timeout{10000};              // on SIGTERM, how long to wait for the ledger
   // How long the ledger writer lets records gather before its next insert (at once when a
