@@ -1,6 +1,7 @@
 #include "infergate/billing/usage_journal.h"
 
 #include "infergate/billing/crc32.h"
+#include "infergate/infra/metrics.h"
 
 #include <pthread.h>
 #include <fcntl.h>
@@ -327,6 +328,7 @@ void UsageJournal::writer_loop() {
     std::string buf;
     for (const auto& p : batch) buf += p.frame;
     std::error_code ec;
+    const auto commit_start = std::chrono::steady_clock::now();
     if (dfd_ >= 0) {
       ec = write_direct(at.offset, buf);
     } else {
@@ -341,6 +343,9 @@ void UsageJournal::writer_loop() {
       if (!ec) ec = write_at(fd_, buf.data(), buf.size(), at.offset, buf.size());
     }
     if (!ec && opt_.fsync && ::fdatasync(fd_) != 0) ec = std::error_code(errno, std::generic_category());
+    if (!ec && opt_.commit_seconds != nullptr)
+      opt_.commit_seconds->observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - commit_start).count());
+    if (!ec && opt_.commit_records != nullptr) opt_.commit_records->observe(static_cast<double>(batch.size()));
     if (ec) {
       // Cut what may be half written so the journal stays a sequence of whole frames. If even
       // that fails, appending after the garbage would hide acknowledged records behind it:

@@ -120,6 +120,9 @@ TEST_F(Completions, CompletionsAnswerInTheOpenAiShape) {
   // still measured (by the engine's clock): 6 tokens, 5 gaps.
   const auto m = test::http_request(server.port(), "GET", "/metrics").body;
   EXPECT_NE(m.find("\ninfergate_inter_token_latency_seconds_count{model=\"toy\"} 5\n"), std::string::npos) << m;
+  // Its record went to disk in one journal commit (the server's first and only request).
+  EXPECT_NE(m.find("\ninfergate_journal_commit_seconds_count 1\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("\ninfergate_journal_commit_records_sum 1\n"), std::string::npos) << m;
 }
 
 // The chunks of a streamed response, checked for the SSE framing; `text` gets the streamed text.

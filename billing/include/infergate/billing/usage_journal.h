@@ -31,6 +31,10 @@
 
 #include "infergate/billing/usage_record.h"
 
+namespace infergate::infra {
+class Histogram;
+}
+
 namespace infergate::billing {
 
 struct JournalPosition {
@@ -58,6 +62,9 @@ class UsageJournal {
     // fdatasync return sooner. Where the file system refuses O_DIRECT (tmpfs), or with fsync
     // off, writes go through the page cache as before.
     bool direct_io = true;
+    // Where set, each commit's duration (write and fdatasync, seconds) and record count.
+    infra::Histogram* commit_seconds = nullptr;
+    infra::Histogram* commit_records = nullptr;
     // How often an advancing checkpoint is written to disk (see commit_checkpoint).
     std::chrono::milliseconds checkpoint_interval{1000};
   };
