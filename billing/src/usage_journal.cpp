@@ -29,6 +29,10 @@ constexpr std::uint64_t kPreallocChunk = 1u << 20;
 // Direct writes cover whole blocks of this size, at offsets and addresses aligned to it (a
 // multiple of every logical block size in use).
 constexpr std::uint64_t kBlock = 4096;
+// The latest committed bytes kept in memory for the ledger writer (UsageJournal::recent_), and
+// the most read() copies out of them at a time.
+constexpr std::size_t kRecentMax = 4u << 20;
+constexpr std::size_t kRecentCopy = 256u << 10;
 constexpr std::uint64_t block_floor(std::uint64_t v) { return v & ~(kBlock - 1); }
 constexpr std::uint64_t block_ceil(std::uint64_t v) { return block_floor(v + kBlock - 1); }
 
@@ -361,6 +365,16 @@ void UsageJournal::writer_loop() {
         tail_.assign(block_buf_.get() + (block_floor(end) - block_floor(at.offset)), end - block_floor(end));
       }
       std::lock_guard lock(mu_);
+      if (recent_base_ + recent_.size() != at.offset) {  // a new segment (or a gap): start over
+        recent_.clear();
+        recent_base_ = at.offset;
+      }
+      if (recent_.size() + buf.size() > kRecentMax) {  // keep the newer half
+        const std::size_t drop = recent_.size() / 2;
+        recent_.erase(0, drop);
+        recent_base_ += drop;
+      }
+      recent_ += buf;
       end_ = {at.segment, end};
       ++fsyncs_;
     }
@@ -415,6 +429,31 @@ std::error_code UsageJournal::write_direct(std::uint64_t offset, const std::stri
   return write_all(buf, len, start);
 }
 
+bool UsageJournal::read_recent(JournalPosition pos, std::size_t max_records, Batch& out) const {
+  std::string bytes;
+  {
+    std::lock_guard lock(mu_);
+    if (pos.segment != end_.segment || pos.offset < recent_base_ || pos.offset >= recent_base_ + recent_.size())
+      return false;
+    const auto from = static_cast<std::size_t>(pos.offset - recent_base_);
+    bytes.assign(recent_, from, std::min(recent_.size() - from, kRecentCopy));
+  }
+  std::size_t off = 0;
+  while (off + kHeader <= bytes.size() && out.records.size() < max_records) {
+    const std::uint32_t len = get_u32(bytes.data() + off);
+    if (len == 0 || off + kHeader + len > bytes.size()) break;
+    const std::string_view payload(bytes.data() + off + kHeader, len);
+    if (crc32(payload) != get_u32(bytes.data() + off + 4))
+      throw JournalError("checksum mismatch in the journal's committed bytes at " + segment_path(pos.segment) +
+                         " offset " + std::to_string(pos.offset + off) + ": memory is damaged");
+    out.records.push_back(decode_usage(payload));
+    off += kHeader + len;
+  }
+  if (off == 0) return false;  // a frame larger than one copy: the file has it
+  out.end = {pos.segment, pos.offset + off};
+  return true;
+}
+
 UsageJournal::Batch UsageJournal::read(JournalPosition from, std::size_t max_records) const {
   Batch out;
   JournalPosition end;
@@ -423,6 +462,7 @@ UsageJournal::Batch UsageJournal::read(JournalPosition from, std::size_t max_rec
     end = end_;
   }
   out.end = from;
+  if (from < end && read_recent(from, max_records, out)) return out;
   JournalPosition pos = from;
   while (out.records.size() < max_records && pos < end) {
     const std::string path = segment_path(pos.segment);

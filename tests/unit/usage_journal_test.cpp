@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "infergate/billing/crc32.h"
@@ -376,6 +377,64 @@ TEST(UsageJournal, GroupCommitSyncsManyRecordsAtOnce) {
   EXPECT_EQ(j.read(j.checkpoint(), 10000).records.size(), static_cast<std::size_t>(kThreads * kEach));
   // Each fdatasync covered several records (8 writers wait on the same sync).
   EXPECT_LT(j.fsync_count(), static_cast<std::uint64_t>(kThreads * kEach) / 2);
+  fs::remove_all(dir);
+}
+
+// The latest commits (a few MiB of the current segment) are read from memory, older ones from
+// the file: damage done to the file after a commit does not reach a reader of the running
+// journal, whose copy is what was committed, but a reopened journal reads the file and finds it.
+TEST(UsageJournal, RecentCommitsAreReadFromMemoryOlderOnesFromTheFile) {
+  const std::string dir = test::make_temp_dir("journal");
+  auto big = [](int i) {
+    UsageRecord r = record(i);
+    r.model = std::string(1500, static_cast<char>('a' + i % 26));
+    return r;
+  };
+  constexpr int kThreads = 8, kEach = 500;  // ~6 MiB: more than the 4 MiB kept in memory
+  {
+    UsageJournal j({dir});
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t)
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < kEach; ++i) j.append_sync(big(t * kEach + i));
+      });
+    for (auto& t : threads) t.join();
+    std::vector<UsageRecord> all;
+    for (JournalPosition at = j.checkpoint(); at < j.end();) {
+      auto b = j.read(at, 700);
+      ASSERT_FALSE(b.records.empty());
+      all.insert(all.end(), b.records.begin(), b.records.end());
+      at = b.end;
+    }
+    ASSERT_EQ(all.size(), static_cast<std::size_t>(kThreads * kEach));
+    std::set<std::string> ids;
+    for (const auto& r : all) {
+      ids.insert(r.request_id);
+      EXPECT_EQ(r.model.size(), 1500u);
+    }
+    EXPECT_EQ(ids.size(), all.size());
+    // Damage the last record's payload on disk.
+    const std::string path = last_segment(dir);
+    const std::uint64_t last_frame_at = j.end().offset - 1000;  // inside the last frame (~1.6 KiB each)
+    {
+      std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+      f.seekp(static_cast<std::streamoff>(last_frame_at));
+      f.write("XXXX", 4);
+    }
+    std::vector<UsageRecord> again;
+    for (JournalPosition at = j.checkpoint(); at < j.end();) {
+      auto b = j.read(at, 700);
+      ASSERT_FALSE(b.records.empty());
+      again.insert(again.end(), b.records.begin(), b.records.end());
+      at = b.end;
+    }
+    EXPECT_EQ(again.size(), all.size());
+    EXPECT_EQ(again.back(), all.back());  // from memory: as committed
+  }
+  UsageJournal reopened({dir});
+  // The damaged frame is the last: reopening treats it as a torn tail and drops it.
+  EXPECT_GT(reopened.torn_bytes_dropped(), 0u);
+  EXPECT_EQ(reopened.read(reopened.checkpoint(), 10000).records.size(), static_cast<std::size_t>(kThreads * kEach - 1));
   fs::remove_all(dir);
 }
 
