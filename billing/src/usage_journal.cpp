@@ -364,17 +364,21 @@ void UsageJournal::writer_loop() {
       if (dfd_ >= 0) {  // the new last block's bytes, for the next commit to write again
         tail_.assign(block_buf_.get() + (block_floor(end) - block_floor(at.offset)), end - block_floor(end));
       }
+      {
+        std::lock_guard lock(recent_mu_);
+        if (recent_segment_ != at.segment || recent_base_ + recent_.size() != at.offset) {  // start over
+          recent_.clear();
+          recent_segment_ = at.segment;
+          recent_base_ = at.offset;
+        }
+        if (recent_.size() + buf.size() > kRecentMax) {  // keep the newer half
+          const std::size_t drop = recent_.size() / 2;
+          recent_.erase(0, drop);
+          recent_base_ += drop;
+        }
+        recent_ += buf;
+      }
       std::lock_guard lock(mu_);
-      if (recent_base_ + recent_.size() != at.offset) {  // a new segment (or a gap): start over
-        recent_.clear();
-        recent_base_ = at.offset;
-      }
-      if (recent_.size() + buf.size() > kRecentMax) {  // keep the newer half
-        const std::size_t drop = recent_.size() / 2;
-        recent_.erase(0, drop);
-        recent_base_ += drop;
-      }
-      recent_ += buf;
       end_ = {at.segment, end};
       ++fsyncs_;
     }
@@ -432,8 +436,8 @@ std::error_code UsageJournal::write_direct(std::uint64_t offset, const std::stri
 bool UsageJournal::read_recent(JournalPosition pos, std::size_t max_records, Batch& out) const {
   std::string bytes;
   {
-    std::lock_guard lock(mu_);
-    if (pos.segment != end_.segment || pos.offset < recent_base_ || pos.offset >= recent_base_ + recent_.size())
+    std::lock_guard lock(recent_mu_);
+    if (pos.segment != recent_segment_ || pos.offset < recent_base_ || pos.offset >= recent_base_ + recent_.size())
       return false;
     const auto from = static_cast<std::size_t>(pos.offset - recent_base_);
     bytes.assign(recent_, from, std::min(recent_.size() - from, kRecentCopy));

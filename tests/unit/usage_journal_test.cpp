@@ -399,13 +399,20 @@ TEST(UsageJournal, RecentCommitsAreReadFromMemoryOlderOnesFromTheFile) {
         for (int i = 0; i < kEach; ++i) j.append_sync(big(t * kEach + i));
       });
     for (auto& t : threads) t.join();
-    std::vector<UsageRecord> all;
-    for (JournalPosition at = j.checkpoint(); at < j.end();) {
-      auto b = j.read(at, 700);
-      ASSERT_FALSE(b.records.empty());
-      all.insert(all.end(), b.records.begin(), b.records.end());
-      at = b.end;
-    }
+    auto read_everything = [&j] {  // in batches, as the ledger writer reads
+      std::vector<UsageRecord> out;
+      for (JournalPosition at = j.checkpoint(); at < j.end();) {
+        auto b = j.read(at, 700);
+        if (b.records.empty()) {
+          ADD_FAILURE() << "no record at offset " << at.offset;
+          break;
+        }
+        out.insert(out.end(), b.records.begin(), b.records.end());
+        at = b.end;
+      }
+      return out;
+    };
+    const std::vector<UsageRecord> all = read_everything();
     ASSERT_EQ(all.size(), static_cast<std::size_t>(kThreads * kEach));
     std::set<std::string> ids;
     for (const auto& r : all) {
@@ -421,14 +428,8 @@ TEST(UsageJournal, RecentCommitsAreReadFromMemoryOlderOnesFromTheFile) {
       f.seekp(static_cast<std::streamoff>(last_frame_at));
       f.write("XXXX", 4);
     }
-    std::vector<UsageRecord> again;
-    for (JournalPosition at = j.checkpoint(); at < j.end();) {
-      auto b = j.read(at, 700);
-      ASSERT_FALSE(b.records.empty());
-      again.insert(again.end(), b.records.begin(), b.records.end());
-      at = b.end;
-    }
-    EXPECT_EQ(again.size(), all.size());
+    const std::vector<UsageRecord> again = read_everything();
+    ASSERT_EQ(again.size(), all.size());
     EXPECT_EQ(again.back(), all.back());  // from memory: as committed
   }
   UsageJournal reopened({dir});

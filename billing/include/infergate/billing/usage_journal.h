@@ -140,10 +140,12 @@ class UsageJournal {
   std::size_t block_buf_size_ = 0;
   std::error_code write_direct(std::uint64_t offset, const std::string& data);
   // The current segment's latest committed bytes, [recent_base_, end_.offset), at most a few
-  // MiB (under mu_): the ledger writer reads what was just committed from here instead of the
-  // file (which, written with O_DIRECT, is not in the page cache).
+  // MiB: the ledger writer reads what was just committed from here instead of the file (which,
+  // written with O_DIRECT, is not in the page cache). Under a mutex of their own, so trimming
+  // them never holds up append().
+  mutable std::mutex recent_mu_;
   std::string recent_;
-  std::uint64_t recent_base_ = 0;
+  std::uint64_t recent_segment_ = 0, recent_base_ = 0;
   // Frames from `pos` in the recent bytes; false (nothing read) when they do not hold `pos`.
   bool read_recent(JournalPosition pos, std::size_t max_records, Batch& out) const;
   std::uint64_t allocated_ = 0;  // bytes of the current segment's file: data, then zeros ahead
