@@ -204,7 +204,7 @@ void close_record(billing::UsageRecord& rec, const engine::GenerationEvent& last
   const bool cancelled = last.reason == engine::FinishReason::cancelled || client_gone;
   const bool failed = last.reason == engine::FinishReason::error;
   rec.prompt_tokens = last.prompt_tokens_processed;
-  rec.cached_tokens = std::min(last.cached_prompt_tokens, rec.prompt_tokens);
+  rec.cached_tokens = last.cached_prompt_tokens;  // never more than prompt_tokens_processed
   rec.completion_tokens = last.completion_tokens;
   rec.status = failed ? "failed" : cancelled ? "cancelled" : "completed";
   rec.finish_reason = failed ? "error" : cancelled ? "cancelled" : openai_finish(last.reason);
