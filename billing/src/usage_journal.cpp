@@ -241,16 +241,19 @@ void UsageJournal::recover() {
   if (dfd_ >= 0) tail_ = data.substr(block_floor(good), good - block_floor(good));
 }
 
+// Opens segment `seq` (creating it) and only then lets go of the current one, so a segment that
+// cannot be opened leaves the journal writing where it was and a later commit can try again.
 void UsageJournal::open_segment(std::uint64_t seq) {
+  const std::string path = segment_path(seq);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0) throw JournalError("cannot open " + path + ": " + std::strerror(errno));
+  // EINVAL where the file system has no direct I/O (tmpfs): the page cache path then.
+  const int dfd = opt_.fsync && opt_.direct_io ? ::open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC) : -1;
   if (fd_ >= 0) ::close(fd_);
   if (dfd_ >= 0) ::close(dfd_);
-  dfd_ = -1;
+  fd_ = fd;
+  dfd_ = dfd;
   tail_.clear();
-  const std::string path = segment_path(seq);
-  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
-  if (fd_ < 0) throw JournalError("cannot open " + path + ": " + std::strerror(errno));
-  // EINVAL where the file system has no direct I/O (tmpfs): the page cache path then.
-  if (opt_.fsync && opt_.direct_io) dfd_ = ::open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
   direct_.store(dfd_ >= 0, std::memory_order_relaxed);
   allocated_ = 0;
   if (opt_.fsync) fsync_dir(opt_.dir);
@@ -318,12 +321,17 @@ void UsageJournal::writer_loop() {
     }
     if (at.offset >= opt_.segment_bytes) {  // rotate before writing
       try {
-        // The finished segment ends at its data (its reader and the backlog use its size).
-        if (::ftruncate(fd_, static_cast<off_t>(at.offset)) != 0)
+        // The finished segment ends at its data (its reader and the backlog use its size). Each
+        // step can be repeated: if one fails, this batch fails and the next one starts over.
+        if (::ftruncate(fd_, static_cast<off_t>(at.offset)) != 0 || (opt_.fsync && ::fdatasync(fd_) != 0))
           throw JournalError("cannot cut the zeros after a segment's data: " + std::string(std::strerror(errno)));
-        ::fdatasync(fd_);
         open_segment(at.segment + 1);
         at = {at.segment + 1, 0};
+        // The journal's end moves into the new (empty, created durably) segment now, not with
+        // its first successful commit: were that commit to fail, the next one must write here
+        // rather than rotate again over this segment.
+        std::lock_guard lock(mu_);
+        end_ = at;
       } catch (const std::exception&) {
         for (auto& p : batch) p.durable(std::make_error_code(std::errc::io_error));
         continue;

@@ -250,6 +250,53 @@ TEST(UsageJournal, SegmentsRotateAndCheckpointsDeleteWhatIsInTheLedger) {
   fs::remove_all(dir);
 }
 
+// A segment that cannot be created when the journal rotates (here a directory in its place;
+// in production a full directory or file table) fails the commits that needed it, and only
+// those: once it can be created, appends succeed again, nothing acknowledged is lost and
+// nothing refused is there. The finished segment stays whole throughout.
+TEST(UsageJournal, ASegmentThatCannotBeCreatedFailsOnlyTheCommitsThatNeedIt) {
+  const std::string dir = test::make_temp_dir("journal");
+  for (const bool direct : {true, false}) {
+    SCOPED_TRACE(direct ? "direct" : "buffered");
+    fs::remove_all(dir);
+    UsageJournal::Options opt{dir, 2048};
+    opt.direct_io = direct;
+    std::vector<UsageRecord> acknowledged;
+    std::size_t refused = 0;
+    {
+      UsageJournal j(opt);
+      int i = 0;
+      const auto try_append = [&]() -> bool {
+        try {
+          j.append_sync(record(i));
+          acknowledged.push_back(record(i++));
+          return true;
+        } catch (const JournalError&) {
+          ++i;
+          ++refused;
+          return false;
+        }
+      };
+      while (j.end().segment == 1) ASSERT_TRUE(try_append());
+      // Segment 2 exists now; block segment 3 and fill segment 2 until a commit needs it.
+      const fs::path next = fs::path(dir) / "journal-0000000000000003.log";
+      fs::create_directory(next);
+      int failures = 0;
+      for (int k = 0; k < 200 && failures < 3; ++k) failures += try_append() ? 0 : 1;
+      ASSERT_EQ(failures, 3) << "the journal never needed its third segment";
+      EXPECT_EQ(j.end().segment, 2u);
+      fs::remove(next);
+      for (int k = 0; k < 5; ++k) EXPECT_TRUE(try_append()) << "appends still fail once the segment can be created";
+      EXPECT_EQ(j.end().segment, 3u);
+    }
+    EXPECT_EQ(refused, 3u);
+    UsageJournal j(opt);
+    const auto all = j.read(j.checkpoint(), 100000);
+    EXPECT_EQ(all.records, acknowledged);
+  }
+  fs::remove_all(dir);
+}
+
 // The checkpoint file is rewritten at most once per interval while the checkpoint stays in one
 // segment (each rewrite is device flushes that request commits queue behind); what the journal
 // last recorded is on disk once it closes. A crash in between replays from the older one.
