@@ -51,6 +51,8 @@ constexpr std::size_t kPrefetchMax = 96;
 constexpr std::int64_t kMaxGroupUnits = 48;  // units of one admission ahead (lua/admission.lua)
 constexpr std::int64_t kPrefetchMaxAgeMs = 1000;
 constexpr std::int64_t kPrefetchCooldownMs = 1000;  // after an admission ahead was refused
+// An admission that failed is released at once and again after this (release_maybe_admitted).
+constexpr std::chrono::seconds kLateAdmissionRelease{5};
 constexpr std::int64_t kPrefetchShareOfLeft = 16;   // the pool holds at most 1/16 of what is left
 constexpr std::int64_t kUnused = -1;  // the settlement of a reservation nobody used
 
@@ -316,13 +318,16 @@ void Admission::note_left(Pool& pool, const infra::RedisReply& admitted) {
   pool.left_known = true;
 }
 
-Admission::Op Admission::release_op(const std::string& tenant_id, const std::string& id, const asio::any_io_executor& ex) {
+Admission::Op Admission::release_op(const std::string& tenant_id, const std::string& id, const asio::any_io_executor& ex,
+                                    bool ahead) {
   Op op;
   op.settle = true;
   op.id = id;
   op.tokens = kUnused;
-  op.done = std::make_shared<CallbackCompletion>([this, tenant_id, id, ex](std::exception_ptr error, const std::optional<BatchReply>&) {
-    if (!error) return;
+  op.done = std::make_shared<CallbackCompletion>([this, tenant_id, id, ex, ahead](std::exception_ptr error, const std::optional<BatchReply>&) {
+    // The release of an admission that failed is tried twice and no more (release_maybe_admitted):
+    // while Redis is down every refused request has one, and most of them were never admitted.
+    if (!error || !ahead) return;
     // Retried like any settlement (until then, or should that fail too, it holds its units
     // until its expiry).
     settle_errors_->inc();
@@ -333,8 +338,16 @@ Admission::Op Admission::release_op(const std::string& tenant_id, const std::str
     r.tenant_id = tenant_id;
     asio::co_spawn(ex, retry_settle(std::move(r), kUnused), asio::detached);
   });
-  prefetch_released_->inc();
+  if (ahead) prefetch_released_->inc();
   return op;
+}
+
+void Admission::release_maybe_admitted(const std::string& tenant_id, const std::string& id,
+                                       const asio::any_io_executor& ex) {
+  enqueue_all(tenant_id, {release_op(tenant_id, id, ex, /*ahead=*/false)}, ex);
+  after(kLateAdmissionRelease, ex, [this, tenant_id, id, ex] {
+    enqueue_all(tenant_id, {release_op(tenant_id, id, ex, /*ahead=*/false)}, ex);
+  });
 }
 
 std::vector<Admission::Op> Admission::take_stale(const std::string& tenant_id, TenantPools& tp, std::int64_t now,
@@ -719,6 +732,7 @@ asio::awaitable<AdmissionDecision> Admission::admit(const AdmissionRequest& req)
     }
   }
   std::string error;
+  bool maybe_admitted = false;  // a call for op.id failed: Redis may have run it nonetheless
   try {
     BatchReply got = co_await submit(req.tenant_id, op);
     if (cfg_.prefetch && (got.reply.elements.empty() || got.reply.elements[0].integer != 1)) {
@@ -749,6 +763,7 @@ asio::awaitable<AdmissionDecision> Admission::admit(const AdmissionRequest& req)
         } catch (const std::exception& e) {
           infra::log::warn("admission retry after releasing reservations failed; the refusal stands",
                            {{"tenant", req.tenant_id}, {"error", e.what()}});
+          maybe_admitted = true;
         }
       }
     }
@@ -780,6 +795,11 @@ asio::awaitable<AdmissionDecision> Admission::admit(const AdmissionRequest& req)
     }
   } catch (const std::exception& ex) {
     error = ex.what();
+    maybe_admitted = true;
+  }
+  if (maybe_admitted) {
+    const auto ex = co_await asio::this_coro::executor;
+    release_maybe_admitted(req.tenant_id, op.id, ex);
   }
   if (!error.empty()) {
     if (cfg_.fail_open) {

@@ -878,6 +878,46 @@ TEST(AdmissionFailures, AFailedSettleIsRetriedUntilRedisReturns) {
   EXPECT_EQ(a.day_counter_reaching("100"), "100");
 }
 
+// An admission whose reply does not come in time is refused (503), but Redis may still run it
+// (here: it was stopped, and runs the call once it is resumed). Its reservation, the tenant's
+// only concurrency slot included, must not stay held until its expiry (10 minutes): the gateway
+// releases it, and the tenant's next request is admitted.
+TEST(AdmissionFailures, AnAdmissionThatTimedOutIsReleasedEvenIfRedisRanItLater) {
+  StallableAdmission a("ten_late_admit", 300ms);
+  gateway::AdmissionRequest r;
+  r.tenant_id = a.tenant;
+  r.key_id = "k";
+  r.tokens = 700;
+  r.tenant.max_concurrent_requests = 1;
+  r.tenant.tokens_per_day = 5000;
+  r.periods = {"2026-11-22", "2026-11", kFarFuture, kFarFuture};
+  const auto admit = [&] {
+    return a.io.run([&]() -> asio::awaitable<gateway::AdmissionDecision> {
+      gateway::AdmissionDecision x = co_await a.admission->admit(r);
+      co_return x;
+    }());
+  };
+  const auto first = admit();  // the script is loaded, and the one slot taken and given back
+  ASSERT_TRUE(first.admitted()) << first.limit << first.error;
+  a.io.run([&]() -> asio::awaitable<gateway::SettleResult> {
+    gateway::SettleResult x = co_await a.admission->settle(*first.reservation, 0);
+    co_return x;
+  }());
+  a.server.pause();
+  const auto timed_out = admit();
+  EXPECT_EQ(timed_out.outcome, gateway::AdmissionOutcome::redis_error);
+  a.server.resume();  // Redis now runs the admission, then the release queued behind it
+  EXPECT_EQ(a.day_counter_reaching("0"), "0");  // its 700 tokens came back
+  const auto next = admit();
+  ASSERT_TRUE(next.admitted()) << next.limit << next.error;  // and its slot
+  auto s = a.io.run([&]() -> asio::awaitable<gateway::SettleResult> {
+    gateway::SettleResult x = co_await a.admission->settle(*next.reservation, 100);
+    co_return x;
+  }());
+  EXPECT_EQ(s.outcome, gateway::SettleOutcome::refunded);
+  EXPECT_EQ(a.day_counter_reaching("100"), "100");
+}
+
 // What shutdown waits for: a settlement nobody waits for counts as pending until its call is done.
 TEST(AdmissionFailures, BackgroundSettlementsArePendingUntilTheirCallIsDone) {
   StallableAdmission a("ten_pending", 3000ms);

@@ -256,7 +256,17 @@ class Admission {
                        std::int64_t tokens, std::int64_t count, std::exception_ptr error, const std::optional<BatchReply>& reply,
                        const boost::asio::any_io_executor& ex);
   static void note_left(Pool& pool, const infra::RedisReply& admitted);
-  Op release_op(const std::string& tenant_id, const std::string& id, const boost::asio::any_io_executor& ex);
+  // `ahead`: a reservation admitted ahead of demand (counted as released unused); otherwise one
+  // whose admission failed after perhaps reaching Redis (release_maybe_admitted).
+  Op release_op(const std::string& tenant_id, const std::string& id, const boost::asio::any_io_executor& ex,
+                bool ahead = true);
+  // An admission whose call failed (no reply in time, connection lost) may still have been run
+  // by Redis, then or later: its reservation is released, behind the call on the connection and
+  // once more a few seconds later (should a reconnect have put the release first), so that its
+  // tokens and slot are not held until its expiry. Releasing what was never admitted changes
+  // nothing.
+  void release_maybe_admitted(const std::string& tenant_id, const std::string& id,
+                              const boost::asio::any_io_executor& ex);
   // Releases the tenant's stale reservations (all of them with `all`); returns the ops to send.
   std::vector<Op> take_stale(const std::string& tenant_id, TenantPools& tp, std::int64_t now, bool all,
                              const boost::asio::any_io_executor& ex);
