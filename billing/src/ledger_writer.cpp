@@ -21,6 +21,7 @@ LedgerWriter::LedgerWriter(UsageJournal& journal, infra::PostgresConfig pg, Opti
                                "Journal records sent to the usage ledger, by result", {"result"});
   inserted_ = &rows.with({"inserted"});
   duplicates_ = &rows.with({"duplicate"});
+  rejected_ = &rows.with({"rejected"});
   errors_ = &metrics
                  .counter("infergate_ledger_write_errors_total",
                           "Failed attempts to write a batch into the usage ledger")
@@ -163,6 +164,46 @@ void copy_row(std::string& out, const UsageRecord& r) {
 }
 }  // namespace
 
+namespace {
+// Postgres refuses the data itself (SQLSTATE class 22, data exception, or 23, integrity
+// constraint violation, other than the duplicate key that insert() expects): sending the same
+// records again can never succeed.
+bool refuses_content(const pqxx::sql_error& e) {
+  const std::string& state = e.sqlstate();
+  return state.rfind("22", 0) == 0 || (state.rfind("23", 0) == 0 && state != "23505");
+}
+}  // namespace
+
+LedgerWriter::Written LedgerWriter::write(pqxx::connection& conn, const std::vector<UsageRecord>& records) {
+  try {
+    return {insert(conn, records), 0};
+  } catch (const pqxx::sql_error& e) {
+    if (!refuses_content(e)) throw;
+  }
+  // A record of the batch is refused: find it (them) by sending the records one at a time.
+  // Written ones stay written should a later one fail otherwise (Postgres gone): the retry
+  // skips them like any replay.
+  Written w;
+  std::vector<UsageRecord> one(1);
+  for (const UsageRecord& r : records) {
+    one[0] = r;
+    try {
+      w.inserted += insert(conn, one);
+      continue;
+    } catch (const pqxx::sql_error& e) {
+      if (!refuses_content(e)) throw;
+      conn.prepare("ig_ledger_reject",
+                   "INSERT INTO usage_rejected (record, error) VALUES ($1, $2) ON CONFLICT DO NOTHING");
+      pqxx::nontransaction tx(conn);
+      tx.exec_prepared("ig_ledger_reject", encode_usage(r), std::string(e.what()));
+      infra::log::error("usage record refused by the ledger; kept in usage_rejected, not billed until corrected",
+                        {{"tenant", r.tenant_id}, {"request_id", r.request_id}, {"error", e.what()}});
+    }
+    ++w.rejected;
+  }
+  return w;
+}
+
 std::size_t LedgerWriter::insert(pqxx::connection& conn, const std::vector<UsageRecord>& records) {
   if (records.empty()) return 0;
   // Almost always no record of the batch is in the ledger yet: the batch goes by COPY, which
@@ -220,9 +261,10 @@ void LedgerWriter::loop() {
       batch = journal_.read(from, opt_.batch_records);
       if (!batch.records.empty()) {
         if (!conn || !conn->is_open()) conn = std::make_unique<pqxx::connection>(pg_.conninfo());
-        const std::size_t added = insert(*conn, batch.records);
-        inserted_->inc(added);
-        duplicates_->inc(batch.records.size() - added);
+        const Written w = write(*conn, batch.records);
+        inserted_->inc(w.inserted);
+        rejected_->inc(w.rejected);
+        duplicates_->inc(batch.records.size() - w.inserted - w.rejected);
       }
       if (from < batch.end) journal_.commit_checkpoint(batch.end);
       if (failing) infra::log::info("usage ledger writes resumed");

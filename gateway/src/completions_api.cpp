@@ -197,6 +197,12 @@ const char* openai_finish(engine::FinishReason r) {
   return r == engine::FinishReason::length ? "length" : "stop";
 }
 
+// A record's end: now, and never before its start (the ledger refuses such a row), which the
+// wall clock would give if it stepped back while the request ran (an NTP step, a VM resumed).
+void end_record(billing::UsageRecord& rec) {
+  rec.ended_at_us = std::max(unix_us(SystemClock::now()), rec.started_at_us);
+}
+
 // Completes a request's usage record from its last engine event. `client_gone`: the response
 // could not be delivered (disconnect, failed write), which makes it cancelled whatever the
 // engine did.
@@ -208,7 +214,7 @@ void close_record(billing::UsageRecord& rec, const engine::GenerationEvent& last
   rec.completion_tokens = last.completion_tokens;
   rec.status = failed ? "failed" : cancelled ? "cancelled" : "completed";
   rec.finish_reason = failed ? "error" : cancelled ? "cancelled" : openai_finish(last.reason);
-  rec.ended_at_us = unix_us(SystemClock::now());
+  end_record(rec);
   if (last.time_to_first_token.count() > 0) {
     rec.time_to_first_token_ms = std::chrono::duration_cast<std::chrono::milliseconds>(last.time_to_first_token).count();
   }
@@ -418,7 +424,7 @@ asio::awaitable<Response> CompletionsApi::handle(Request& req, RequestContext& c
   std::variant<Response, AdmissionDecision> admitted = co_await inference_.admit(req, auth, n_prompt + max_new);
   if (auto* refused = std::get_if<Response>(&admitted)) {
     rec.status = "refused";
-    rec.ended_at_us = unix_us(SystemClock::now());
+    end_record(rec);
     journal_.append(rec, [](std::error_code) {});  // refusals are recorded, not waited for
     metrics_->requests->with({model.name, "refused", ""}).inc();
     co_return std::move(*refused);

@@ -190,6 +190,55 @@ TEST(LedgerWriter, FieldsLandAsRecorded) {
   EXPECT_EQ(totals(db).first, 4);
 }
 
+// A record that Postgres refuses for its content (here an end before its start, which the
+// ledger's CHECK rules out) used to stop the ledger for good: its batch was retried forever, and
+// every later record with it. Now the batch's other records land, the refused one is kept whole
+// in usage_rejected with Postgres' error (once, however often it is replayed), and the writer
+// goes on with what follows.
+TEST(LedgerWriter, ARecordPostgresRefusesIsSetAsideAndTheRestLand) {
+  auto db = migrated_db();
+  infra::MetricsRegistry metrics;
+  const std::string dir = test::make_temp_dir("ledger");
+  const std::string pristine = test::make_temp_dir("ledger-copy");
+  UsageRecord bad = record(50);
+  bad.ended_at_us = bad.started_at_us - 1;
+  {
+    UsageJournal journal({dir});
+    for (int i = 0; i < 100; ++i) journal.append_sync(i == 50 ? bad : record(i));
+    std::filesystem::copy(dir, pristine, std::filesystem::copy_options::overwrite_existing | std::filesystem::copy_options::recursive);
+    LedgerWriter writer(journal, db, {1000, 20ms, 50ms}, metrics);
+    writer.start();
+    ASSERT_TRUE(writer.drain(20s)) << "the writer is stuck on the refused record";
+    for (int i = 100; i < 120; ++i) journal.append_sync(record(i));  // and later records still land
+    ASSERT_TRUE(writer.drain(20s));
+  }
+  EXPECT_EQ(totals(db), (std::pair<std::int64_t, std::int64_t>{119, 119 * 100 + 119 * 120 / 2 - 50}));
+  const auto rejected = [&] {
+    pqxx::connection c(db.conninfo());
+    pqxx::nontransaction tx(c);
+    return tx.exec("SELECT record, error FROM usage_rejected");
+  };
+  {
+    const auto rows = rejected();
+    ASSERT_EQ(rows.size(), 1u);
+    EXPECT_EQ(decode_usage(rows[0][0].as<std::string>()), bad);  // whole, as written
+    EXPECT_NE(rows[0][1].as<std::string>().find("check"), std::string::npos) << rows[0][1].as<std::string>();
+  }
+  EXPECT_NE(metrics.render().find("infergate_ledger_records_total{result=\"rejected\"} 1"), std::string::npos)
+      << metrics.render();
+  // Replayed from before the writer ran: nothing doubles, in either table.
+  {
+    UsageJournal journal({pristine});
+    LedgerWriter writer(journal, db, {1000, 20ms, 50ms}, metrics);
+    writer.start();
+    ASSERT_TRUE(writer.drain(20s));
+  }
+  EXPECT_EQ(totals(db).first, 119);
+  EXPECT_EQ(rejected().size(), 1u);
+  std::filesystem::remove_all(dir);
+  std::filesystem::remove_all(pristine);
+}
+
 TEST(LedgerWriter, PostgresDownGrowsTheJournalThenItDrains) {
   test::PrivatePostgres pg(/*start_now=*/false);
   auto cfg = test::postgres_config(pg.port());

@@ -1,7 +1,9 @@
 // Moves durable journal records into the Postgres usage ledger, off the io threads: batches of
 // records in one multi-row INSERT ... ON CONFLICT DO NOTHING (the ledger's key decides, so a
 // record sent twice is stored once), then the journal checkpoint advances. Postgres down: the
-// journal grows (infergate_journal_backlog_bytes) and drains when it returns. Thread-safe.
+// journal grows (infergate_journal_backlog_bytes) and drains when it returns. A record that
+// Postgres refuses for its content goes to usage_rejected rather than stopping the ledger (see
+// write()). Thread-safe.
 #pragma once
 
 #include <pqxx/connection>
@@ -39,6 +41,15 @@ class LedgerWriter {
 
   // Inserts records; returns how many were new. Throws pqxx errors.
   static std::size_t insert(pqxx::connection& conn, const std::vector<UsageRecord>& records);
+  // insert(), except that records Postgres refuses for their content (a constraint of
+  // usage_events, a value out of range) do not hold up the others: the batch goes again record
+  // by record, and each refused record is kept whole in usage_rejected (logged as an error,
+  // counted as result="rejected") instead of being retried forever. Throws pqxx errors
+  // otherwise (Postgres unreachable: the batch is retried).
+  struct Written {
+    std::size_t inserted = 0, rejected = 0;
+  };
+  static Written write(pqxx::connection& conn, const std::vector<UsageRecord>& records);
 
  private:
   void loop();
@@ -52,6 +63,7 @@ class LedgerWriter {
   std::thread thread_;
   infra::Counter* inserted_;
   infra::Counter* duplicates_;
+  infra::Counter* rejected_;
   infra::Counter* errors_;
   infra::MetricsRegistry& metrics_;
   std::uint64_t backlog_gauge_ = 0;
