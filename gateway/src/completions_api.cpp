@@ -409,8 +409,18 @@ asio::awaitable<Response> CompletionsApi::handle(Request& req, RequestContext& c
   }
   const std::vector<std::int32_t>& prompt = prompts.at(&model);
   const std::int64_t n_prompt = static_cast<std::int64_t>(prompt.size());
-  const std::int64_t room = model.context_length - n_prompt;
-  const std::int64_t max_new = p.max_tokens.value_or(std::min<std::int64_t>(admission_cfg_.default_max_tokens, room));
+  // Without max_tokens: the default, within the context and the tokens-per-minute limits of the
+  // tenant and the key (a reservation above them could never be admitted).
+  std::int64_t max_new = 0;
+  if (p.max_tokens) {
+    max_new = *p.max_tokens;
+  } else {
+    TenantLimits limits = auth.record->tenant_limits;
+    if (const auto key_tpm = auth.record->key_limits.tokens_per_minute)
+      limits.tokens_per_minute = std::min(limits.tokens_per_minute.value_or(*key_tpm), *key_tpm);
+    max_new = reservation_size(n_prompt, std::nullopt, model.context_length, admission_cfg_.default_max_tokens, limits)
+                  .max_tokens;
+  }
 
   // The usage record, filled in as the request goes.
   billing::UsageRecord rec;

@@ -410,6 +410,23 @@ TEST_F(Completions, RateLimitedRequestGets429WithRetryAfterAndHeaders) {
   EXPECT_EQ(backend.wait_ledger_row(first.header("x-request-id")).status, "completed");
 }
 
+// A request without max_tokens reserves prompt + the default (admission.default_max_tokens,
+// 1024) only where that fits the tenant's tokens-per-minute limit; below it, the default is cut
+// to what the limit leaves (docs: config admission.default_max_tokens). It used to be reserved in
+// full, so every such request of a tenant with a small limit was refused with 429.
+TEST_F(Completions, WithoutMaxTokensTheReservationFitsASmallTokensPerMinuteLimit) {
+  test::wait_clear_of_minute_boundary();
+  test::Tenant small = backend.tenant("small-tpm", {"--tokens-per-minute", "300"});
+  auto r = test::post_json(server.port(), "/v1/chat/completions", small.key, chat_body(R"("temperature":0)"));
+  ASSERT_EQ(r.status, 200) << r.raw.body;
+  const std::int64_t prompt = r.body.at("usage").at("prompt_tokens").as_int64();
+  EXPECT_LE(prompt + r.body.at("usage").at("completion_tokens").as_int64(), 300);
+  EXPECT_EQ(r.header("x-ratelimit-limit-tokens"), "300");
+  // An explicit max_tokens is the caller's: over the limit, it is refused.
+  r = test::post_json(server.port(), "/v1/chat/completions", small.key, chat_body(R"("max_tokens":400)"));
+  EXPECT_EQ(r.status, 429) << r.raw.body;
+}
+
 // Two models, small and medium; tenants see only their plan's tiers.
 TEST(CompletionsModels, ListIsTheTenantsAllowedTiersWithTheirTier) {
   test::Backend backend;
