@@ -422,10 +422,19 @@ if #hset > 0 then
   call('HSET', RES, unpack(hset))
   call('ZADD', EXP, unpack(zadd))
 end
--- The records' hash and zset: renewed by every call that writes or sweeps them.
+-- The records' hash and zset: renewed by every call that writes or sweeps them, and never
+-- shortened. They outlive every counter their records hold amounts in (the day and month
+-- counters live to their period's end and a day more): were they to expire first, with a
+-- record never settled (its instance crashed) and the tenant quiet meanwhile, its reserved
+-- tokens would stay counted in the month, since nothing would be left to sweep.
 if #hset > 0 or #due > 0 then
-  call('PEXPIRE', RES, KEEP_MS)
-  call('PEXPIRE', EXP, KEEP_MS)
+  local keep = KEEP_MS
+  for p = 1, P do
+    keep = math.max(keep, p_day_left[p] + 86400000, p_month_left[p] + 86400000)
+  end
+  for _, k in ipairs({RES, EXP}) do
+    if call('PTTL', k) < keep then call('PEXPIRE', k, keep) end
+  end
 end
 out[S + A + 1] = #due
 return out

@@ -95,6 +95,34 @@ TEST_F(AdmissionTest, RequestsPerMinuteAdmitsExactlyTheLimit) {
   EXPECT_FALSE(refused.reservation);
 }
 
+// The reservation records outlive the counters they hold amounts in: a record whose instance
+// crashed is swept (its tokens refunded) whenever the tenant comes back within the month, never
+// left to expire while the month's counter keeps its tokens.
+TEST_F(AdmissionTest, ReservationRecordsOutliveTheQuotaCountersTheyHoldTokensIn) {
+  auto r = request(500);
+  r.tenant.tokens_per_month = 1000000;
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch()).count();
+  r.periods = {"2026-11-22", "2026-11", now + 3600000, now + 10 * 86400000LL};  // month ends in 10 days
+  ASSERT_TRUE(admit(r).admitted());
+  const auto pttl = [&](const std::string& suffix) {
+    return io.run([&]() -> asio::awaitable<std::int64_t> {
+      const std::vector<std::string> cmd{"PTTL", gateway::Admission::tenant_prefix(tenant) + suffix};
+      infra::RedisReply reply = co_await redis.command(cmd);
+      co_return reply.integer;
+    }());
+  };
+  const std::int64_t month = pttl("qm:2026-11");
+  EXPECT_GT(month, 10 * 86400000LL);  // to the month's end and a day more
+  EXPECT_GE(pttl("res"), month - 1000);  // set in the same call (read a moment apart)
+  EXPECT_GE(pttl("resexp"), month - 1000);
+  // A later call with a shorter horizon (settling only) does not shorten them.
+  auto d = admit(r);
+  ASSERT_TRUE(d.admitted());
+  settle(*d.reservation, 10);
+  EXPECT_GE(pttl("res"), month - 60000);
+}
+
 TEST_F(AdmissionTest, KeyLimitsAreSeparateFromTenantLimits) {
   auto r = request(10);
   r.key.requests_per_minute = 2;
