@@ -294,10 +294,13 @@ int cmd_serve(const std::vector<std::string>& args) {
   for (auto& c : more_io) c->stop();
   for (auto& t : threads) t.join();
   // A generation still running (cut at the grace deadline) is finished by its engine now, as
-  // cancelled, and its record goes to the journal from the engine thread (its request is gone),
-  // so its tokens are metered. The records' callbacks post to the event loops above: they have
+  // cancelled; a non-streaming one's record goes to the journal from the engine thread (its
+  // request is gone), so its tokens are metered. The records' callbacks post to the event loops above: they have
   // run once flush returns, before those loops go.
   models->stop_engines();
+  // A streamed request whose handler stopped with the event loops before its engine's last event
+  // (the engine was in a long step when the connections were closed) is metered now.
+  completions.meter_abandoned_streams();
   journal->flush();
   // Every usage record the journal holds goes to Postgres before we exit, if it can.
   const auto backlog = journal->backlog_bytes();

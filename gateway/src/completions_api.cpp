@@ -10,6 +10,9 @@
 #include <map>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
+#include <atomic>
+#include <optional>
 
 #include "generation_inbox.h"
 #include "infergate/gateway/openai_request.h"
@@ -233,11 +236,62 @@ struct EngineSideMetering {
 
 }  // namespace
 
+// A streaming request's record as it stands before the engine runs, and the engine's last event
+// once sent: what metering needs should the request's handler never take that event (it stopped
+// with the event loops at shutdown). Metered exactly once: by the handler, or at shutdown.
+struct CompletionsApi::StreamMetering {
+  billing::UsageRecord rec;
+  std::mutex mu;
+  std::optional<engine::GenerationEvent> last;  // set on the engine thread
+  std::atomic<bool> metered{false};
+};
+struct CompletionsApi::OpenStreams {
+  std::mutex mu;
+  std::unordered_set<std::shared_ptr<StreamMetering>> open;
+};
+
+std::size_t CompletionsApi::meter_abandoned_streams() {
+  std::vector<std::shared_ptr<StreamMetering>> left;
+  {
+    std::lock_guard lock(open_streams_->mu);
+    left.assign(open_streams_->open.begin(), open_streams_->open.end());
+  }
+  std::size_t n = 0;
+  for (const auto& sm : left) {
+    if (sm->metered.exchange(true)) continue;
+    std::optional<engine::GenerationEvent> last;
+    {
+      std::lock_guard lock(sm->mu);
+      last = sm->last;
+    }
+    if (!last) {  // the engine never finished it: stop_engines was not called first
+      infra::log::error("a streamed request was not finished by its engine at shutdown; its usage is not metered",
+                        {{"request_id", sm->rec.request_id}});
+      continue;
+    }
+    billing::UsageRecord rec = sm->rec;
+    close_record(rec, *last, /*client_gone=*/true);
+    const std::string request_id = rec.request_id;
+    journal_.append(rec, [request_id](std::error_code ec) {
+      if (ec) {
+        infra::log::error("usage record of a streamed request cut at shutdown not durable",
+                          {{"request_id", request_id}, {"error", ec.message()}});
+      }
+    });
+    infra::log::info("streamed request cut at shutdown metered as cancelled",
+                     {{"request_id", request_id}, {"prompt_tokens", rec.prompt_tokens},
+                      {"completion_tokens", rec.completion_tokens}});
+    ++n;
+  }
+  return n;
+}
+
 CompletionsApi::CompletionsApi(InferenceApi& inference, Admission& admission, const ModelRegistry& models,
                                billing::UsageJournal& journal, const infra::AdmissionConfig& admission_cfg,
                                infra::MetricsRegistry& metrics)
     : inference_(inference), admission_(admission), models_(models), router_(models), journal_(journal),
-      admission_cfg_(admission_cfg), metrics_(std::make_unique<Metrics>()) {
+      admission_cfg_(admission_cfg), metrics_(std::make_unique<Metrics>()),
+      open_streams_(std::make_shared<OpenStreams>()) {
   const std::vector<double> token_buckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2,
                                              0.3,   0.4,    0.5,   0.75, 1.0,   2.5,  5.0,   7.5, 10.0};
   auto& m = *metrics_;
@@ -456,12 +510,37 @@ asio::awaitable<Response> CompletionsApi::handle(Request& req, RequestContext& c
   g.sampling.stop = p.stop;
   if (chat) g.sampling.stop_tokens = model.stop_tokens;
   std::shared_ptr<EngineSideMetering> metering;
+  std::shared_ptr<StreamMetering> stream_metering;
   if (!p.stream) {
     metering = std::make_shared<EngineSideMetering>();
     metering->rec = rec;
+  } else {
+    stream_metering = std::make_shared<StreamMetering>();
+    stream_metering->rec = rec;
   }
-  g.on_event = [inbox, metering, journal = &journal_](const engine::GenerationEvent& ev) {
+  // Open from here until this handler is done with it (or its frame is destroyed).
+  struct OpenStream {
+    std::shared_ptr<OpenStreams> streams;
+    std::shared_ptr<StreamMetering> sm;
+    OpenStream(std::shared_ptr<OpenStreams> s, std::shared_ptr<StreamMetering> m) : streams(std::move(s)), sm(std::move(m)) {
+      if (!sm) return;
+      std::lock_guard lock(streams->mu);
+      streams->open.insert(sm);
+    }
+    ~OpenStream() {
+      if (!sm) return;
+      std::lock_guard lock(streams->mu);
+      streams->open.erase(sm);
+    }
+    OpenStream(const OpenStream&) = delete;
+    OpenStream& operator=(const OpenStream&) = delete;
+  } open_stream(open_streams_, stream_metering);
+  g.on_event = [inbox, metering, stream_metering, journal = &journal_](const engine::GenerationEvent& ev) {
     if (!ev.finished || !metering) {
+      if (ev.finished && stream_metering) {
+        std::lock_guard lock(stream_metering->mu);
+        stream_metering->last = ev;
+      }
       inbox->push(ev);
       return;
     }
@@ -558,6 +637,9 @@ asio::awaitable<Response> CompletionsApi::handle(Request& req, RequestContext& c
     metered = metering->journal_ec;
   } else {
     close_record(rec, last, inbox->interrupted() || !streaming_ok);
+    // From here this handler meters it (meter_abandoned_streams runs only after the event loops
+    // stopped, so it cannot have yet).
+    if (stream_metering) stream_metering->metered = true;
   }
   const bool cancelled = rec.status == "cancelled";
   const bool failed = rec.status == "failed";

@@ -233,6 +233,40 @@ TEST(ShutdownMetering, AStreamCutAtTheGraceDeadlineIsMeteredAsCancelled) {
   expect_cut_at_grace_deadline_and_metered(true);
 }
 
+// A stream whose engine is in a long step when the shutdown closes its connection: its handler
+// waits for the engine's last event, which comes only after the event loops have stopped (the
+// server waits a second for closed connections). Its usage used to go unmetered: the handler
+// that writes a streamed request's record never ran again. Now the shutdown meters it, as
+// cancelled with the prompt tokens the engine processed, once the engines have stopped. Here the
+// step is a ~1,800-token prefill of the "medium" preset on one engine thread (seconds).
+TEST(ShutdownMetering, AStreamWhoseEngineOutlastsTheEventLoopsIsMeteredAsCancelled) {
+  test::Backend backend;
+  const auto acme = backend.tenant("acme");
+  test::ServerProcess server(
+      backend.config({{"server", {{"shutdown_grace_ms", "100"}}},
+                      {"engine", {{"threads", "1"}, {"max_batch_tokens", "2048"}, {"prefix_cache", "false"}}}}),
+      {}, test::models_toml({{"big", test::model_file("medium", 1, "q8_0"), "medium"}}));
+  std::string prompt;
+  for (int i = 0; i < 220; ++i) prompt += "the cat sat on a mat " + std::to_string(i % 10) + " ";
+  const std::string body = R"({"model":"big","prompt":)" + json::serialize(json::value(prompt)) +
+                           R"(,"max_tokens":50,"temperature":0,"stream":true})";
+  RawClient c(server.port());
+  c.send(request("/v1/completions", acme.key, body));
+  // The response's head goes out as the sequence is submitted; its prefill takes seconds.
+  ASSERT_TRUE(c.read_until("HTTP/1.1 200", 1, 10s)) << c.received.substr(0, 3000);
+  std::this_thread::sleep_for(300ms);
+  server.signal(SIGTERM);
+  const auto code = server.wait_exit(60s);
+  ASSERT_TRUE(code);
+  EXPECT_EQ(*code, 0);
+  EXPECT_EQ(server.count_in_log("streamed request cut at shutdown metered as cancelled"), 1) << server.log();
+  const auto row = backend.wait_only_ledger_row(2s);  // in Postgres already: drained at exit
+  EXPECT_EQ(row.status, "cancelled");
+  EXPECT_EQ(row.finish_reason, "cancelled");
+  EXPECT_GT(row.prompt_tokens, 1000);  // the prefill it was cut in
+  EXPECT_LT(row.completion_tokens, 50);
+}
+
 // Model alpha (tier small) and beta (tier medium), each running one sequence at a time, and a
 // model with anything waiting counts as overloaded: concurrent requests for alpha spill to beta.
 TEST(CompletionsRouting, OverloadedModelFallsBackToTheNextTierReportedAndMetered) {

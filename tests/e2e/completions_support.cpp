@@ -28,14 +28,16 @@ std::string quoted(const std::string& s) { return json::serialize(json::value(s)
 
 }  // namespace
 
-const std::string& model_file(const std::string& preset, int seed) {
+const std::string& model_file(const std::string& preset, int seed, const std::string& type) {
   static ModelDir dir;
-  const std::string file = dir.path + "/" + preset + "-" + std::to_string(seed) + ".gguf";
+  const std::string file =
+      dir.path + "/" + preset + "-" + std::to_string(seed) + (type.empty() ? "" : "-" + type) + ".gguf";
   auto it = dir.files.find(file);
   if (it != dir.files.end()) return it->second;
   std::string out;
-  const int rc = run_infergate({"make-model", "--preset", preset, "--seed", std::to_string(seed), "--out", file},
-                               {}, &out, std::chrono::seconds(60));
+  std::vector<std::string> args{"make-model", "--preset", preset, "--seed", std::to_string(seed), "--out", file};
+  if (!type.empty()) args.insert(args.end(), {"--type", type});
+  const int rc = run_infergate(args, {}, &out, std::chrono::seconds(60));
   if (rc != 0) throw std::runtime_error("infergate make-model failed (" + std::to_string(rc) + "): " + out);
   return dir.files.emplace(file, file).first->second;
 }

@@ -19,7 +19,8 @@ namespace infergate::test {
 
 // A model file of `preset` ("toy", "small") with weights from `seed`, made once per test process
 // into a temporary directory that is removed at exit.
-const std::string& model_file(const std::string& preset, int seed = 1);
+// `type`: the weights' type (make-model --type), its default when empty.
+const std::string& model_file(const std::string& preset, int seed = 1, const std::string& type = "");
 
 struct ModelSpec {
   std::string name;

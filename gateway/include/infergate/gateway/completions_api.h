@@ -9,6 +9,8 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include <memory>
+
 #include "infergate/billing/usage_journal.h"
 #include "infergate/gateway/admission.h"
 #include "infergate/gateway/inference_api.h"
@@ -29,8 +31,17 @@ class CompletionsApi {
   void add_routes(Router& router);
   // Refreshes the per-model gauges (running, waiting, KV use); serve calls it periodically.
   void update_gauges();
+  // At shutdown, once the event loops have stopped and every engine has finished its sequences
+  // (ModelRegistry::stop_engines): meters the streaming requests whose handlers never took their
+  // last event (their connection was still open when the loops stopped, e.g. the engine was in a
+  // long step), as cancelled with the tokens the engine processed, and queues their records in
+  // the journal (flush it after). A non-streaming request's record is written by the engine
+  // thread already. Returns how many it metered.
+  std::size_t meter_abandoned_streams();
 
   struct Metrics;
+  struct StreamMetering;
+  struct OpenStreams;
 
  private:
   boost::asio::awaitable<Response> handle(Request& req, RequestContext& ctx, bool chat);
@@ -42,6 +53,9 @@ class CompletionsApi {
   billing::UsageJournal& journal_;
   infra::AdmissionConfig admission_cfg_;
   std::unique_ptr<Metrics> metrics_;
+  // Shared with the requests' guards, which may outlive this object (a coroutine frame is
+  // destroyed with its event loop).
+  std::shared_ptr<OpenStreams> open_streams_;
 };
 
 }  // namespace infergate::gateway
