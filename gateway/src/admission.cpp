@@ -105,6 +105,7 @@ Reservation new_reservation(const AdmissionRequest& req, std::int64_t minute, bo
   r.minute = minute;
   r.periods = req.periods;
   r.local = local;
+  r.admitted_ms = now_ms();
   return r;
 }
 
@@ -236,7 +237,7 @@ std::size_t Admission::pending() const {
   std::lock_guard lock(queues_mu_);
   std::size_t n = 0;
   for (const auto& [tenant, q] : queues_) n += q.ops.size() + q.in_flight;
-  return n;
+  return n + retrying_.load();
 }
 
 void Admission::after(std::chrono::milliseconds delay, const asio::any_io_executor& ex, std::function<void()> fn) {
@@ -726,6 +727,7 @@ asio::awaitable<AdmissionDecision> Admission::admit(const AdmissionRequest& req)
       d.reservation = new_reservation(req, got->minute, /*local=*/false);
       d.reservation->id = got->id;
       d.reservation->tokens = got->tokens;  // what it holds in Redis
+      d.reservation->admitted_ms = got->granted_ms;
       prefetch_used_->inc();
       outcome_counters_[0]->inc();
       co_return d;
@@ -945,8 +947,18 @@ asio::awaitable<infra::RedisReply> Admission::settle_call(const Reservation& r, 
 }
 
 asio::awaitable<void> Admission::retry_settle(Reservation r, std::int64_t used_tokens) {
-  const auto give_up = std::chrono::steady_clock::now() + cfg_.reservation_ttl +
-                       std::chrono::minutes(55);  // inside the tombstone's hour
+  ++retrying_;
+  struct Done {
+    std::atomic<std::size_t>& n;
+    ~Done() { --n; }
+  } done{retrying_};
+  // A reservation never settled is released at its expiry (admission + reservation_ttl, swept
+  // by a later call of its tenant) and leaves a tombstone for an hour, against which a late
+  // settlement still charges what was used: retry inside that hour, counted from the admission.
+  const std::int64_t admitted = r.admitted_ms > 0 ? r.admitted_ms : now_ms();
+  const auto give_up = std::chrono::steady_clock::now() +
+                       std::chrono::milliseconds(admitted + cfg_.reservation_ttl.count() - now_ms()) +
+                       std::chrono::minutes(55);
   auto delay = std::chrono::milliseconds(500);
   asio::steady_timer timer(co_await asio::this_coro::executor);
   while (std::chrono::steady_clock::now() < give_up) {
@@ -954,8 +966,16 @@ asio::awaitable<void> Admission::retry_settle(Reservation r, std::int64_t used_t
     auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
     if (ec) co_return;
     try {
-      co_await settle_call(r, used_tokens);
-      infra::log::info("settlement retried successfully", {{"reservation", r.id}});
+      const infra::RedisReply reply = co_await settle_call(r, used_tokens);
+      const std::string state = reply.elements.empty() ? std::string() : reply.elements[0].str;
+      if (state == "unknown" && used_tokens != kUnused) {
+        // Neither the reservation nor its tombstone is there any more: what was used is not in
+        // the tenant's quota counters (the ledger has it).
+        infra::log::error("settlement retried too late: its reservation is gone; run infergate reconcile",
+                          {{"reservation", r.id}, {"tenant", r.tenant_id}, {"used_tokens", used_tokens}});
+      } else {
+        infra::log::info("settlement retried successfully", {{"reservation", r.id}, {"result", state}});
+      }
       co_return;
     } catch (const std::exception&) {
       delay = std::min(delay * 2, std::chrono::milliseconds(10000));

@@ -901,9 +901,12 @@ TEST(AdmissionFailures, AFailedSettleIsRetriedUntilRedisReturns) {
     co_return x;
   }());
   EXPECT_EQ(s.outcome, gateway::SettleOutcome::redis_error);
+  EXPECT_GE(a.admission->pending(), 1u);  // shutdown waits for the retry too
   a.server.resume();
   // The background retry settles it: 900 of the 1000 reserved tokens come back.
   EXPECT_EQ(a.day_counter_reaching("100"), "100");
+  for (int i = 0; i < 200 && a.admission->pending() > 0; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(a.admission->pending(), 0u);
 }
 
 // An admission whose reply does not come in time is refused (503), but Redis may still run it

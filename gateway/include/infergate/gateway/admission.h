@@ -33,6 +33,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -84,6 +85,7 @@ struct Reservation {
   std::int64_t minute = 0;  // the admission's minute window (Unix minutes)
   QuotaPeriods periods;
   bool local = false;  // admitted by the fail-open local limiter: nothing in Redis to settle
+  std::int64_t admitted_ms = 0;  // Unix ms when Redis admitted it (its expiry counts from then)
 };
 
 // For the x-ratelimit-* headers: the tighter of the tenant and key windows.
@@ -153,7 +155,8 @@ class Admission {
   // is retried in the background on `ex`, as settle() does. For a response that need not wait.
   void settle_in_background(const Reservation& r, std::int64_t used_tokens,
                             const boost::asio::any_io_executor& ex);
-  // Admissions and settlements queued or in a call in flight (shutdown waits for none).
+  // Admissions and settlements queued or in a call in flight, and settlements waiting to be
+  // retried (shutdown waits for none).
   std::size_t pending() const;
   // Releases every reservation admitted ahead of demand and admits no more ahead (for shutdown:
   // the releases then count in pending()).
@@ -289,6 +292,7 @@ class Admission {
   std::unordered_map<std::string, TenantQueue> queues_;
   std::unordered_map<std::string, TenantPools> pools_;  // under queues_mu_
   bool prefetch_stopped_ = false;                     // under queues_mu_
+  std::atomic<std::size_t> retrying_{0};  // settlements waiting in retry_settle
   std::unordered_map<std::string, std::int64_t> housekeeping_ms_;  // per tenant, the last
   // Linger timers hold a weak reference: one that fires after the Admission is gone does nothing
   // (the owner destroys it only once the io threads are done or after pending() reached 0).
