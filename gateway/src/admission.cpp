@@ -11,6 +11,7 @@
 #include <chrono>
 #include <functional>
 #include <thread>
+#include <unordered_set>
 #include <utility>
 
 #include "infergate/infra/ids.h"
@@ -983,6 +984,77 @@ asio::awaitable<void> Admission::retry_settle(Reservation r, std::int64_t used_t
   }
   infra::log::error("settlement abandoned; run infergate reconcile",
                     {{"reservation", r.id}, {"tenant", r.tenant_id}});
+}
+
+std::shared_ptr<void> Admission::hold(const Reservation& r, const asio::any_io_executor& ex) {
+  if (r.local) return nullptr;
+  std::uint64_t id = 0;
+  bool arm = false;
+  {
+    std::lock_guard lock(held_mu_);
+    id = ++next_held_;
+    held_.emplace(id, Held{r.tenant_id, r.id.substr(0, r.id.find('#')), r.admitted_ms > 0 ? r.admitted_ms : now_ms()});
+    arm = !std::exchange(renewal_armed_, true);
+  }
+  if (arm) {
+    after(std::max(cfg_.reservation_ttl / 3, std::chrono::milliseconds(10)), ex, [this, ex] { renew_due(ex); });
+  }
+  return std::shared_ptr<void>(nullptr, [this, id, alive = std::weak_ptr<int>(alive_)](void*) {
+    if (const auto keep = alive.lock()) {
+      std::lock_guard lock(held_mu_);
+      held_.erase(id);
+    }
+  });
+}
+
+void Admission::renew_due(const asio::any_io_executor& ex) {
+  const std::int64_t now = now_ms();
+  const std::int64_t third = std::max<std::int64_t>(cfg_.reservation_ttl.count() / 3, 10);
+  std::vector<Held> due;
+  {
+    std::lock_guard lock(held_mu_);
+    for (auto& [id, h] : held_) {
+      if (now - h.renewed_ms >= third) {
+        h.renewed_ms = now;
+        due.push_back(h);
+      }
+    }
+    renewal_armed_ = !held_.empty();
+    if (renewal_armed_) after(std::chrono::milliseconds(third), ex, [this, ex] { renew_due(ex); });
+  }
+  if (!due.empty()) asio::co_spawn(ex, push_expiries(std::move(due)), asio::detached);
+}
+
+asio::awaitable<void> Admission::push_expiries(std::vector<Held> due) {
+  // Per tenant, one ZADD: only members still there (XX: a settled one is gone), and only later
+  // (GT: a tombstone's hour is never cut short).
+  std::sort(due.begin(), due.end(), [](const Held& a, const Held& b) { return a.tenant_id < b.tenant_id; });
+  const std::string expiry = std::to_string(now_ms() + cfg_.reservation_ttl.count());
+  std::vector<std::vector<std::string>> cmds;
+  for (std::size_t i = 0; i < due.size();) {
+    std::vector<std::string> cmd{"ZADD", tenant_prefix(due[i].tenant_id) + "resexp", "XX", "GT"};
+    std::size_t j = i;
+    for (; j < due.size() && due[j].tenant_id == due[i].tenant_id; ++j) {
+      cmd.push_back(expiry);
+      cmd.push_back(due[j].member);
+    }
+    cmds.push_back(std::move(cmd));
+    i = j;
+  }
+  try {
+    const std::vector<infra::RedisReply> replies = co_await redis_.pipeline(cmds, cfg_.redis_timeout);
+    for (const auto& reply : replies)
+      if (reply.is_error()) throw std::runtime_error(reply.str);
+  } catch (const std::exception& e) {
+    // Tried again a third of reservation_ttl later: the reservations are due again by then.
+    std::unordered_set<std::string> failed;
+    for (const Held& d : due) failed.insert(d.tenant_id + '\n' + d.member);
+    std::lock_guard lock(held_mu_);
+    for (auto& [id, h] : held_)
+      if (failed.count(h.tenant_id + '\n' + h.member) != 0) h.renewed_ms = 0;
+    infra::log::warn("could not move the expiry of reservations held by running requests",
+                     {{"reservations", static_cast<std::int64_t>(due.size())}, {"error", e.what()}});
+  }
 }
 
 asio::awaitable<Admission::ReconcileResult> Admission::reconcile(const std::string& tenant_id,

@@ -497,6 +497,8 @@ asio::awaitable<Response> CompletionsApi::handle(Request& req, RequestContext& c
 
   // Run it.
   auto ex = co_await asio::this_coro::executor;
+  // However long it runs, its reservation is not released at its expiry meanwhile.
+  const std::shared_ptr<void> held = admission_.hold(*decision.reservation, ex);
   auto inbox = std::make_shared<GenerationInbox>(ex, /*wake_for_every_event=*/p.stream);
   engine::GenerationRequest g;
   g.tenant = *who.tenant_id;

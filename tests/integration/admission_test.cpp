@@ -949,6 +949,53 @@ TEST(AdmissionFailures, AnAdmissionThatTimedOutIsReleasedEvenIfRedisRanItLater) 
   EXPECT_EQ(a.day_counter_reaching("100"), "100");
 }
 
+// A request that runs longer than reservation_ttl (a long generation) keeps its reservation:
+// held, its expiry moves forward, so the sweeps that run in its tenant's calls leave it alone and
+// its concurrency slot stays taken (and its tokens reserved) until it settles.
+TEST(AdmissionHold, ARequestRunningPastTheReservationTtlKeepsItsReservation) {
+  test::IoThread io{2};
+  infra::MetricsRegistry metrics;
+  infra::RedisClient redis{io.io(), test::redis_config(test::shared_services().redis_port), metrics};
+  redis.start();
+  ASSERT_TRUE(test::wait_connected(redis));
+  infra::AdmissionConfig cfg;
+  cfg.redis_timeout = 2000ms;
+  cfg.prefetch = false;
+  cfg.reservation_ttl = 900ms;
+  gateway::Admission admission(redis, cfg, metrics);
+  gateway::AdmissionRequest r;
+  r.tenant_id = "ten_" + test::unique_name("hold").substr(4);
+  r.key_id = "k";
+  r.tokens = 100;
+  r.tenant.max_concurrent_requests = 1;
+  r.periods = {"2026-11-22", "2026-11", kFarFuture, kFarFuture};
+  const auto admit = [&] {
+    return io.run([&]() -> asio::awaitable<gateway::AdmissionDecision> {
+      gateway::AdmissionDecision d = co_await admission.admit(r);
+      co_return d;
+    }());
+  };
+  const auto first = admit();
+  ASSERT_TRUE(first.admitted()) << first.limit << first.error;
+  std::shared_ptr<void> held = admission.hold(*first.reservation, io.io().get_executor());
+  // Three times its reservation_ttl, with the tenant's calls (and their once-a-second sweeps of
+  // expired reservations) going on: the one slot stays taken.
+  for (int i = 0; i < 12; ++i) {
+    std::this_thread::sleep_for(250ms);
+    const auto d = admit();
+    ASSERT_FALSE(d.admitted()) << "the running request's reservation was released after " << (i + 1) * 250 << " ms";
+    EXPECT_EQ(d.limit, "max_concurrent_requests");
+  }
+  io.run([&]() -> asio::awaitable<gateway::SettleResult> {
+    gateway::SettleResult s = co_await admission.settle(*first.reservation, 10);
+    co_return s;
+  }());
+  held.reset();
+  const auto after = admit();
+  EXPECT_TRUE(after.admitted()) << after.limit << after.error;
+  redis.stop();
+}
+
 // What shutdown waits for: a settlement nobody waits for counts as pending until its call is done.
 TEST(AdmissionFailures, BackgroundSettlementsArePendingUntilTheirCallIsDone) {
   StallableAdmission a("ten_pending", 3000ms);

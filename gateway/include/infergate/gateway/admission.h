@@ -155,6 +155,13 @@ class Admission {
   // is retried in the background on `ex`, as settle() does. For a response that need not wait.
   void settle_in_background(const Reservation& r, std::int64_t used_tokens,
                             const boost::asio::any_io_executor& ex);
+  // Keeps `r` from being released at its expiry while its request runs: reservation_ttl counts
+  // from the admission, and a long generation can outlast it (its slot and tokens would be
+  // freed for others while it still runs, and the quota overshot when it settles). Until the
+  // returned handle is destroyed, the reservation's expiry is moved to reservation_ttl from
+  // now every third of reservation_ttl (one Redis command per tenant for all its requests due).
+  // Nothing to hold for a local (fail-open) reservation: null.
+  std::shared_ptr<void> hold(const Reservation& r, const boost::asio::any_io_executor& ex);
   // Admissions and settlements queued or in a call in flight, and settlements waiting to be
   // retried (shutdown waits for none).
   std::size_t pending() const;
@@ -293,6 +300,17 @@ class Admission {
   std::unordered_map<std::string, TenantPools> pools_;  // under queues_mu_
   bool prefetch_stopped_ = false;                     // under queues_mu_
   std::atomic<std::size_t> retrying_{0};  // settlements waiting in retry_settle
+  // Reservations held by running requests (hold()): their expiry is pushed forward.
+  struct Held {
+    std::string tenant_id, member;  // member: the id in the expiry zset (a group's, for a unit)
+    std::int64_t renewed_ms = 0;    // admitted or last moved
+  };
+  std::mutex held_mu_;
+  std::unordered_map<std::uint64_t, Held> held_;
+  std::uint64_t next_held_ = 0;
+  bool renewal_armed_ = false;  // under held_mu_
+  void renew_due(const boost::asio::any_io_executor& ex);
+  boost::asio::awaitable<void> push_expiries(std::vector<Held> due);
   std::unordered_map<std::string, std::int64_t> housekeeping_ms_;  // per tenant, the last
   // Linger timers hold a weak reference: one that fires after the Admission is gone does nothing
   // (the owner destroys it only once the io threads are done or after pending() reached 0).
