@@ -359,10 +359,11 @@ void UsageJournal::writer_loop() {
       opt_.commit_seconds->observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - commit_start).count());
     if (!ec && opt_.commit_records != nullptr) opt_.commit_records->observe(static_cast<double>(batch.size()));
     if (ec) {
-      // Cut what may be half written so the journal stays a sequence of whole frames. If even
-      // that fails, appending after the garbage would hide acknowledged records behind it:
-      // refuse every later append instead (requests then fail rather than go unmetered).
-      if (::ftruncate(fd_, static_cast<off_t>(at.offset)) != 0) {
+      // Cut what may be written, durably: the batch's requests are refused, and their frames,
+      // had they reached the disk whole, must not come back as records after a crash (the
+      // clients retry, and would be billed twice). If the cut cannot be made durable, refuse
+      // every later append instead (requests then fail rather than be metered wrongly).
+      if (::ftruncate(fd_, static_cast<off_t>(at.offset)) != 0 || (opt_.fsync && ::fdatasync(fd_) != 0)) {
         std::lock_guard lock(mu_);
         failed_ = true;
       }

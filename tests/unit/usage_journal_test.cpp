@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -294,6 +296,60 @@ TEST(UsageJournal, ASegmentThatCannotBeCreatedFailsOnlyTheCommitsThatNeedIt) {
     const auto all = j.read(j.checkpoint(), 100000);
     EXPECT_EQ(all.records, acknowledged);
   }
+  fs::remove_all(dir);
+}
+
+// A commit that cannot be written (here: the file may not grow, RLIMIT_FSIZE, as on a full
+// disk) refuses its records, and only those: what it may have written is cut, the next commits
+// land once the file can grow again, and after a reopen the journal holds exactly the records
+// that were acknowledged.
+TEST(UsageJournal, AFailedCommitRefusesItsRecordsAndLaterCommitsLand) {
+  const std::string dir = test::make_temp_dir("journal");
+  struct sigaction ignore {}, old_action {};
+  ignore.sa_handler = SIG_IGN;
+  ASSERT_EQ(::sigaction(SIGXFSZ, &ignore, &old_action), 0);
+  rlimit old_limit{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  for (const bool direct : {true, false}) {
+    SCOPED_TRACE(direct ? "direct" : "buffered");
+    fs::remove_all(dir);
+    UsageJournal::Options opt{dir};
+    opt.direct_io = direct;
+    std::vector<UsageRecord> acknowledged;
+    int refused = 0;
+    {
+      UsageJournal j(opt);
+      int i = 0;
+      const auto append = [&]() -> bool {
+        const UsageRecord r = record(i++);
+        try {
+          j.append_sync(r);
+          acknowledged.push_back(r);
+          return true;
+        } catch (const JournalError&) {
+          ++refused;
+          return false;
+        }
+      };
+      ASSERT_TRUE(append());  // the segment's first MiB is written ahead
+      rlimit small = old_limit;
+      small.rlim_cur = 1u << 20;  // it may not grow past it
+      ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+      int k = 0;
+      while (k < 20000 && append()) ++k;
+      ASSERT_LT(k, 20000) << "no commit needed the file to grow";
+      EXPECT_FALSE(append());  // still refused: the same growth is needed
+      ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &old_limit), 0);
+      for (int n = 0; n < 10; ++n) EXPECT_TRUE(append()) << "commits still fail once the file can grow";
+    }
+    EXPECT_EQ(refused, 2);
+    UsageJournal j(opt);
+    EXPECT_EQ(j.torn_bytes_dropped(), 0u);
+    const auto all = j.read(j.checkpoint(), 100000);
+    EXPECT_EQ(all.records, acknowledged);
+  }
+  ::setrlimit(RLIMIT_FSIZE, &old_limit);
+  ::sigaction(SIGXFSZ, &old_action, nullptr);
   fs::remove_all(dir);
 }
 
