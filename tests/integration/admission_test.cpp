@@ -953,28 +953,11 @@ TEST(AdmissionFailures, AnAdmissionThatTimedOutIsReleasedEvenIfRedisRanItLater) 
 // held, its expiry moves forward, so the sweeps that run in its tenant's calls leave it alone and
 // its concurrency slot stays taken (and its tokens reserved) until it settles.
 TEST(AdmissionHold, ARequestRunningPastTheReservationTtlKeepsItsReservation) {
-  test::IoThread io{2};
-  infra::MetricsRegistry metrics;
-  infra::RedisClient redis{io.io(), test::redis_config(test::shared_services().redis_port), metrics};
-  redis.start();
-  ASSERT_TRUE(test::wait_connected(redis));
-  infra::AdmissionConfig cfg;
-  cfg.redis_timeout = 2000ms;
-  cfg.prefetch = false;
-  cfg.reservation_ttl = 900ms;
-  gateway::Admission admission(redis, cfg, metrics);
-  gateway::AdmissionRequest r;
-  r.tenant_id = "ten_" + test::unique_name("hold").substr(4);
-  r.key_id = "k";
-  r.tokens = 100;
-  r.tenant.max_concurrent_requests = 1;
-  r.periods = {"2026-11-22", "2026-11", kFarFuture, kFarFuture};
-  const auto admit = [&] {
-    return io.run([&]() -> asio::awaitable<gateway::AdmissionDecision> {
-      gateway::AdmissionDecision d = co_await admission.admit(r);
-      co_return d;
-    }());
-  };
+  ShortLivedReservations a(900ms, "hold", 100);
+  a.r.tenant.max_concurrent_requests = 1;
+  auto& io = a.io;
+  auto& admission = *a.admission;
+  const auto admit = [&] { return a.admit(); };
   const auto first = admit();
   ASSERT_TRUE(first.admitted()) << first.limit << first.error;
   std::shared_ptr<void> held = admission.hold(*first.reservation, io.io().get_executor());
@@ -993,7 +976,6 @@ TEST(AdmissionHold, ARequestRunningPastTheReservationTtlKeepsItsReservation) {
   held.reset();
   const auto after = admit();
   EXPECT_TRUE(after.admitted()) << after.limit << after.error;
-  redis.stop();
 }
 
 // What shutdown waits for: a settlement nobody waits for counts as pending until its call is done.
@@ -1216,31 +1198,11 @@ TEST_F(PrefetchTest, UnusedReservationsGoBackWhenTheKeyGoesQuiet) {
 
 // With admission.prefetch off every request makes its own admission.
 TEST(AdmissionPrefetchOff, EveryRequestGoesToRedis) {
-  test::IoThread io{2};
-  infra::MetricsRegistry metrics;
-  infra::RedisClient redis{io.io(), test::redis_config(test::shared_services().redis_port), metrics};
-  redis.start();
-  ASSERT_TRUE(test::wait_connected(redis));
-  infra::AdmissionConfig cfg;
-  cfg.redis_timeout = 2000ms;
-  cfg.prefetch = false;
-  gateway::Admission admission{redis, cfg, metrics};
-  gateway::AdmissionRequest r;
-  r.tenant_id = "ten_" + test::unique_name("pfo").substr(4);
-  r.key_id = "k";
-  r.tokens = 3;
-  r.periods = {"2026-11-22", "2026-11", kFarFuture, kFarFuture};
-  for (int i = 0; i < 100; ++i) {
-    const auto d = io.run([&]() -> asio::awaitable<gateway::AdmissionDecision> {
-      gateway::AdmissionDecision got = co_await admission.admit(r);
-      co_return got;
-    }());
-    ASSERT_TRUE(d.admitted());
-  }
-  EXPECT_EQ(admission.prefetched(), 0u);
-  EXPECT_EQ(metrics.counter("infergate_admission_prefetched_total", "", {"result"}).with({"used"}).value(), 0u);
-  EXPECT_EQ(metrics.histogram("infergate_admission_batch_size", "", {}).with({}).sum(), 100.0);
-  redis.stop();
+  ShortLivedReservations a(infra::AdmissionConfig{}.reservation_ttl, "pfo", 3);
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(a.admit().admitted());
+  EXPECT_EQ(a.admission->prefetched(), 0u);
+  EXPECT_EQ(a.metrics.counter("infergate_admission_prefetched_total", "", {"result"}).with({"used"}).value(), 0u);
+  EXPECT_EQ(a.metrics.histogram("infergate_admission_batch_size", "", {}).with({}).sum(), 100.0);
 }
 
 TEST_F(AdmissionTest, ScriptFlushIsRecoveredFromNoscript) {
