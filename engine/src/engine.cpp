@@ -112,9 +112,17 @@ void Engine::loop() {
         if (r.on_event) r.on_event(ev);
       }
     }
+    const bool changed = !incoming.empty() || !cancels.empty();
     incoming.clear();
     for (const Handle h : cancels) scheduler_->cancel(h);
     cancels.clear();
+    if (changed) {
+      // What was just taken from the inbox is the scheduler's now: counted in stats() during the
+      // step too (a long one, a big prefill, would otherwise hide it from the router's load).
+      const SchedulerStats before = scheduler_->stats();
+      std::lock_guard lock(mu_);
+      last_stats_ = before;
+    }
     scheduler_->step();
     const SchedulerStats st = scheduler_->stats();
     const auto now = Clock::now();

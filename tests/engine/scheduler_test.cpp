@@ -2,6 +2,10 @@
 // toy model with the real CPU backend.
 #include <gtest/gtest.h>
 
+#include <mutex>
+
+#include <condition_variable>
+
 #include <chrono>
 #include <future>
 #include <thread>
@@ -241,6 +245,55 @@ TEST(Scheduler, RejectsRequestsThatCanNeverRun) {
   EXPECT_THROW(s->add(4, request({1, 100000}, 4, &o)), std::invalid_argument);
   EXPECT_THROW(s->add(5, request({1, 2}, 0, &o)), std::invalid_argument);
   EXPECT_TRUE(s->idle());
+}
+
+// The router reads an engine's load (waiting requests) while the engine may be in a long step
+// (a big prefill on a real model takes seconds). A request that arrived just before that step
+// must count as waiting or running during it, not vanish from both. A backend whose step the
+// test holds stands in for the long one.
+TEST(Engine, ARequestThatArrivedCountsInItsStatsDuringALongStep) {
+  struct HeldBackend final : ie::Backend {
+    std::unique_ptr<ie::Backend> inner;
+    std::mutex mu;
+    std::condition_variable cv;
+    bool release = false;
+    int steps = 0;
+    std::string describe() const override { return inner->describe(); }
+    void forward(std::span<const ie::StepSequence> batch, float* logits) override {
+      std::unique_lock lock(mu);
+      ++steps;
+      cv.notify_all();
+      cv.wait(lock, [&] { return release; });
+      lock.unlock();
+      inner->forward(batch, logits);
+    }
+  };
+  auto m = ie::testing::toy_model();
+  auto backend = std::make_unique<HeldBackend>();
+  backend->inner = ie::make_cpu_backend(m, {64, 16}, 1, 64);
+  HeldBackend& held = *backend;
+  ie::Engine engine(m, std::move(backend), {64, 4, 64, 16});
+  std::promise<void> done;
+  ie::GenerationRequest r;
+  r.tenant = "x";
+  r.prompt = kPrompts[0];
+  r.sampling.max_tokens = 2;
+  r.on_event = [&](const ie::GenerationEvent& e) {
+    if (e.finished) done.set_value();
+  };
+  engine.submit(std::move(r));
+  {
+    std::unique_lock lock(held.mu);
+    ASSERT_TRUE(held.cv.wait_for(lock, std::chrono::seconds(10), [&] { return held.steps > 0; }));
+  }
+  const auto st = engine.stats().scheduler;  // the engine is inside its first step now
+  EXPECT_EQ(st.waiting + st.running, 1);
+  {
+    std::lock_guard lock(held.mu);
+    held.release = true;
+  }
+  held.cv.notify_all();
+  ASSERT_EQ(done.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
 }
 
 TEST(Engine, StreamsOnItsOwnThreadAndCancelReleasesKv) {
