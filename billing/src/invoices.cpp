@@ -361,7 +361,7 @@ InvoicePage list_invoices(pqxx::work& tx, const InvoiceFilter& f,
                           const std::optional<std::string>& cursor, int limit, bool with_lines) {
   std::optional<std::string> tenant_id, period;
   if (f.tenant) {
-    auto r = tx.exec_params("SELECT id FROM tenants WHERE id = $1 OR name = $1", *f.tenant);
+    auto r = tx.exec_params("SELECT id FROM tenants WHERE id = $1 OR name = $1 ORDER BY id = $1 DESC LIMIT 1", *f.tenant);
     if (r.empty()) throw BillingError(Kind::not_found, "tenant", "No tenant '" + *f.tenant + "'.");
     tenant_id = r[0][0].as<std::string>();
   }

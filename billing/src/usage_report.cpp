@@ -60,7 +60,7 @@ Cursor decode_cursor(const std::string& s) {
 }
 
 std::string resolve_tenant(pqxx::work& tx, const std::string& ref, std::string* timezone) {
-  auto r = tx.exec_params("SELECT id, billing_timezone FROM tenants WHERE id = $1 OR name = $1",
+  auto r = tx.exec_params("SELECT id, billing_timezone FROM tenants WHERE id = $1 OR name = $1 ORDER BY id = $1 DESC LIMIT 1",
                           ref);
   if (r.empty()) throw BillingError(Kind::not_found, "tenant", "No tenant '" + ref + "'.");
   *timezone = r[0][1].as<std::string>();

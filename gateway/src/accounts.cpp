@@ -217,7 +217,7 @@ Plan create_plan(pqxx::work& tx, const NewPlan& p, const std::string& actor) {
 }
 
 std::optional<Plan> find_plan(pqxx::work& tx, const std::string& id_or_name) {
-  auto res = tx.exec_params("SELECT " + kPlanColumns + " FROM plans WHERE id = $1 OR name = $1",
+  auto res = tx.exec_params("SELECT " + kPlanColumns + " FROM plans WHERE id = $1 OR name = $1 ORDER BY id = $1 DESC LIMIT 1",
                             id_or_name);
   if (res.empty()) return std::nullopt;
   return plan_from(res[0]);
@@ -269,7 +269,8 @@ Tenant create_tenant(pqxx::work& tx, const NewTenant& t, const std::string& acto
 
 std::optional<Tenant> find_tenant(pqxx::work& tx, const std::string& id_or_name) {
   auto res = tx.exec_params(
-      "SELECT " + kTenantColumns + " FROM tenants WHERE id = $1 OR name = $1", id_or_name);
+      "SELECT " + kTenantColumns + " FROM tenants WHERE id = $1 OR name = $1 ORDER BY id = $1 DESC LIMIT 1",
+      id_or_name);
   if (res.empty()) return std::nullopt;
   return tenant_from(res[0]);
 }

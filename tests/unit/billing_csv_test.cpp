@@ -30,6 +30,11 @@ TEST(CurrencyTest, CodesAndMinorUnits) {
   EXPECT_EQ(minor_unit_digits("JPY"), 0);
   EXPECT_EQ(minor_unit_digits("KWD"), 3);
   EXPECT_EQ(minor_unit_digits("CLF"), 4);
+  // The CFA and CFP francs have no minor unit; the Uruguayan unitary wage index has four.
+  EXPECT_EQ(minor_unit_digits("XOF"), 0);
+  EXPECT_EQ(minor_unit_digits("XAF"), 0);
+  EXPECT_EQ(minor_unit_digits("XPF"), 0);
+  EXPECT_EQ(minor_unit_digits("UYW"), 4);
 }
 
 }  // namespace
