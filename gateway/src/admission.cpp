@@ -238,7 +238,7 @@ std::size_t Admission::pending() const {
   std::lock_guard lock(queues_mu_);
   std::size_t n = 0;
   for (const auto& [tenant, q] : queues_) n += q.ops.size() + q.in_flight;
-  return n + retrying_.load();
+  return n + retrying_->load();
 }
 
 void Admission::after(std::chrono::milliseconds delay, const asio::any_io_executor& ex, std::function<void()> fn) {
@@ -338,7 +338,7 @@ Admission::Op Admission::release_op(const std::string& tenant_id, const std::str
     Reservation r;
     r.id = id;
     r.tenant_id = tenant_id;
-    asio::co_spawn(ex, retry_settle(std::move(r), kUnused), asio::detached);
+    spawn_retry(ex, std::move(r), kUnused);
   });
   if (ahead) prefetch_released_->inc();
   return op;
@@ -896,7 +896,7 @@ asio::awaitable<SettleResult> Admission::settle(const Reservation& r, std::int64
     // Settling is idempotent, so keep trying: after the reservation's expiry the script still
     // charges what was used (the tombstone lives an hour), so the used tokens are never lost.
     auto ex = co_await asio::this_coro::executor;
-    asio::co_spawn(ex, retry_settle(r, std::max<std::int64_t>(0, used_tokens)), asio::detached);
+    spawn_retry(ex, r, std::max<std::int64_t>(0, used_tokens));
   }
   co_return out;
 }
@@ -931,7 +931,7 @@ void Admission::settle_in_background(const Reservation& r, std::int64_t used_tok
   op.done = std::make_shared<BackgroundSettle>([this, r, used = op.tokens, ex] {
     settle_errors_->inc();
     infra::log::warn("settlement failed; retrying in the background", {{"reservation", r.id}, {"tenant", r.tenant_id}});
-    asio::co_spawn(ex, retry_settle(r, used), asio::detached);
+    spawn_retry(ex, r, used);
   });
   enqueue(r.tenant_id, std::move(op), ex, /*linger=*/true);
 }
@@ -947,19 +947,26 @@ asio::awaitable<infra::RedisReply> Admission::settle_call(const Reservation& r, 
   co_return std::move(got.reply);
 }
 
-asio::awaitable<void> Admission::retry_settle(Reservation r, std::int64_t used_tokens) {
-  ++retrying_;
+void Admission::spawn_retry(const asio::any_io_executor& ex, Reservation r, std::int64_t used_tokens) {
+  ++*retrying_;  // before the spawn, which may post it to another thread: pending() sees it at once
+  asio::co_spawn(ex, retry_settle(std::move(r), used_tokens, retrying_), asio::detached);
+}
+
+asio::awaitable<void> Admission::retry_settle(Reservation r, std::int64_t used_tokens,
+                                              std::shared_ptr<std::atomic<std::size_t>> count) {
   struct Done {
-    std::atomic<std::size_t>& n;
-    ~Done() { --n; }
-  } done{retrying_};
-  // A reservation never settled is released at its expiry (admission + reservation_ttl, swept
-  // by a later call of its tenant) and leaves a tombstone for an hour, against which a late
-  // settlement still charges what was used: retry inside that hour, counted from the admission.
-  const std::int64_t admitted = r.admitted_ms > 0 ? r.admitted_ms : now_ms();
-  const auto give_up = std::chrono::steady_clock::now() +
-                       std::chrono::milliseconds(admitted + cfg_.reservation_ttl.count() - now_ms()) +
-                       std::chrono::minutes(55);
+    std::shared_ptr<std::atomic<std::size_t>> n;
+    ~Done() { --*n; }
+  } done{std::move(count)};
+  // A reservation never settled is released at its expiry and leaves a tombstone for an hour,
+  // against which a late settlement still charges what was used: retry inside that hour. The
+  // expiry is reservation_ttl after the admission, or later for a request that held it
+  // (hold(): moved every third of reservation_ttl, so at least a third of it from now).
+  const std::int64_t now = now_ms();
+  const std::int64_t admitted = r.admitted_ms > 0 ? r.admitted_ms : now;
+  const std::int64_t expiry = std::max(admitted + cfg_.reservation_ttl.count(), now + cfg_.reservation_ttl.count() / 3);
+  const auto give_up =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(expiry - now) + std::chrono::minutes(55);
   auto delay = std::chrono::milliseconds(500);
   asio::steady_timer timer(co_await asio::this_coro::executor);
   while (std::chrono::steady_clock::now() < give_up) {
@@ -970,10 +977,12 @@ asio::awaitable<void> Admission::retry_settle(Reservation r, std::int64_t used_t
       const infra::RedisReply reply = co_await settle_call(r, used_tokens);
       const std::string state = reply.elements.empty() ? std::string() : reply.elements[0].str;
       if (state == "unknown" && used_tokens != kUnused) {
-        // Neither the reservation nor its tombstone is there any more: what was used is not in
-        // the tenant's quota counters (the ledger has it).
-        infra::log::error("settlement retried too late: its reservation is gone; run infergate reconcile",
-                          {{"reservation", r.id}, {"tenant", r.tenant_id}, {"used_tokens", used_tokens}});
+        // No reservation and no tombstone: an earlier attempt that timed out was applied after
+        // all (nothing lost), or, far less likely, the retry came after the tombstone's hour
+        // (what was used is then missing from the quota counters; the ledger has it).
+        infra::log::warn("settlement retry found no reservation (an earlier attempt was applied, or it "
+                         "came too late for the quota counters)",
+                         {{"reservation", r.id}, {"tenant", r.tenant_id}, {"used_tokens", used_tokens}});
       } else {
         infra::log::info("settlement retried successfully", {{"reservation", r.id}, {"result", state}});
       }
@@ -993,7 +1002,8 @@ std::shared_ptr<void> Admission::hold(const Reservation& r, const asio::any_io_e
   {
     std::lock_guard lock(held_mu_);
     id = ++next_held_;
-    held_.emplace(id, Held{r.tenant_id, r.id.substr(0, r.id.find('#')), r.admitted_ms > 0 ? r.admitted_ms : now_ms()});
+    held_.emplace(id, Held{r.tenant_id, r.key_id, r.id.substr(0, r.id.find('#')),
+                           r.admitted_ms > 0 ? r.admitted_ms : now_ms()});
     arm = !std::exchange(renewal_armed_, true);
   }
   if (arm) {
@@ -1027,18 +1037,28 @@ void Admission::renew_due(const asio::any_io_executor& ex) {
 
 asio::awaitable<void> Admission::push_expiries(std::vector<Held> due) {
   // Per tenant, one ZADD: only members still there (XX: a settled one is gone), and only later
-  // (GT: a tombstone's hour is never cut short).
+  // (GT: a tombstone's hour is never cut short). And what the script would renew, were the
+  // tenant calling (a quiet tenant's long request): the records' hash and zset and the
+  // in-flight counters of the tenant and its keys live as long past the new expiry as the
+  // script keeps them (two tombstone hours), never shorter (GT; a key without expiry is left so).
   std::sort(due.begin(), due.end(), [](const Held& a, const Held& b) { return a.tenant_id < b.tenant_id; });
-  const std::string expiry = std::to_string(now_ms() + cfg_.reservation_ttl.count());
+  const std::int64_t ttl = cfg_.reservation_ttl.count();
+  const std::string expiry = std::to_string(now_ms() + ttl);
+  const std::string keep = std::to_string(ttl + 2 * 3600000);
   std::vector<std::vector<std::string>> cmds;
   for (std::size_t i = 0; i < due.size();) {
-    std::vector<std::string> cmd{"ZADD", tenant_prefix(due[i].tenant_id) + "resexp", "XX", "GT"};
+    const std::string t = tenant_prefix(due[i].tenant_id);
+    std::vector<std::string> cmd{"ZADD", t + "resexp", "XX", "GT"};
+    std::vector<std::string> keys{t + "res", t + "resexp", t + "inflight"};
     std::size_t j = i;
     for (; j < due.size() && due[j].tenant_id == due[i].tenant_id; ++j) {
       cmd.push_back(expiry);
       cmd.push_back(due[j].member);
+      std::string k = t + "k:" + due[j].key_id + ":inflight";
+      if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(std::move(k));
     }
     cmds.push_back(std::move(cmd));
+    for (std::string& k : keys) cmds.push_back({"PEXPIRE", std::move(k), keep, "GT"});
     i = j;
   }
   try {

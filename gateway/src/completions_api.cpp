@@ -520,7 +520,8 @@ asio::awaitable<Response> CompletionsApi::handle(Request& req, RequestContext& c
     stream_metering = std::make_shared<StreamMetering>();
     stream_metering->rec = rec;
   }
-  // Open from here until this handler is done with it (or its frame is destroyed).
+  // Open (for meter_abandoned_streams) once submitted, until this handler is done with it or
+  // its frame is destroyed.
   struct OpenStream {
     std::shared_ptr<OpenStreams> streams;
     std::shared_ptr<StreamMetering> sm;
@@ -536,7 +537,7 @@ asio::awaitable<Response> CompletionsApi::handle(Request& req, RequestContext& c
     }
     OpenStream(const OpenStream&) = delete;
     OpenStream& operator=(const OpenStream&) = delete;
-  } open_stream(open_streams_, stream_metering);
+  };
   g.on_event = [inbox, metering, stream_metering, journal = &journal_](const engine::GenerationEvent& ev) {
     if (!ev.finished || !metering) {
       if (ev.finished && stream_metering) {
@@ -572,6 +573,7 @@ asio::awaitable<Response> CompletionsApi::handle(Request& req, RequestContext& c
     co_await admission_.settle(*decision.reservation, 0);
     co_return bad_request(req, *submit_error, chat ? "messages" : "prompt");
   }
+  const OpenStream open_stream(open_streams_, stream_metering);
   ctx.stream->watch_disconnect([inbox] { inbox->interrupt(); });
 
   const Ids ids{(chat ? "chatcmpl-" : "cmpl-") + ctx.request_id,

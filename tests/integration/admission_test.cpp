@@ -116,11 +116,14 @@ TEST_F(AdmissionTest, ReservationRecordsOutliveTheQuotaCountersTheyHoldTokensIn)
   EXPECT_GT(month, 10 * 86400000LL);  // to the month's end and a day more
   EXPECT_GE(pttl("res"), month - 1000);  // set in the same call (read a moment apart)
   EXPECT_GE(pttl("resexp"), month - 1000);
-  // A later call with a shorter horizon (settling only) does not shorten them.
+  // A later call with a nearer horizon (its admission's month ends sooner, as a key's limit
+  // override or a clock might have it) does not shorten them.
+  r.periods.month_end_ms = now + 86400000LL;
   auto d = admit(r);
   ASSERT_TRUE(d.admitted());
   settle(*d.reservation, 10);
   EXPECT_GE(pttl("res"), month - 60000);
+  EXPECT_GE(pttl("resexp"), month - 60000);
 }
 
 TEST_F(AdmissionTest, KeyLimitsAreSeparateFromTenantLimits) {
@@ -520,6 +523,7 @@ struct ShortLivedReservations {
     if (!test::wait_connected(redis)) throw std::runtime_error("redis did not come up");
     infra::AdmissionConfig cfg;
     cfg.reservation_ttl = ttl;
+    cfg.redis_timeout = 2000ms;  // a loaded machine's Redis round trip is no failure here
     cfg.prefetch = false;  // crashed requests only
     admission.emplace(redis, cfg, metrics);
     r.tenant_id = "ten_" + test::unique_name(name).substr(4);
@@ -969,6 +973,16 @@ TEST(AdmissionHold, ARequestRunningPastTheReservationTtlKeepsItsReservation) {
     ASSERT_FALSE(d.admitted()) << "the running request's reservation was released after " << (i + 1) * 250 << " ms";
     EXPECT_EQ(d.limit, "max_concurrent_requests");
   }
+  // The in-flight counter lives on with it too (refused calls do not renew it; the script keeps
+  // it reservation_ttl + 2 h from the last admission): a quiet tenant's request of many hours
+  // must not see its slot's counter expire under it.
+  const std::int64_t keep = 900 + 2 * 3600000;
+  const std::int64_t inflight_ttl = io.run([&]() -> asio::awaitable<std::int64_t> {
+    const std::vector<std::string> cmd{"PTTL", gateway::Admission::tenant_prefix(a.r.tenant_id) + "inflight"};
+    infra::RedisReply reply = co_await a.redis.command(cmd);
+    co_return reply.integer;
+  }());
+  EXPECT_GT(inflight_ttl, keep - 800) << "renewed every 300 ms; 3 s have passed since the admission";
   io.run([&]() -> asio::awaitable<gateway::SettleResult> {
     gateway::SettleResult s = co_await admission.settle(*first.reservation, 10);
     co_return s;

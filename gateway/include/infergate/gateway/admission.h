@@ -285,7 +285,10 @@ class Admission {
                                                         std::int64_t used_tokens);
   // Runs detached after a failed settle (takes its arguments by value: it outlives the caller).
   // `used_tokens` -1 releases a reservation nobody used.
-  boost::asio::awaitable<void> retry_settle(Reservation r, std::int64_t used_tokens);
+  // Retries a settlement in the background on `ex` (counted in pending() from now on).
+  void spawn_retry(const boost::asio::any_io_executor& ex, Reservation r, std::int64_t used_tokens);
+  boost::asio::awaitable<void> retry_settle(Reservation r, std::int64_t used_tokens,
+                                            std::shared_ptr<std::atomic<std::size_t>> count);
   AdmissionDecision admit_locally(const AdmissionRequest& req, std::int64_t now_ms,
                                   const std::string& error);
   void release_locally(const Reservation& r);
@@ -299,10 +302,12 @@ class Admission {
   std::unordered_map<std::string, TenantQueue> queues_;
   std::unordered_map<std::string, TenantPools> pools_;  // under queues_mu_
   bool prefetch_stopped_ = false;                     // under queues_mu_
-  std::atomic<std::size_t> retrying_{0};  // settlements waiting in retry_settle
+  // Settlements waiting in retry_settle; shared with them, as a retry's frame can outlive this
+  // object (destroyed with its event loop).
+  std::shared_ptr<std::atomic<std::size_t>> retrying_ = std::make_shared<std::atomic<std::size_t>>(0);
   // Reservations held by running requests (hold()): their expiry is pushed forward.
   struct Held {
-    std::string tenant_id, member;  // member: the id in the expiry zset (a group's, for a unit)
+    std::string tenant_id, key_id, member;  // member: the id in the expiry zset (a group's, for a unit)
     std::int64_t renewed_ms = 0;    // admitted or last moved
   };
   std::mutex held_mu_;
