@@ -63,6 +63,36 @@ TEST_F(Invoices, RequestAtTheLastMillisecondOfTheLocalMonthBelongsToThatMonth) {
   EXPECT_EQ(quantity(generate(u, "2026-04"), "input"), 0);
 }
 
+// A tenant's months are cut in its billing time zone. Once it has an invoice (draft or
+// finalized), the time zone stays: moved, January's invoice would no longer be found for
+// January (a second one would be made, and both finalized) and February would start an hour
+// before January ended. The change is refused, naming the field, and changes nothing; with the
+// invoices voided it goes through.
+TEST_F(Invoices, ATenantWithInvoicesKeepsItsTimeZone) {
+  const std::string t = tenant("acme", "UTC");
+  price("m", "input", "1.00", "2026-01-01T00:00:00Z");
+  usage(t, "a", "m", "2026-01-10T00:00:00Z", 1000, 0);
+  const Invoice jan = finalize(generate(t, "2026-01").id);
+  const auto set_timezone = [&](const std::string& tz) {
+    return in_tx([&](pqxx::work& tx) {
+      gateway::accounts::TenantPatch patch;
+      patch.billing_timezone = tz;
+      return gateway::accounts::update_tenant(tx, t, patch, "test").billing_timezone;
+    });
+  };
+  try {
+    set_timezone("Europe/Berlin");
+    FAIL() << "the time zone changed under a finalized invoice";
+  } catch (const gateway::accounts::AccountError& e) {
+    EXPECT_EQ(e.kind(), gateway::accounts::AccountError::Kind::conflict);
+    EXPECT_EQ(e.field(), "billing_timezone");
+  }
+  EXPECT_EQ(set_timezone("UTC"), "UTC");  // the same zone is no change
+  EXPECT_THROW(generate(t, "2026-01"), billing::BillingError);  // January is found: finalized
+  in_tx([&](pqxx::work& tx) { return billing::void_invoice(tx, jan.id, "wrong time zone"); });
+  EXPECT_EQ(set_timezone("Europe/Berlin"), "Europe/Berlin");
+}
+
 TEST_F(Invoices, PriceChangeMidMonthPricesEachRequestByItsVersion) {
   const std::string t = tenant("acme");
   const auto v1 = price("m", "output", "2.00", "2026-01-01T00:00:00Z");
