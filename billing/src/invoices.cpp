@@ -117,6 +117,39 @@ std::vector<PricedQuantity> adjustments(pqxx::work& tx, const TenantInfo& t,
   return out;
 }
 
+// A period's own lines: its usage in the ledger, less what finalized invoices of later periods
+// already billed for it as adjustments. Those exist only if the period had a finalized invoice
+// that was then voided: regenerated, it bills the rest, not that usage a second time.
+std::vector<PricedQuantity> billable_base(pqxx::work& tx, const std::string& tenant_id,
+                                          const std::string& currency, std::int64_t start_us,
+                                          std::int64_t end_us) {
+  std::map<PartKey, PricedQuantity> base;
+  for (auto& u : priced_usage(tx, tenant_id, currency, start_us, end_us))
+    base[{u.model, u.token_class, u.price_version_id}] = u;
+  pqxx::result billed = tx.exec_params(
+      "SELECT l.model, l.token_class, lp.price_version_id, lp.unit_price_per_million::text, "
+      "sum(lp.quantity) FROM invoice_line_prices lp "
+      "JOIN invoice_lines l ON l.invoice_id = lp.invoice_id AND l.line_no = lp.line_no "
+      "JOIN invoices i ON i.id = lp.invoice_id WHERE i.tenant_id = $1 AND i.status = 'finalized' "
+      "AND i.currency = $2 AND l.is_adjustment AND l.source_period_start = " + sql::ts("$3") +
+          " GROUP BY 1, 2, 3, 4",
+      tenant_id, currency, start_us);
+  for (const auto& row : billed) {
+    PricedQuantity& b = base[{row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>()}];
+    if (b.model.empty()) {  // billed, and no longer in the ledger under this version
+      b.model = row[0].as<std::string>();
+      b.token_class = row[1].as<std::string>();
+      b.price_version_id = row[2].as<std::string>();
+      b.unit_price_per_million = Decimal::parse(row[3].as<std::string>());
+    }
+    b.quantity -= row[4].as<std::int64_t>();
+  }
+  std::vector<PricedQuantity> out;
+  for (auto& [key, b] : base)
+    if (b.quantity != 0) out.push_back(std::move(b));
+  return out;
+}
+
 const std::string kInvoiceColumns =
     "i.id, i.tenant_id, t.name, i.period, " + sql::us("i.period_start") + ", " +
     sql::us("i.period_end") + ", i.timezone, i.currency, i.status, i.minor_digits, i.number, "
@@ -261,7 +294,7 @@ Generated generate_invoice(pqxx::work& tx, const std::string& tenant, const Bill
                            ") and cannot change; usage that arrives for it later is billed as "
                            "an adjustment on the tenant's next invoice.");
   const int digits = minor_unit_digits(t.currency);
-  auto base = priced_usage(tx, t.id, t.currency, start, end);
+  auto base = billable_base(tx, t.id, t.currency, start, end);
   auto adj = adjustments(tx, t, t.currency, start);
   const std::vector<InvoiceLine> lines = build_lines(base, adj, digits);
 

@@ -93,6 +93,31 @@ TEST_F(Invoices, ATenantWithInvoicesKeepsItsTimeZone) {
   EXPECT_EQ(set_timezone("Europe/Berlin"), "Europe/Berlin");
 }
 
+// January finalized, then late January usage billed as an adjustment on February's invoice,
+// then January voided and generated again: the new January bills its usage less what February
+// already billed for it, so January's usage is billed once in all (it used to be billed with
+// the late usage twice until some later invoice credited it back).
+TEST_F(Invoices, AVoidedMonthGeneratedAgainDoesNotBillItsAdjustmentsTwice) {
+  const std::string t = tenant("acme");
+  price("m", "input", "1.00", "2025-01-01T00:00:00Z");
+  usage(t, "jan-1", "m", "2026-01-10T00:00:00Z", 1000, 0);
+  const Invoice jan = finalize(generate(t, "2026-01").id);
+  usage(t, "jan-late", "m", "2026-01-20T00:00:00Z", 70, 0);  // arrives after January's invoice
+  usage(t, "feb-1", "m", "2026-02-10T00:00:00Z", 5, 0);
+  const Invoice feb = finalize(generate(t, "2026-02").id);
+  EXPECT_EQ(quantity(feb, "input"), 5);
+  EXPECT_EQ(quantity(feb, "input", true), 70);
+  in_tx([&](pqxx::work& tx) { return billing::void_invoice(tx, jan.id, "reissued"); });
+  const Invoice again = finalize(generate(t, "2026-01").id);
+  EXPECT_EQ(quantity(again, "input"), 1000);  // 1,070 in the ledger, 70 billed by February
+  EXPECT_EQ(quantity(again, "input", true), 0);
+  // And the next month finds nothing left to adjust for January.
+  usage(t, "mar-1", "m", "2026-03-10T00:00:00Z", 1, 0);
+  const Invoice mar = generate(t, "2026-03");
+  EXPECT_EQ(quantity(mar, "input"), 1);
+  EXPECT_EQ(quantity(mar, "input", true), 0);
+}
+
 TEST_F(Invoices, PriceChangeMidMonthPricesEachRequestByItsVersion) {
   const std::string t = tenant("acme");
   const auto v1 = price("m", "output", "2.00", "2026-01-01T00:00:00Z");
