@@ -123,6 +123,19 @@ std::vector<PricedQuantity> adjustments(pqxx::work& tx, const TenantInfo& t,
 std::vector<PricedQuantity> billable_base(pqxx::work& tx, const std::string& tenant_id,
                                           const std::string& currency, std::int64_t start_us,
                                           std::int64_t end_us) {
+  // Adjustments for it in another currency (the tenant's currency changed since) cannot be
+  // netted against this one's prices: refuse rather than bill that usage twice.
+  auto other = tx.exec_params(
+      "SELECT i.number, i.currency FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id "
+      "WHERE i.tenant_id = $1 AND i.status = 'finalized' AND i.currency <> $2 AND l.is_adjustment "
+      "AND l.source_period_start = " + sql::ts("$3") + " LIMIT 1",
+      tenant_id, currency, start_us);
+  if (!other.empty())
+    throw BillingError(Kind::conflict, "period",
+                       "Invoice number " + other[0][0].as<std::string>() + " billed late usage of this period in " +
+                           other[0][1].as<std::string>() + ", and the tenant now bills in " + currency +
+                           ": that usage would be billed twice. Void that invoice too, or set the tenant's "
+                           "currency back, and generate again.");
   std::map<PartKey, PricedQuantity> base;
   for (auto& u : priced_usage(tx, tenant_id, currency, start_us, end_us))
     base[{u.model, u.token_class, u.price_version_id}] = u;
@@ -369,6 +382,9 @@ Invoice finalize_invoice(pqxx::work& tx, const std::string& id) {
 Invoice void_invoice(pqxx::work& tx, const std::string& id, const std::string& reason) {
   if (reason.empty() || reason.size() > 500)
     throw BillingError(Kind::invalid, "reason", "'reason' must be 1 to 500 characters.");
+  // Serialized with finalizations (their counter row): a finalization's check of what is owed,
+  // and a regenerated period's netting of adjustments, never see a void half done.
+  tx.exec("SELECT last_number FROM invoice_number_counter FOR UPDATE");
   const pqxx::row inv = lock_invoice(tx, id);
   if (inv[0].as<std::string>() != "finalized")
     throw BillingError(Kind::conflict, "id",

@@ -402,17 +402,19 @@ Tenant update_tenant(pqxx::work& tx, const std::string& id, const TenantPatch& p
   }
   if (patch.billing_timezone) {
     check_timezone(tx, *patch.billing_timezone);
-    // An invoice's period is the month in the tenant's time zone. Moved under invoices that
-    // exist, the next period would start where the last one did not end (the hours between
+    // An invoice's period is the month in the tenant's time zone. Moved under finalized
+    // invoices, the next period would start where the last one did not end (the hours between
     // invoiced twice, or never), and an invoiced month would no longer be found as invoiced (a
-    // second invoice for it). So a tenant with invoices keeps its time zone; voiding them first
-    // frees it.
-    if (*patch.billing_timezone != old.billing_timezone &&
-        !tx.exec_params("SELECT 1 FROM invoices WHERE tenant_id = $1 AND status <> 'void' LIMIT 1", id).empty())
-      throw AccountError(Kind::conflict, "billing_timezone",
-                         "the tenant has invoices for months cut in " + old.billing_timezone +
-                             "; changing the time zone would invoice the hours between two months twice or "
-                             "never. Void its invoices first, or keep the time zone");
+    // second invoice for it). So a tenant with finalized invoices keeps its time zone (voiding
+    // them frees it); its drafts, cut in the old zone, are discarded (generate them again).
+    if (*patch.billing_timezone != old.billing_timezone) {
+      if (!tx.exec_params("SELECT 1 FROM invoices WHERE tenant_id = $1 AND status = 'finalized' LIMIT 1", id).empty())
+        throw AccountError(Kind::conflict, "billing_timezone",
+                           "the tenant has finalized invoices for months cut in " + old.billing_timezone +
+                               "; changing the time zone would invoice the hours between two months twice or "
+                               "never. Void them first, or keep the time zone");
+      tx.exec_params("DELETE FROM invoices WHERE tenant_id = $1 AND status = 'draft'", id);
+    }
     tx.exec_params("UPDATE tenants SET billing_timezone = $2 WHERE id = $1", id,
                    *patch.billing_timezone);
   }

@@ -89,8 +89,19 @@ TEST_F(Invoices, ATenantWithInvoicesKeepsItsTimeZone) {
   }
   EXPECT_EQ(set_timezone("UTC"), "UTC");  // the same zone is no change
   EXPECT_THROW(generate(t, "2026-01"), billing::BillingError);  // January is found: finalized
+  usage(t, "b", "m", "2026-02-10T00:00:00Z", 10, 0);
+  const Invoice feb_draft = generate(t, "2026-02");
   in_tx([&](pqxx::work& tx) { return billing::void_invoice(tx, jan.id, "wrong time zone"); });
+  // Only drafts left: the change goes through and discards them (cut in the old zone).
   EXPECT_EQ(set_timezone("Europe/Berlin"), "Europe/Berlin");
+  const Invoice feb = generate(t, "2026-02");
+  EXPECT_NE(feb.id, feb_draft.id);
+  EXPECT_EQ(billing::format_rfc3339_us(feb.period_start_us), "2026-01-31T23:00:00.000Z");
+  const auto live_februaries = in_tx([&](pqxx::work& tx) {
+    return tx.exec_params1("SELECT count(*) FROM invoices WHERE tenant_id = $1 AND period = '2026-02' "
+                           "AND status <> 'void'", t)[0].as<int>();
+  });
+  EXPECT_EQ(live_februaries, 1);  // the old zone's draft is gone, not a second February
 }
 
 // January finalized, then late January usage billed as an adjustment on February's invoice,
@@ -116,6 +127,33 @@ TEST_F(Invoices, AVoidedMonthGeneratedAgainDoesNotBillItsAdjustmentsTwice) {
   const Invoice mar = generate(t, "2026-03");
   EXPECT_EQ(quantity(mar, "input"), 1);
   EXPECT_EQ(quantity(mar, "input", true), 0);
+}
+
+// The same, but the tenant's currency changed before January was voided: February billed
+// January's late usage in USD, which EUR prices cannot net. January is refused (409) rather
+// than billed with that usage a second time.
+TEST_F(Invoices, AVoidedMonthWhoseAdjustmentsWereBilledInAnotherCurrencyIsRefused) {
+  const std::string t = tenant("acme", "UTC", "USD");
+  price("m", "input", "1.00", "2025-01-01T00:00:00Z", "USD");
+  price("m", "input", "0.90", "2025-01-01T00:00:00Z", "EUR");
+  usage(t, "jan-1", "m", "2026-01-10T00:00:00Z", 1000, 0);
+  const Invoice jan = finalize(generate(t, "2026-01").id);
+  usage(t, "jan-late", "m", "2026-01-20T00:00:00Z", 70, 0);
+  const Invoice feb = finalize(generate(t, "2026-02").id);
+  ASSERT_EQ(quantity(feb, "input", true), 70);
+  in_tx([&](pqxx::work& tx) {
+    gateway::accounts::TenantPatch patch;
+    patch.currency = "EUR";
+    return gateway::accounts::update_tenant(tx, t, patch, "test").currency;
+  });
+  in_tx([&](pqxx::work& tx) { return billing::void_invoice(tx, jan.id, "reissued in EUR"); });
+  try {
+    generate(t, "2026-01");
+    FAIL() << "January was generated in EUR with the 70 tokens February billed in USD";
+  } catch (const BillingError& e) {
+    EXPECT_EQ(e.kind(), Kind::conflict);
+    EXPECT_NE(std::string(e.what()).find("USD"), std::string::npos) << e.what();
+  }
 }
 
 TEST_F(Invoices, PriceChangeMidMonthPricesEachRequestByItsVersion) {
