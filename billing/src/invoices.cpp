@@ -71,6 +71,38 @@ std::vector<PricedQuantity> priced_usage(pqxx::work& tx, const std::string& tena
 
 using PartKey = std::tuple<std::string, std::string, std::string>;  // model, class, version
 
+// A period's ledger usage per part (model, token class, price version) less what finalized
+// invoices in `currency` billed for it: as adjustments, and with `with_own_lines` its own
+// invoice's lines too. A part billed that the ledger no longer has under its version goes
+// negative.
+std::map<PartKey, PricedQuantity> unbilled(pqxx::work& tx, const std::string& tenant_id, const std::string& currency,
+                                           std::int64_t start_us, std::int64_t end_us, bool with_own_lines) {
+  std::map<PartKey, PricedQuantity> parts;
+  for (auto& u : priced_usage(tx, tenant_id, currency, start_us, end_us))
+    parts[{u.model, u.token_class, u.price_version_id}] = u;
+  const std::string adjustment_of_it = "(l.is_adjustment AND l.source_period_start = " + sql::ts("$3") + ")";
+  pqxx::result billed = tx.exec_params(
+      "SELECT l.model, l.token_class, lp.price_version_id, lp.unit_price_per_million::text, "
+      "sum(lp.quantity) FROM invoice_line_prices lp "
+      "JOIN invoice_lines l ON l.invoice_id = lp.invoice_id AND l.line_no = lp.line_no "
+      "JOIN invoices i ON i.id = lp.invoice_id WHERE i.tenant_id = $1 AND i.status = 'finalized' "
+      "AND i.currency = $2 AND (" + adjustment_of_it +
+          (with_own_lines ? " OR (NOT l.is_adjustment AND i.period_start = " + sql::ts("$3") + ")" : "") +
+          ") GROUP BY 1, 2, 3, 4",
+      tenant_id, currency, start_us);
+  for (const auto& row : billed) {
+    PricedQuantity& p = parts[{row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>()}];
+    if (p.model.empty()) {
+      p.model = row[0].as<std::string>();
+      p.token_class = row[1].as<std::string>();
+      p.price_version_id = row[2].as<std::string>();
+      p.unit_price_per_million = Decimal::parse(row[3].as<std::string>());
+    }
+    p.quantity -= row[4].as<std::int64_t>();
+  }
+  return parts;
+}
+
 // Late usage of earlier finalized periods: ledger now minus what finalized invoices carry.
 std::vector<PricedQuantity> adjustments(pqxx::work& tx, const TenantInfo& t,
                                         const std::string& currency, std::int64_t before_us) {
@@ -83,29 +115,7 @@ std::vector<PricedQuantity> adjustments(pqxx::work& tx, const TenantInfo& t,
   for (const auto& p : periods) {
     const std::string period = p[0].as<std::string>();
     const auto start = p[1].as<std::int64_t>(), end = p[2].as<std::int64_t>();
-    std::map<PartKey, PricedQuantity> delta;
-    for (auto& u : priced_usage(tx, t.id, currency, start, end))
-      delta[{u.model, u.token_class, u.price_version_id}] = u;
-    pqxx::result invoiced = tx.exec_params(
-        "SELECT l.model, l.token_class, lp.price_version_id, "
-        "lp.unit_price_per_million::text, sum(lp.quantity) FROM invoice_line_prices lp "
-        "JOIN invoice_lines l ON l.invoice_id = lp.invoice_id AND l.line_no = lp.line_no "
-        "JOIN invoices i ON i.id = lp.invoice_id WHERE i.tenant_id = $1 AND "
-        "i.status = 'finalized' AND i.currency = $2 AND ((NOT l.is_adjustment AND "
-        "i.period_start = " + sql::ts("$3") + ") OR (l.is_adjustment AND "
-        "l.source_period_start = " + sql::ts("$3") + ")) GROUP BY 1, 2, 3, 4",
-        t.id, currency, start);
-    for (const auto& row : invoiced) {
-      PricedQuantity& d = delta[{row[0].as<std::string>(), row[1].as<std::string>(),
-                                 row[2].as<std::string>()}];
-      if (d.model.empty()) {  // invoiced, and no longer in the ledger under this version
-        d.model = row[0].as<std::string>();
-        d.token_class = row[1].as<std::string>();
-        d.price_version_id = row[2].as<std::string>();
-        d.unit_price_per_million = Decimal::parse(row[3].as<std::string>());
-      }
-      d.quantity -= row[4].as<std::int64_t>();
-    }
+    std::map<PartKey, PricedQuantity> delta = unbilled(tx, t.id, currency, start, end, /*with_own_lines=*/true);
     for (auto& [key, d] : delta) {
       if (d.quantity == 0) continue;
       d.source_period = period;
@@ -136,27 +146,7 @@ std::vector<PricedQuantity> billable_base(pqxx::work& tx, const std::string& ten
                            other[0][1].as<std::string>() + ", and the tenant now bills in " + currency +
                            ": that usage would be billed twice. Void that invoice too, or set the tenant's "
                            "currency back, and generate again.");
-  std::map<PartKey, PricedQuantity> base;
-  for (auto& u : priced_usage(tx, tenant_id, currency, start_us, end_us))
-    base[{u.model, u.token_class, u.price_version_id}] = u;
-  pqxx::result billed = tx.exec_params(
-      "SELECT l.model, l.token_class, lp.price_version_id, lp.unit_price_per_million::text, "
-      "sum(lp.quantity) FROM invoice_line_prices lp "
-      "JOIN invoice_lines l ON l.invoice_id = lp.invoice_id AND l.line_no = lp.line_no "
-      "JOIN invoices i ON i.id = lp.invoice_id WHERE i.tenant_id = $1 AND i.status = 'finalized' "
-      "AND i.currency = $2 AND l.is_adjustment AND l.source_period_start = " + sql::ts("$3") +
-          " GROUP BY 1, 2, 3, 4",
-      tenant_id, currency, start_us);
-  for (const auto& row : billed) {
-    PricedQuantity& b = base[{row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>()}];
-    if (b.model.empty()) {  // billed, and no longer in the ledger under this version
-      b.model = row[0].as<std::string>();
-      b.token_class = row[1].as<std::string>();
-      b.price_version_id = row[2].as<std::string>();
-      b.unit_price_per_million = Decimal::parse(row[3].as<std::string>());
-    }
-    b.quantity -= row[4].as<std::int64_t>();
-  }
+  std::map<PartKey, PricedQuantity> base = unbilled(tx, tenant_id, currency, start_us, end_us, /*with_own_lines=*/false);
   std::vector<PricedQuantity> out;
   for (auto& [key, b] : base)
     if (b.quantity != 0) out.push_back(std::move(b));
