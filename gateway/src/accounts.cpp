@@ -487,6 +487,11 @@ CreatedKey rotate_key(pqxx::work& tx, const std::string& id, std::int64_t grace_
   const ApiKey old = key_from(before[0]);
   if (old.revoked_at)
     throw AccountError(Kind::conflict, "id", "API key '" + id + "' is revoked; issue a new one");
+  // Rotated already: a second successor would leave the first one valid and unlinked (and a
+  // retried rotation would mint two keys). Rotate the successor instead.
+  if (!tx.exec_params1("SELECT replaced_by IS NULL FROM api_keys WHERE id = $1", id)[0].as<bool>())
+    throw AccountError(Kind::conflict, "id",
+                       "API key '" + id + "' was rotated already (see its replaced_by); rotate that key instead");
   if (!tx.exec_params1("SELECT expires_at IS NULL OR expires_at > now() FROM api_keys "
                        "WHERE id = $1",
                        id)[0]

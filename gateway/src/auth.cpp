@@ -51,7 +51,8 @@ std::optional<KeyRecord> load_key_record(pqxx::connection& conn, const std::stri
   auto res = tx.exec_params(
       "SELECT k.id, k.secret_sha256, k.tenant_id, coalesce(t.name, ''), "
       "coalesce(t.status, 'active'), array_to_json(k.scopes)::text, "
-      "(extract(epoch FROM k.expires_at) * 1000)::bigint, "
+      // the time left before the key expires, by the database's clock (see below)
+      "(extract(epoch FROM k.expires_at - now()) * 1000)::bigint, "
       "(extract(epoch FROM k.revoked_at) * 1000)::bigint, coalesce(t.plan_id, ''), "
       "coalesce(array_to_json(p.allowed_tiers)::text, '[]'), coalesce(p.scheduling_weight, 1), "
       "p.requests_per_minute, p.tokens_per_minute, p.max_concurrent_requests, p.tokens_per_day, "
@@ -77,7 +78,10 @@ std::optional<KeyRecord> load_key_record(pqxx::connection& conn, const std::stri
   rec.tenant_status = r[4].as<std::string>();
   const boost::json::value scopes = boost::json::parse(r[5].as<std::string>());
   for (const auto& s : scopes.as_array()) p.scopes.emplace_back(s.as_string());
-  if (!r[6].is_null()) rec.expires_at_ms = r[6].as<std::int64_t>();
+  // Expiry on this host's clock: what is left of it by the database's clock (which set it, with
+  // now() + grace on a rotation) from now on this one, so a host whose clock runs behind the
+  // database's does not honour a key past its end.
+  if (!r[6].is_null()) rec.expires_at_ms = now_ms() + r[6].as<std::int64_t>();
   if (!r[7].is_null()) rec.revoked_at_ms = r[7].as<std::int64_t>();
   p.plan_id = r[8].as<std::string>();
   const boost::json::value tiers = boost::json::parse(r[9].as<std::string>());
@@ -263,11 +267,12 @@ AuthResult Authenticator::decide(const std::shared_ptr<const KeyRecord>& rec,
   AuthResult r;
   if (!rec || !match) {
     r.outcome = AuthOutcome::invalid_key;
-  } else if (rec->revoked_at_ms && *rec->revoked_at_ms <= now_ms()) {
+  } else if (rec->revoked_at_ms) {  // revoked at once, whatever this host's clock says of the time
     r.outcome = AuthOutcome::revoked;
   } else if (rec->expires_at_ms && *rec->expires_at_ms <= now_ms()) {
     r.outcome = AuthOutcome::expired;
-  } else if (!rec->principal.has_scope(scope)) {
+  } else if (!rec->principal.has_scope(scope) || (scope == "inference" && !rec->principal.tenant_id)) {
+    // An inference key acts for a tenant: one without (only direct SQL could make it) has none.
     r.outcome = AuthOutcome::wrong_scope;
   } else if (rec->tenant_status != "active") {
     r.outcome = AuthOutcome::suspended;

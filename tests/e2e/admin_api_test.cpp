@@ -368,6 +368,11 @@ TEST_F(AdminApiTest, RotationKeepsTheOldKeyForTheGracePeriod) {
   const auto rotated_at = std::chrono::steady_clock::now();
   EXPECT_EQ(call(port, "GET", "/v1/models", new_secret).status, 200);
   EXPECT_EQ(call(port, "GET", "/v1/models", old_secret).status, 200);  // grace period
+  // Rotated already: a second rotation (or a retried one) would mint a second successor and
+  // leave the first valid and unlinked. It is refused, naming the key.
+  auto again = admin("POST", "/admin/v1/keys/" + old_id + "/rotate", R"({"grace_period_seconds":2})");
+  EXPECT_EQ(again.status, 409) << again.raw.body;
+  EXPECT_EQ(backend.count("SELECT count(*) FROM api_keys WHERE name = 'svc'"), 2);
   while (std::chrono::steady_clock::now() - rotated_at < 2500ms) std::this_thread::sleep_for(50ms);
   auto late = call(port, "GET", "/v1/models", old_secret);
   EXPECT_EQ(late.status, 401);

@@ -419,6 +419,26 @@ TEST_F(AuthenticatorTest, RevokedKey) {
   EXPECT_EQ(r.record, nullptr);
 }
 
+// Revocation is immediate (revoked_at = the database's now()): a host whose clock runs behind
+// the database's must not read it as "revoked later" and let the key through meanwhile.
+TEST_F(AuthenticatorTest, ARevokedKeyIsRevokedWhateverThisHostsClockSays) {
+  KeyRecord rec = inference_record();
+  rec.revoked_at_ms = now_ms() + 60000;
+  auth_.cache().put(kId, shared(std::move(rec)));
+  EXPECT_EQ(authenticate(bearer(kId, kSecret), "inference").outcome, AuthOutcome::revoked);
+}
+
+// An inference key acts for a tenant; a key with the inference scope and no tenant (the API
+// never makes one; direct SQL could) is refused rather than run with no tenant to meter.
+TEST_F(AuthenticatorTest, AnInferenceKeyWithoutATenantIsRefused) {
+  KeyRecord rec = inference_record();
+  rec.principal.tenant_id.reset();
+  rec.principal.scopes = {"admin", "inference"};
+  auth_.cache().put(kId, shared(std::move(rec)));
+  EXPECT_EQ(authenticate(bearer(kId, kSecret), "inference").outcome, AuthOutcome::wrong_scope);
+  EXPECT_EQ(authenticate(bearer(kId, kSecret), "admin").outcome, AuthOutcome::ok);
+}
+
 TEST_F(AuthenticatorTest, ExpiredKey) {
   KeyRecord rec = inference_record();
   rec.expires_at_ms = now_ms() - 60000;

@@ -44,7 +44,9 @@ struct KeyRecord {
   std::string secret_sha256;  // 32 raw bytes
   Principal principal;
   std::string tenant_status;  // "active" | "suspended" ("active" for admin keys)
-  std::optional<std::int64_t> expires_at_ms, revoked_at_ms;  // Unix epoch milliseconds
+  // Unix epoch milliseconds: expiry on this host's clock (what was left of it by the database's
+  // clock when loaded); a revocation counts whatever its time.
+  std::optional<std::int64_t> expires_at_ms, revoked_at_ms;
   TenantLimits tenant_limits;  // the plan's, with the tenant's overrides applied
   KeyLimits key_limits;        // the key's own overrides (absent: no per-key limit)
   QuotaPeriods periods;        // current day and month in the tenant's billing time zone
