@@ -1,5 +1,7 @@
 #include "infergate/gateway/accounts.h"
 
+#include "infergate/billing/timestamp.h"
+
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <pqxx/pqxx>
@@ -290,11 +292,16 @@ CreatedKey create_key(pqxx::work& tx, const NewKey& k, const std::string& actor)
   if (k.name.size() > 128)
     throw AccountError(Kind::invalid, "name", "name is longer than 128 characters");
   validate_overrides(k.limit_overrides, "limit_overrides", /*key_level=*/true);
-  static const std::regex rfc3339(
-      "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$");
-  if (k.expires_at && !std::regex_match(*k.expires_at, rfc3339))
-    throw AccountError(Kind::invalid, "expires_at",
-                       "expires_at must be an RFC 3339 time such as 2027-01-31T00:00:00Z");
+  if (k.expires_at) {
+    // Strictly: a real date and time (2027-02-30 is refused here, not by Postgres as a 500).
+    try {
+      billing::parse_rfc3339_us(*k.expires_at);
+    } catch (const std::invalid_argument& e) {
+      throw AccountError(Kind::invalid, "expires_at",
+                         "expires_at must be an RFC 3339 time such as 2027-01-31T00:00:00Z (" +
+                             std::string(e.what()) + ")");
+    }
+  }
   std::optional<std::string> tenant_id;
   if (k.tenant) {
     auto t = find_tenant(tx, *k.tenant);

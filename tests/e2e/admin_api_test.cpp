@@ -339,6 +339,10 @@ TEST_F(AdminApiTest, KeysAndAuthentication) {
   EXPECT_EQ(admin("POST", "/admin/v1/tenants/" + tenant + "/keys", R"({"expires_at":"soon"})")
                 .status,
             400);
+  // Well formed, but no such day: refused naming the field (it used to reach Postgres: a 500).
+  auto no_day = admin("POST", "/admin/v1/tenants/" + tenant + "/keys", R"({"expires_at":"2027-02-30T00:00:00Z"})");
+  EXPECT_EQ(no_day.status, 400) << no_day.raw.body;
+  EXPECT_EQ(no_day.body.at("error").at("param"), "expires_at");
   EXPECT_EQ(admin("POST", "/admin/v1/tenants/ten_missing/keys", "{}").status, 404);
 
   // The database holds no secret, anywhere.
