@@ -127,7 +127,7 @@ RateLimitState rate_of(const infra::RedisReply& admitted, std::int64_t minute_le
 ReservationSize reservation_size(std::int64_t prompt_tokens,
                                  std::optional<std::int64_t> requested_max_tokens,
                                  std::int64_t context_length, std::int64_t default_max_tokens,
-                                 const TenantLimits& limits) {
+                                 const TenantLimits& limits, const KeyLimits& key_limits) {
   ReservationSize r;
   const std::int64_t room = context_length - prompt_tokens;
   if (room <= 0) {
@@ -153,8 +153,8 @@ ReservationSize reservation_size(std::int64_t prompt_tokens,
     r.max_tokens = std::min(default_max_tokens, room);
     // A reservation above the tokens-per-minute limit could never be admitted: cap the
     // default so that an unspecified max_tokens still fits (an explicit one is the caller's).
-    if (limits.tokens_per_minute && *limits.tokens_per_minute > prompt_tokens)
-      r.max_tokens = std::min(r.max_tokens, *limits.tokens_per_minute - prompt_tokens);
+    for (const auto& tpm : {limits.tokens_per_minute, key_limits.tokens_per_minute})
+      if (tpm && *tpm > prompt_tokens) r.max_tokens = std::min(r.max_tokens, *tpm - prompt_tokens);
   }
   r.reserve = prompt_tokens + r.max_tokens;
   return r;

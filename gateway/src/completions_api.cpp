@@ -469,10 +469,8 @@ asio::awaitable<Response> CompletionsApi::handle(Request& req, RequestContext& c
   if (p.max_tokens) {
     max_new = *p.max_tokens;
   } else {
-    TenantLimits limits = auth.record->tenant_limits;
-    if (const auto key_tpm = auth.record->key_limits.tokens_per_minute)
-      limits.tokens_per_minute = std::min(limits.tokens_per_minute.value_or(*key_tpm), *key_tpm);
-    max_new = reservation_size(n_prompt, std::nullopt, model.context_length, admission_cfg_.default_max_tokens, limits)
+    max_new = reservation_size(n_prompt, std::nullopt, model.context_length, admission_cfg_.default_max_tokens,
+                               auth.record->tenant_limits, auth.record->key_limits)
                   .max_tokens;
   }
 

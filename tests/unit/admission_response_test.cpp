@@ -94,6 +94,10 @@ TEST(ReservationSize, DefaultIsBoundedByContextAndTokensPerMinute) {
   r = reservation_size(100, std::nullopt, 4096, 1024, tpm);  // 100 + 500 fits the minute
   EXPECT_EQ(r.max_tokens, 500);
   EXPECT_EQ(r.reserve, 600);
+  KeyLimits key_tpm;
+  key_tpm.tokens_per_minute = 300;
+  r = reservation_size(100, std::nullopt, 4096, 1024, tpm, key_tpm);  // the key's is tighter
+  EXPECT_EQ(r.max_tokens, 200);
 }
 
 TEST(ReservationSize, ExplicitMaxTokensIsKeptOrRefusedWithCounts) {

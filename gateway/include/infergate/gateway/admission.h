@@ -118,8 +118,8 @@ struct SettleResult {
 
 // How many tokens a request reserves: prompt + max_tokens, always an upper bound of what it can
 // use. An absent max_tokens becomes min(default, room left in the model's context, the
-// tenant's tokens-per-minute limit). A prompt that leaves no room, or a max_tokens beyond the
-// room, is an error whose message gives the token counts.
+// tenant's and the key's tokens-per-minute limits). A prompt that leaves no room, or a
+// max_tokens beyond the room, is an error whose message gives the token counts.
 struct ReservationSize {
   std::int64_t max_tokens = 0;  // what the request may generate
   std::int64_t reserve = 0;     // prompt_tokens + max_tokens
@@ -128,7 +128,7 @@ struct ReservationSize {
 ReservationSize reservation_size(std::int64_t prompt_tokens,
                                  std::optional<std::int64_t> requested_max_tokens,
                                  std::int64_t context_length, std::int64_t default_max_tokens,
-                                 const TenantLimits& limits);
+                                 const TenantLimits& limits, const KeyLimits& key_limits = {});
 
 // One op's part of a batched script call's reply, and the minute window the call counted in.
 struct BatchReply {
