@@ -30,6 +30,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -96,20 +97,17 @@ struct Result {
   std::vector<double> latencies_ms;
   std::uint64_t errors = 0;
   std::uint64_t ok = 0;
+  std::vector<double> slow_due_ms;  // when each request over 2 ms was due, ms into the run
 };
 
-// One connection: sends requests (when `pace` is set, at its scheduled times) until `until`.
-asio::awaitable<void> client(const Target& t, Clock::time_point until, std::atomic<std::int64_t>* next_slot,
-                             Clock::time_point start, std::chrono::nanoseconds pace, Result* out, std::mutex* mu) {
+// One connection, already open: sends requests (when `pace` is set, at its scheduled times) until
+// `until`. Requests over 2 ms are also noted by when they were due (ms after `start`), so that a
+// run can show whether its tail is spread out or one stall.
+asio::awaitable<void> client(tcp::socket socket, const Target& t, Clock::time_point until,
+                             std::atomic<std::int64_t>* next_slot, Clock::time_point start,
+                             std::chrono::nanoseconds pace, Result* out, std::mutex* mu) {
   auto ex = co_await asio::this_coro::executor;
-  tcp::resolver resolver(ex);
-  tcp::socket socket(ex);
   boost::system::error_code ec;
-  auto endpoints = co_await resolver.async_resolve(t.host, t.port, asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) co_return;
-  co_await asio::async_connect(socket, endpoints, asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) co_return;
-  socket.set_option(tcp::no_delay(true));
   boost::beast::flat_buffer buffer;
   http::request<http::string_body> req{t.body.empty() ? http::verb::get : http::verb::post, t.path, 11};
   req.set(http::field::host, t.host);
@@ -120,7 +118,7 @@ asio::awaitable<void> client(const Target& t, Clock::time_point until, std::atom
   }
   req.keep_alive(true);
   req.prepare_payload();
-  std::vector<double> lat;
+  std::vector<double> lat, slow_due;
   std::uint64_t ok = 0, errors = 0;
   asio::steady_timer timer(ex);
   for (;;) {
@@ -139,7 +137,9 @@ asio::awaitable<void> client(const Target& t, Clock::time_point until, std::atom
     http::response<http::string_body> res;
     co_await http::async_read(socket, buffer, res, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) break;
-    lat.push_back(std::chrono::duration<double, std::milli>(Clock::now() - scheduled).count());
+    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - scheduled).count();
+    lat.push_back(ms);
+    if (ms > 2.0) slow_due.push_back(std::chrono::duration<double, std::milli>(scheduled - start).count());
     if (res.result() == http::status::ok) {
       ++ok;
     } else {
@@ -149,31 +149,73 @@ asio::awaitable<void> client(const Target& t, Clock::time_point until, std::atom
   }
   std::lock_guard lock(*mu);
   out->latencies_ms.insert(out->latencies_ms.end(), lat.begin(), lat.end());
+  out->slow_due_ms.insert(out->slow_due_ms.end(), slow_due.begin(), slow_due.end());
   out->ok += ok;
   out->errors += errors;
 }
 
+// Opens every connection first and only then starts the clock (and, open loop, the schedule):
+// connecting is not part of any request's latency.
 Result run_load(const Target& t, int connections, double seconds, double rate, int threads) {
   asio::io_context io(threads);
   Result r;
   std::mutex mu;
   std::atomic<std::int64_t> slot{0};
-  const auto start = Clock::now() + std::chrono::milliseconds(50);
+  tcp::resolver resolver(io);
+  const auto endpoints = resolver.resolve(t.host, t.port);
+  std::vector<tcp::socket> sockets;
+  for (int i = 0; i < connections; ++i) {
+    tcp::socket s(io);
+    boost::system::error_code ec;
+    asio::connect(s, endpoints, ec);
+    if (ec) {
+      std::fprintf(stderr, "cannot connect to %s:%s: %s\n", t.host.c_str(), t.port.c_str(), ec.message().c_str());
+      r.errors += 1;
+      return r;
+    }
+    s.set_option(tcp::no_delay(true));
+    sockets.push_back(std::move(s));
+  }
+  const auto start = Clock::now() + std::chrono::milliseconds(5);
   const auto until = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   const auto pace = rate > 0 ? std::chrono::nanoseconds(static_cast<std::int64_t>(1e9 / rate)) : std::chrono::nanoseconds(0);
-  for (int i = 0; i < connections; ++i) asio::co_spawn(io, client(t, until, &slot, start, pace, &r, &mu), asio::detached);
+  for (auto& s : sockets) asio::co_spawn(io, client(std::move(s), t, until, &slot, start, pace, &r, &mu), asio::detached);
   std::vector<std::thread> pool;
   for (int i = 1; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
   io.run();
   for (auto& th : pool) th.join();
   r.rps = static_cast<double>(r.ok + r.errors) / seconds;
   std::sort(r.latencies_ms.begin(), r.latencies_ms.end());
+  std::sort(r.slow_due_ms.begin(), r.slow_due_ms.end());
   return r;
 }
 
 double pct(const std::vector<double>& v, double p) {
   if (v.empty()) return 0;
   return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+}
+
+// The tail of an open-loop run in one line: p99.9, the worst, how many requests took over 2 ms,
+// and the 100 ms windows most of those were due in (a tail made of one stall shows as one window).
+std::string describe_tail(const Result& r) {
+  if (r.latencies_ms.empty()) return "no requests";
+  std::map<long, int> windows;
+  for (const double due : r.slow_due_ms) ++windows[static_cast<long>(due / 100)];
+  std::vector<std::pair<int, long>> busiest;
+  for (const auto& [w, n] : windows) busiest.emplace_back(n, w);
+  std::sort(busiest.rbegin(), busiest.rend());
+  char head[160];
+  std::snprintf(head, sizeof head, "p99.9 %.3f ms, max %.3f ms; %zu over 2 ms (%.2f%%)", pct(r.latencies_ms, 0.999),
+                r.latencies_ms.back(), r.slow_due_ms.size(),
+                100.0 * static_cast<double>(r.slow_due_ms.size()) / static_cast<double>(r.latencies_ms.size()));
+  std::string out = head;
+  for (std::size_t i = 0; i < busiest.size() && i < 3; ++i) {
+    char w[64];
+    std::snprintf(w, sizeof w, "%s%d due at %.1f-%.1f s", i == 0 ? ", of which " : ", ", busiest[i].first,
+                  static_cast<double>(busiest[i].second) / 10, static_cast<double>(busiest[i].second + 1) / 10);
+    out += w;
+  }
+  return out;
 }
 
 struct Figures {
@@ -256,6 +298,7 @@ Figures measure(const char* name, const Target& t, int connections, double secon
   std::printf("%-10s saturation %8.0f req/s (%llu errors) | at %6.0f req/s: p50 %6.3f ms  p99 %6.3f ms | cpu steal %4.1f%%\n",
               name, sat.rps, static_cast<unsigned long long>(sat.errors + at_half.errors), half,
               pct(at_half.latencies_ms, 0.5), pct(at_half.latencies_ms, 0.99), 100 * steal_share(before, cpu_times()));
+  std::printf("%-10s   tail at half load: %s\n", "", describe_tail(at_half).c_str());
   const double n = static_cast<double>(sat.ok + sat.errors);
   if (n > 0) {
     auto us = [n](double a, double b) { return 1e6 * (b - a) / n; };
@@ -313,9 +356,10 @@ int main(int argc, char** argv) {
     if (fixed_rate > 0) {
       run_load(ig, connections, 0.5, 0, threads);  // warm up
       const Result r = run_load(ig, connections, seconds, fixed_rate, threads);
-      std::printf("infergate  at %6.0f req/s: %.0f req/s done, p50 %6.3f ms  p90 %6.3f ms  p99 %6.3f ms  max %6.3f ms (%llu errors)\n",
+      std::printf("infergate  at %6.0f req/s: %.0f req/s done, p50 %6.3f ms  p90 %6.3f ms  p99 %6.3f ms (%llu errors)\n",
                   fixed_rate, r.rps, pct(r.latencies_ms, 0.5), pct(r.latencies_ms, 0.9), pct(r.latencies_ms, 0.99),
-                  r.latencies_ms.empty() ? 0.0 : r.latencies_ms.back(), static_cast<unsigned long long>(r.errors));
+                  static_cast<unsigned long long>(r.errors));
+      std::printf("           tail: %s\n", describe_tail(r).c_str());
       return r.errors > 0 ? 1 : 0;
     }
     const Figures g = measure("infergate", ig, connections, seconds, threads, false);
