@@ -1,5 +1,8 @@
 #include "infergate/gateway/auth.h"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/json/parse.hpp>
 #include <pqxx/pqxx>
 
@@ -124,24 +127,40 @@ std::optional<KeyRecord> load_key_record(pqxx::connection& conn, const std::stri
 
 KeyCache::KeyCache(infra::Millis ttl, std::size_t max_entries) : ttl_(ttl), max_(max_entries) {}
 
-std::optional<std::shared_ptr<const KeyRecord>> KeyCache::get(const std::string& key_id) {
+std::optional<std::shared_ptr<const KeyRecord>> KeyCache::get(const std::string& key_id,
+                                                                bool* refresh_due) {
+  if (refresh_due) *refresh_due = false;
   std::lock_guard lock(mu_);
   auto it = map_.find(key_id);
   if (it == map_.end()) return std::nullopt;
-  if (std::chrono::steady_clock::now() - it->second.loaded >= ttl_) {
+  const auto age = std::chrono::steady_clock::now() - it->second.loaded;
+  if (age >= ttl_) {
     order_.erase(it->second.order);
     map_.erase(it);
     return std::nullopt;
   }
+  if (refresh_due && !it->second.refreshing && age >= ttl_ / 2) {
+    it->second.refreshing = true;
+    *refresh_due = true;
+  }
   return it->second.record;
+}
+
+void KeyCache::refresh_failed(const std::string& key_id) {
+  std::lock_guard lock(mu_);
+  auto it = map_.find(key_id);
+  if (it != map_.end()) it->second.refreshing = false;
 }
 
 void KeyCache::put(const std::string& key_id, std::shared_ptr<const KeyRecord> record,
                    std::optional<std::uint64_t> read_at_generation) {
   if (ttl_.count() == 0) return;
   std::lock_guard lock(mu_);
-  if (read_at_generation && *read_at_generation != generation_) return;
   auto it = map_.find(key_id);
+  if (read_at_generation && *read_at_generation != generation_) {
+    if (it != map_.end()) it->second.refreshing = false;
+    return;
+  }
   if (it != map_.end()) {
     order_.erase(it->second.order);
     map_.erase(it);
@@ -240,7 +259,7 @@ AuthFailure describe_failure(AuthOutcome outcome) {
 Authenticator::Authenticator(infra::PgPool& pg, const infra::AuthConfig& cfg,
                              infra::MetricsRegistry& metrics)
     : pg_(pg),
-      cache_(cfg.cache_ttl, cfg.cache_max_entries),
+      cache_(std::make_shared<KeyCache>(cfg.cache_ttl, cfg.cache_max_entries)),
       dummy_hash_(hash_secret("dummy")),
       metrics_(metrics) {
   auto& outcomes = metrics.counter("infergate_auth_total", "Authentication attempts by outcome",
@@ -251,8 +270,9 @@ Authenticator::Authenticator(infra::PgPool& pg, const infra::AuthConfig& cfg,
   auto& cache = metrics.counter("infergate_auth_cache_total", "Key cache lookups", {"result"});
   hits_ = &cache.with({"hit"});
   misses_ = &cache.with({"miss"});
+  refreshes_ = &cache.with({"refresh"});
   cache_gauge_ = metrics.gauge_callback("infergate_auth_cache_entries", "Keys in the in-memory cache",
-                         [this] { return static_cast<double>(cache_.size()); });
+                         [this] { return static_cast<double>(cache_->size()); });
 }
 
 Authenticator::~Authenticator() {
@@ -307,7 +327,12 @@ boost::asio::awaitable<AuthResult> Authenticator::authenticate(std::string_view 
   if (key) {
     std::shared_ptr<const KeyRecord> rec;
     bool available = true;
-    auto cached = cache_.get(key->id);
+    bool refresh_due = false;
+    auto cached = cache_->get(key->id, &refresh_due);
+    if (refresh_due) {
+      const auto ex = co_await boost::asio::this_coro::executor;
+      refresh_in_background(ex, key->id);
+    }
     // A record read before midnight in the tenant's time zone names yesterday: read it again.
     if (cached && *cached && (*cached)->periods.day_end_ms != 0 &&
         (*cached)->periods.day_end_ms <= now_ms())
@@ -318,12 +343,12 @@ boost::asio::awaitable<AuthResult> Authenticator::authenticate(std::string_view 
     } else {
       misses_->inc();
       // An invalidation that arrives while we read must win over what we read.
-      const std::uint64_t generation = cache_.generation();
+      const std::uint64_t generation = cache_->generation();
       try {
         const auto load = [id = key->id](pqxx::connection& c) { return load_key_record(c, id); };
         std::optional<KeyRecord> loaded = co_await pg_.run(load);
         if (loaded) rec = std::make_shared<const KeyRecord>(std::move(*loaded));
-        cache_.put(key->id, rec, generation);
+        cache_->put(key->id, rec, generation);
       } catch (const std::exception&) {
         available = false;
       }
@@ -338,20 +363,40 @@ boost::asio::awaitable<AuthResult> Authenticator::authenticate(std::string_view 
   co_return result;
 }
 
+void Authenticator::refresh_in_background(const boost::asio::any_io_executor& ex,
+                                          const std::string& key_id) {
+  refreshes_->inc();
+  // Only what outlives this object: the cache (shared) and the pool (stopped after the servers).
+  auto reload = [](infra::PgPool& pg, std::shared_ptr<KeyCache> cache,
+                   std::string id) -> boost::asio::awaitable<void> {
+    const std::uint64_t generation = cache->generation();
+    try {
+      const auto load = [id](pqxx::connection& c) { return load_key_record(c, id); };
+      std::optional<KeyRecord> loaded = co_await pg.run(load);
+      std::shared_ptr<const KeyRecord> rec;
+      if (loaded) rec = std::make_shared<const KeyRecord>(std::move(*loaded));
+      cache->put(id, std::move(rec), generation);
+    } catch (const std::exception&) {
+      cache->refresh_failed(id);  // the entry still expires at its ttl, as without reloads
+    }
+  };
+  boost::asio::co_spawn(ex, reload(pg_, cache_, key_id), boost::asio::detached);
+}
+
 void Authenticator::on_invalidation(std::string_view message) {
   auto colon = message.find(':');
   std::string_view kind = message.substr(0, colon);
   std::string id(colon == std::string_view::npos ? std::string_view() : message.substr(colon + 1));
   if (id.empty()) {
-    cache_.clear();  // malformed: be safe
+    cache_->clear();  // malformed: be safe
   } else if (kind == "key") {
-    cache_.erase_key(id);
+    cache_->erase_key(id);
   } else if (kind == "tenant") {
-    cache_.erase_tenant(id);
+    cache_->erase_tenant(id);
   } else if (kind == "plan") {
-    cache_.erase_plan(id);
+    cache_->erase_plan(id);
   } else {
-    cache_.clear();  // "all", or anything this version does not know: be safe
+    cache_->clear();  // "all", or anything this version does not know: be safe
   }
 }
 

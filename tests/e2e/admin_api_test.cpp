@@ -448,5 +448,57 @@ TEST(AdminApiInstances, WithoutRedisTheCacheTtlBoundsStaleness) {
   EXPECT_TRUE(a.wait_for_log("cache invalidation not published", 1s));
 }
 
+// The value of one series on GET /metrics (e.g. `infergate_auth_cache_total{result="miss"}`),
+// or -1 when it is not there.
+double metric(int port, const std::string& series) {
+  const std::string text = "\n" + test::http_request(port, "GET", "/metrics").body;
+  const auto at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
+// A key in steady use is read again from Postgres before its cache entry expires, behind the
+// request that noticed it: no request waits for Postgres (no miss) however long the traffic
+// lasts, and what is read again is fresh (a change made straight in the database, which no
+// instance was told of, still takes effect within the TTL).
+TEST(AdminApiInstances, AKeyInUseIsReadAgainBeforeItExpiresWithoutARequestWaiting) {
+  Backend backend;
+  test::ServerProcess s(backend.config({{"auth", {{"cache_ttl_ms", "600"}}}}));
+  const auto [tenant, key_id, secret] = tenant_with_key(s.port(), backend.admin_key);
+  ASSERT_EQ(call(s.port(), "GET", "/v1/models", secret).status, 200);  // cached now
+  const std::string miss = R"(infergate_auth_cache_total{result="miss"})";
+  const std::string refresh = R"(infergate_auth_cache_total{result="refresh"})";
+  const double misses0 = metric(s.port(), miss), refreshes0 = metric(s.port(), refresh);
+  ASSERT_GE(misses0, 1);
+  ASSERT_GE(refreshes0, 0);
+  // 2.4 s of requests every 20 ms: four TTLs.
+  const auto t0 = std::chrono::steady_clock::now();
+  int requests = 0;
+  while (std::chrono::steady_clock::now() - t0 < 2400ms) {
+    ASSERT_EQ(call(s.port(), "GET", "/v1/models", secret).status, 200);
+    ++requests;
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(metric(s.port(), miss), misses0) << requests << " requests";
+  EXPECT_GE(metric(s.port(), refresh) - refreshes0, 3) << requests << " requests";
+
+  // Straight in the database: nothing is published, only a read sees it.
+  {
+    pqxx::connection c(backend.db.conninfo());
+    pqxx::work tx(c);
+    tx.exec_params("UPDATE tenants SET status = 'suspended' WHERE id = $1", tenant);
+    tx.commit();
+  }
+  const auto t1 = std::chrono::steady_clock::now();
+  int status = 200;
+  while (status != 403 && std::chrono::steady_clock::now() - t1 < 3s) {
+    status = call(s.port(), "GET", "/v1/models", secret).status;
+    if (status != 403) std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(status, 403);
+  EXPECT_LT(std::chrono::steady_clock::now() - t1, 900ms);  // TTL 600 ms plus slack
+  EXPECT_EQ(metric(s.port(), miss), misses0);
+}
+
 }  // namespace
 }  // namespace infergate

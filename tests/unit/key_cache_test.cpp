@@ -242,5 +242,45 @@ TEST(KeyCacheTest, ConcurrentUseStaysBounded) {
   EXPECT_LE(c.size(), 50u);
 }
 
+// Past half its TTL, one lookup (and only one) is told to reload the entry; the others go on
+// using it. What is put back starts a new TTL; a reload that failed, or whose read an
+// invalidation overtook, can be claimed again.
+TEST(KeyCacheTest, OneLookupPastHalfTheTtlIsToldToReload) {
+  KeyCache c(400ms, 100);
+  c.put("k1", record("k1", "t1", "p1"));
+  bool due = true;
+  ASSERT_TRUE(c.get("k1", &due).has_value());
+  EXPECT_FALSE(due);  // fresh
+  std::this_thread::sleep_for(220ms);
+  ASSERT_TRUE(c.get("k1", &due).has_value());
+  EXPECT_TRUE(due);
+  ASSERT_TRUE(c.get("k1", &due).has_value());
+  EXPECT_FALSE(due);  // claimed already
+  EXPECT_TRUE(c.get("k1").has_value());
+
+  c.refresh_failed("k1");
+  ASSERT_TRUE(c.get("k1", &due).has_value());
+  EXPECT_TRUE(due);  // claimable again
+
+  // Read before an invalidation: not stored, and the claim is given up.
+  const auto before = c.generation();
+  c.erase_tenant("someone-else");
+  c.put("k1", record("k1", "t1", "p2"), before);
+  auto got = c.get("k1", &due);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ((*got)->principal.plan_id, "p1");
+  EXPECT_TRUE(due);
+
+  // Stored: a new TTL, nothing due.
+  c.put("k1", record("k1", "t1", "p3"), c.generation());
+  got = c.get("k1", &due);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ((*got)->principal.plan_id, "p3");
+  EXPECT_FALSE(due);
+  std::this_thread::sleep_for(420ms);
+  EXPECT_FALSE(c.get("k1", &due).has_value());  // never reloaded: gone at its TTL, as before
+  EXPECT_FALSE(due);
+}
+
 }  // namespace
 }  // namespace infergate::gateway
