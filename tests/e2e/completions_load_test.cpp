@@ -136,8 +136,10 @@ TEST_F(Disconnect, MidStreamCancelsTheSequenceFreesTheKvCacheAndMetersCancelled)
 
 TEST_F(Disconnect, NonStreamingClientThatLeavesIsCancelled) {
   RawClient c(server.port());
+  // Long enough to be still running when the client leaves on a GPU too (seconds there; on the
+  // CPU it is cancelled long before its end).
   c.send(request("/v1/completions", acme.key,
-                 R"({"model":"slow","prompt":"Once upon a time","max_tokens":400,"temperature":0})"));
+                 R"({"model":"slow","prompt":"Once upon a time","max_tokens":1900,"temperature":0})"));
   expect_running(1);  // generating, with no byte of the response sent yet
   EXPECT_EQ(c.received, "");
   c.close();
@@ -145,7 +147,7 @@ TEST_F(Disconnect, NonStreamingClientThatLeavesIsCancelled) {
   // The client never saw its request id; the request is the only one in this database.
   const auto row = backend.wait_only_ledger_row();
   EXPECT_EQ(row.status, "cancelled");
-  EXPECT_LT(row.completion_tokens, 400);
+  EXPECT_LT(row.completion_tokens, 1900);
   expect_engine_idle();
 }
 
@@ -243,8 +245,10 @@ TEST(ShutdownMetering, AStreamWhoseEngineOutlastsTheEventLoopsIsMeteredAsCancell
   test::Backend backend;
   const auto acme = backend.tenant("acme");
   test::ServerProcess server(
+      // On the CPU: the test needs one engine step that lasts seconds (on a GPU the whole
+      // request takes a fraction of one).
       backend.config({{"server", {{"shutdown_grace_ms", "100"}}},
-                      {"engine", {{"threads", "1"}, {"max_batch_tokens", "2048"}, {"prefix_cache", "false"}}}}),
+                      {"engine", {{"device", "\"cpu\""}, {"threads", "1"}, {"max_batch_tokens", "2048"}, {"prefix_cache", "false"}}}}),
       {}, test::models_toml({{"big", test::model_file("medium", 1, "q8_0"), "medium"}}));
   std::string prompt;
   for (int i = 0; i < 220; ++i) prompt += "the cat sat on a mat " + std::to_string(i % 10) + " ";
@@ -272,7 +276,10 @@ TEST(ShutdownMetering, AStreamWhoseEngineOutlastsTheEventLoopsIsMeteredAsCancell
 TEST(CompletionsRouting, OverloadedModelFallsBackToTheNextTierReportedAndMetered) {
   test::Backend backend;
   const auto acme = backend.tenant("acme");
-  test::ServerProcess server(backend.config({{"engine", {{"max_seqs", "1"}}}, {"routing", {{"max_queue_depth", "0"}}}}),
+  // On the CPU: requests must overlap in the engine for one to wait, and on a GPU each of these
+  // is over in milliseconds (the routing decision itself does not depend on the device).
+  test::ServerProcess server(backend.config({{"engine", {{"device", "\"cpu\""}, {"max_seqs", "1"}}},
+                                             {"routing", {{"max_queue_depth", "0"}}}}),
                              {},
                              test::models_toml({{"alpha", test::model_file("small", 1), "small"},
                                                 {"beta", test::model_file("small", 2), "medium"}}));
