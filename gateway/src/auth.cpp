@@ -139,7 +139,8 @@ std::optional<std::shared_ptr<const KeyRecord>> KeyCache::get(const std::string&
     map_.erase(it);
     return std::nullopt;
   }
-  if (refresh_due && !it->second.refreshing && age >= ttl_ / 2) {
+  const auto now = std::chrono::steady_clock::now();
+  if (refresh_due && !it->second.refreshing && age >= ttl_ / 2 && now >= it->second.retry_at) {
     it->second.refreshing = true;
     *refresh_due = true;
   }
@@ -149,7 +150,10 @@ std::optional<std::shared_ptr<const KeyRecord>> KeyCache::get(const std::string&
 void KeyCache::refresh_failed(const std::string& key_id) {
   std::lock_guard lock(mu_);
   auto it = map_.find(key_id);
-  if (it != map_.end()) it->second.refreshing = false;
+  if (it == map_.end()) return;
+  it->second.refreshing = false;
+  // Not at once: while Postgres is down every request would otherwise send one more read.
+  it->second.retry_at = std::chrono::steady_clock::now() + ttl_ / 8;
 }
 
 void KeyCache::put(const std::string& key_id, std::shared_ptr<const KeyRecord> record,
@@ -329,14 +333,15 @@ boost::asio::awaitable<AuthResult> Authenticator::authenticate(std::string_view 
     bool available = true;
     bool refresh_due = false;
     auto cached = cache_->get(key->id, &refresh_due);
-    if (refresh_due) {
-      const auto ex = co_await boost::asio::this_coro::executor;
-      refresh_in_background(ex, key->id);
-    }
-    // A record read before midnight in the tenant's time zone names yesterday: read it again.
+    // A record read before midnight in the tenant's time zone names yesterday: read it again
+    // (here and now; what this request stores replaces the entry, a claimed reload with it).
     if (cached && *cached && (*cached)->periods.day_end_ms != 0 &&
         (*cached)->periods.day_end_ms <= now_ms())
       cached.reset();
+    if (cached && refresh_due) {
+      const auto ex = co_await boost::asio::this_coro::executor;
+      refresh_in_background(ex, key->id);
+    }
     if (cached) {
       hits_->inc();
       rec = *cached;
@@ -366,21 +371,23 @@ boost::asio::awaitable<AuthResult> Authenticator::authenticate(std::string_view 
 void Authenticator::refresh_in_background(const boost::asio::any_io_executor& ex,
                                           const std::string& key_id) {
   refreshes_->inc();
-  // Only what outlives this object: the cache (shared) and the pool (stopped after the servers).
-  auto reload = [](infra::PgPool& pg, std::shared_ptr<KeyCache> cache,
-                   std::string id) -> boost::asio::awaitable<void> {
-    const std::uint64_t generation = cache->generation();
-    try {
-      const auto load = [id](pqxx::connection& c) { return load_key_record(c, id); };
-      std::optional<KeyRecord> loaded = co_await pg.run(load);
-      std::shared_ptr<const KeyRecord> rec;
-      if (loaded) rec = std::make_shared<const KeyRecord>(std::move(*loaded));
-      cache->put(id, std::move(rec), generation);
-    } catch (const std::exception&) {
-      cache->refresh_failed(id);  // the entry still expires at its ttl, as without reloads
-    }
-  };
   boost::asio::co_spawn(ex, reload(pg_, cache_, key_id), boost::asio::detached);
+}
+
+// Only what outlives the Authenticator: the cache (shared) and the pool (stopped after the
+// servers' event loops, whose leftover frames are destroyed with them, never resumed).
+boost::asio::awaitable<void> Authenticator::reload(infra::PgPool& pg, std::shared_ptr<KeyCache> cache,
+                                                   std::string id) {
+  const std::uint64_t generation = cache->generation();
+  try {
+    const auto load = [id](pqxx::connection& c) { return load_key_record(c, id); };
+    std::optional<KeyRecord> loaded = co_await pg.run(load);
+    std::shared_ptr<const KeyRecord> rec;
+    if (loaded) rec = std::make_shared<const KeyRecord>(std::move(*loaded));
+    cache->put(id, std::move(rec), generation);
+  } catch (const std::exception&) {
+    cache->refresh_failed(id);  // tried again later; the entry still expires at its ttl
+  }
 }
 
 void Authenticator::on_invalidation(std::string_view message) {

@@ -463,7 +463,7 @@ double metric(int port, const std::string& series) {
 // instance was told of, still takes effect within the TTL).
 TEST(AdminApiInstances, AKeyInUseIsReadAgainBeforeItExpiresWithoutARequestWaiting) {
   Backend backend;
-  test::ServerProcess s(backend.config({{"auth", {{"cache_ttl_ms", "600"}}}}));
+  test::ServerProcess s(backend.config({{"auth", {{"cache_ttl_ms", "1500"}}}}));
   const auto [tenant, key_id, secret] = tenant_with_key(s.port(), backend.admin_key);
   ASSERT_EQ(call(s.port(), "GET", "/v1/models", secret).status, 200);  // cached now
   const std::string miss = R"(infergate_auth_cache_total{result="miss"})";
@@ -471,16 +471,16 @@ TEST(AdminApiInstances, AKeyInUseIsReadAgainBeforeItExpiresWithoutARequestWaitin
   const double misses0 = metric(s.port(), miss), refreshes0 = metric(s.port(), refresh);
   ASSERT_GE(misses0, 1);
   ASSERT_GE(refreshes0, 0);
-  // 2.4 s of requests every 20 ms: four TTLs.
+  // 4.5 s of requests every 20 ms: three TTLs.
   const auto t0 = std::chrono::steady_clock::now();
   int requests = 0;
-  while (std::chrono::steady_clock::now() - t0 < 2400ms) {
+  while (std::chrono::steady_clock::now() - t0 < 4500ms) {
     ASSERT_EQ(call(s.port(), "GET", "/v1/models", secret).status, 200);
     ++requests;
     std::this_thread::sleep_for(20ms);
   }
   EXPECT_EQ(metric(s.port(), miss), misses0) << requests << " requests";
-  EXPECT_GE(metric(s.port(), refresh) - refreshes0, 3) << requests << " requests";
+  EXPECT_GE(metric(s.port(), refresh) - refreshes0, 2) << requests << " requests";
 
   // Straight in the database: nothing is published, only a read sees it.
   {
@@ -496,7 +496,7 @@ TEST(AdminApiInstances, AKeyInUseIsReadAgainBeforeItExpiresWithoutARequestWaitin
     if (status != 403) std::this_thread::sleep_for(20ms);
   }
   EXPECT_EQ(status, 403);
-  EXPECT_LT(std::chrono::steady_clock::now() - t1, 900ms);  // TTL 600 ms plus slack
+  EXPECT_LT(std::chrono::steady_clock::now() - t1, 2250ms);  // TTL 1.5 s plus slack
   EXPECT_EQ(metric(s.port(), miss), misses0);
 }
 

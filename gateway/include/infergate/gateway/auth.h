@@ -75,7 +75,7 @@ class KeyCache {
   // otherwise a reload claimed for it is given up, for a later lookup to claim again.
   void put(const std::string& key_id, std::shared_ptr<const KeyRecord> record,
            std::optional<std::uint64_t> read_at_generation = std::nullopt);
-  // A claimed reload could not read the key: a later lookup may claim it again.
+  // A claimed reload could not read the key: a lookup may claim it again after ttl/8.
   void refresh_failed(const std::string& key_id);
   std::uint64_t generation() const;
   void erase_key(const std::string& key_id);
@@ -90,6 +90,7 @@ class KeyCache {
     std::chrono::steady_clock::time_point loaded;
     std::list<std::string>::iterator order;  // position in insertion order, for eviction
     bool refreshing = false;                 // a lookup was told to reload it
+    std::chrono::steady_clock::time_point retry_at{};  // after a failed reload, not before
   };
   void erase_where(const std::function<bool(const KeyRecord&)>& pred);
   infra::Millis ttl_;
@@ -151,6 +152,8 @@ class Authenticator {
                     std::string_view scope);
   // Reloads a key the cache asked to refresh, behind the request that noticed it.
   void refresh_in_background(const boost::asio::any_io_executor& ex, const std::string& key_id);
+  static boost::asio::awaitable<void> reload(infra::PgPool& pg, std::shared_ptr<KeyCache> cache,
+                                             std::string id);
   infra::PgPool& pg_;
   // Shared with background reloads, which may finish after this object is gone.
   std::shared_ptr<KeyCache> cache_;
