@@ -27,7 +27,10 @@ std::vector<LedgerUsage> ledger_usage(pqxx::connection& conn,
       "           AT TIME ZONE t.billing_timezone AS month_start, "
       "         (date_trunc('month', now() AT TIME ZONE t.billing_timezone) + interval '1 month') "
       "           AT TIME ZONE t.billing_timezone AS month_end) p "
-      "WHERE $1::text IS NULL OR t.id = $1 OR t.name = $1 ORDER BY t.id",
+      // One tenant by id or name, the id first (as everywhere an id or a name is taken).
+      "WHERE $1::text IS NULL OR t.id = (SELECT id FROM tenants WHERE id = $1 OR name = $1 "
+      "                                  ORDER BY id = $1 DESC LIMIT 1) "
+      "ORDER BY t.id",
       tenant);
   std::vector<LedgerUsage> out;
   for (const auto& r : rows) {

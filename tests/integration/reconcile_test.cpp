@@ -125,5 +125,35 @@ TEST(Reconcile, RestoresQuotaCountersFromTheLedgerAfterRedisLostThem) {
   redis.stop();
 }
 
+// A tenant named like another tenant's id (the API refuses such a name; direct SQL can make
+// one): naming that id reconciles that tenant alone, as every id-or-name lookup prefers the id.
+TEST(Reconcile, AnIdIsTakenBeforeAnotherTenantsNameThatEqualsIt) {
+  auto db = test::fresh_database("recon");
+  pqxx::connection conn(db.conninfo());
+  infra::migrate(conn, infra::embedded_migrations());
+  std::string first_id;
+  {
+    pqxx::work tx(conn);
+    gateway::accounts::NewPlan plan;
+    plan.name = "basic";
+    gateway::accounts::create_plan(tx, plan, "test");
+    gateway::accounts::NewTenant t;
+    t.name = "first";
+    t.plan = "basic";
+    first_id = gateway::accounts::create_tenant(tx, t, "test").id;
+    tx.exec_params("INSERT INTO tenants (id, name, plan_id) SELECT 'ten_impostor', $1, plan_id FROM tenants "
+                   "WHERE id = $1",
+                   first_id);
+    tx.commit();
+  }
+  const auto usage = gateway::ledger_usage(conn, first_id);
+  ASSERT_EQ(usage.size(), 1u);
+  EXPECT_EQ(usage[0].tenant_id, first_id);
+  EXPECT_EQ(usage[0].tenant_name, "first");
+  const auto by_name = gateway::ledger_usage(conn, std::string("first"));
+  ASSERT_EQ(by_name.size(), 1u);
+  EXPECT_EQ(by_name[0].tenant_id, first_id);
+}
+
 }  // namespace
 }  // namespace infergate
