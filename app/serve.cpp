@@ -66,7 +66,8 @@ std::vector<gateway::ReadinessCheck> readiness_checks(infra::PgPool& pg, infra::
 // shutdown_grace, close what is left, and stop the io threads. A second signal cuts the grace.
 asio::awaitable<void> shutdown_on_signal(asio::io_context& io, gateway::HttpServer& server,
                                          gateway::Admission& admission, infra::RedisClient& redis,
-                                         infra::RedisClient& subscriber, infra::Millis grace) {
+                                         infra::RedisClient& subscriber, infra::Millis grace,
+                                         infra::Millis cut_wait) {
   asio::signal_set signals(io, SIGINT, SIGTERM);
   auto [ec, sig] = co_await signals.async_wait(asio::as_tuple(asio::use_awaitable));
   if (ec) co_return;
@@ -88,10 +89,20 @@ asio::awaitable<void> shutdown_on_signal(asio::io_context& io, gateway::HttpServ
   if (auto left = server.active_connections(); left > 0) {
     infra::log::warn("closing connections after grace period", {{"connections", left}});
     server.close_all();
-    for (int i = 0; i < 100 && server.active_connections() > 0; ++i) {
+    // Each request cut off cancels its generation, which ends at the engine's next step: then its
+    // handler meters it (cancelled, with the tokens processed) and settles its reservation, as
+    // for any client that left. A step can take seconds (a long prefill), hence cut_wait; a
+    // handler still waiting after it is metered at exit (meter_abandoned_streams) and its
+    // reservation released at its expiry.
+    const auto cut_deadline = std::chrono::steady_clock::now() + std::max(cut_wait, infra::Millis(100));
+    while (server.active_connections() > 0 && std::chrono::steady_clock::now() < cut_deadline) {
       tick.expires_after(10ms);
       co_await tick.async_wait(asio::as_tuple(asio::use_awaitable));
     }
+    if (const auto still = server.active_connections(); still > 0)
+      infra::log::warn("requests still running after shutdown_cut_ms; they are metered at exit and their "
+                       "reservations released at expiry",
+                       {{"connections", still}});
   }
   // Settlements the last responses did not wait for are still queued or in flight, and so are
   // the releases of reservations admitted ahead that no request took: let them reach Redis
@@ -275,7 +286,8 @@ int cmd_serve(const std::vector<std::string>& args) {
   asio::co_spawn(io, maintain_usage_partitions(pg), asio::detached);
   asio::co_spawn(io, refresh_engine_gauges(io, completions), asio::detached);
   asio::co_spawn(io,
-                 shutdown_on_signal(io, server, admission, redis, subscriber, cfg.server.shutdown_grace),
+                 shutdown_on_signal(io, server, admission, redis, subscriber, cfg.server.shutdown_grace,
+                                    cfg.server.shutdown_cut),
                  asio::detached);
 
   // The other contexts run until the main one is done (shutdown_on_signal stops it once every

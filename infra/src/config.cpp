@@ -307,6 +307,7 @@ Config parse_config(std::string_view toml_text, std::string source, const EnvMap
     s.read_number("max_header_bytes", c.max_header_bytes, 1024, 1 << 20);
     s.read_number("max_body_bytes", c.max_body_bytes, 1024, std::int64_t{1} << 30);
     s.read_ms("shutdown_grace_ms", c.shutdown_grace, 0, kMaxMs);
+    s.read_ms("shutdown_cut_ms", c.shutdown_cut, 0, kMaxMs);
     s.read_bool("access_log", c.access_log);
     s.read_bool("tls_enabled", c.tls_enabled);
     s.read_number("tls_port", c.tls_port, 0, 65535);

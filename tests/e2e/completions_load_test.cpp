@@ -235,27 +235,33 @@ TEST(ShutdownMetering, AStreamCutAtTheGraceDeadlineIsMeteredAsCancelled) {
   expect_cut_at_grace_deadline_and_metered(true);
 }
 
-// A stream whose engine is in a long step when the shutdown closes its connection: its handler
-// waits for the engine's last event, which comes only after the event loops have stopped (the
-// server waits a second for closed connections). Its usage used to go unmetered: the handler
-// that writes a streamed request's record never ran again. Now the shutdown meters it, as
-// cancelled with the prompt tokens the engine processed, once the engines have stopped. Here the
-// step is a ~1,800-token prefill of the "medium" preset on one engine thread (seconds).
-TEST(ShutdownMetering, AStreamWhoseEngineOutlastsTheEventLoopsIsMeteredAsCancelled) {
-  test::Backend backend;
-  const auto acme = backend.tenant("acme");
-  test::ServerProcess server(
-      // On the CPU: the test needs one engine step that lasts seconds (on a GPU the whole
-      // request takes a fraction of one).
-      backend.config({{"server", {{"shutdown_grace_ms", "100"}}},
-                      {"engine", {{"device", "\"cpu\""}, {"threads", "1"}, {"max_batch_tokens", "2048"}, {"prefix_cache", "false"}}}}),
-      {}, test::models_toml({{"big", test::model_file("medium", 1, "q8_0"), "medium"}}));
+// A stream whose engine is in a long step (a ~1,800-token prefill of the "medium" preset on one
+// engine thread: seconds) when the shutdown closes its connection. Whichever way the shutdown
+// ends it, its usage is metered, as cancelled with the prompt tokens the engine processed.
+namespace shutdown_cut {
+
+std::string long_prompt_body() {
   std::string prompt;
   for (int i = 0; i < 220; ++i) prompt += "the cat sat on a mat " + std::to_string(i % 10) + " ";
-  const std::string body = R"({"model":"big","prompt":)" + json::serialize(json::value(prompt)) +
-                           R"(,"max_tokens":50,"temperature":0,"stream":true})";
+  return R"({"model":"big","prompt":)" + json::serialize(json::value(prompt)) +
+         R"(,"max_tokens":50,"temperature":0,"stream":true})";
+}
+
+test::ConfigValues config(const test::Backend& backend, const std::string& cut_ms) {
+  // On the CPU: the test needs one engine step that lasts seconds (on a GPU the whole request
+  // takes a fraction of one). Reservations expire 4 s after their last renewal.
+  return backend.config({{"server", {{"shutdown_grace_ms", "100"}, {"shutdown_cut_ms", cut_ms}}},
+                         {"admission", {{"reservation_ttl_ms", "4000"}}},
+                         {"engine", {{"device", "\"cpu\""}, {"threads", "1"}, {"max_batch_tokens", "2048"},
+                                     {"prefix_cache", "false"}}}});
+}
+
+std::string models() { return test::models_toml({{"big", test::model_file("medium", 1, "q8_0"), "medium"}}); }
+
+// Sends the long stream, waits until its prefill is under way, and stops the server.
+void cut_at_shutdown(test::ServerProcess& server, const std::string& key) {
   RawClient c(server.port());
-  c.send(request("/v1/completions", acme.key, body));
+  c.send(request("/v1/completions", key, long_prompt_body()));
   // The response's head goes out as the sequence is submitted; its prefill takes seconds.
   ASSERT_TRUE(c.read_until("HTTP/1.1 200", 1, 10s)) << c.received.substr(0, 3000);
   std::this_thread::sleep_for(300ms);
@@ -263,6 +269,54 @@ TEST(ShutdownMetering, AStreamWhoseEngineOutlastsTheEventLoopsIsMeteredAsCancell
   const auto code = server.wait_exit(60s);
   ASSERT_TRUE(code);
   EXPECT_EQ(*code, 0);
+}
+
+}  // namespace shutdown_cut
+
+// The shutdown waits (shutdown_cut_ms) for the step to end: the handler then meters the request
+// and settles its reservation in Redis like any client that left. So after a restart the tenant's
+// one concurrency slot is free at once, and its day's quota holds the tokens the request used.
+// (Both used to wait for the reservation's expiry, 10 minutes by default, which then refunded
+// every token: the tenant could use them again.)
+TEST(ShutdownMetering, ARequestCutAtShutdownIsSettledAndItsTokensCountInTheQuota) {
+  test::Backend backend;
+  const auto acme = backend.tenant("acme", {"--max-concurrent-requests", "1", "--tokens-per-day", "3000"});
+  {
+    test::ServerProcess server(shutdown_cut::config(backend, "30000"), {}, shutdown_cut::models());
+    shutdown_cut::cut_at_shutdown(server, acme.key);
+    EXPECT_EQ(server.count_in_log("streamed request cut at shutdown metered as cancelled"), 0) << server.log();
+  }
+  const auto row = backend.wait_only_ledger_row(2s);
+  EXPECT_EQ(row.status, "cancelled");
+  EXPECT_EQ(row.finish_reason, "cancelled");
+  EXPECT_GT(row.prompt_tokens, 1000);  // the prefill it was cut in
+  const std::int64_t used = row.prompt_tokens + row.completion_tokens;
+  ASSERT_LT(used, 2900);
+
+  test::ServerProcess again(shutdown_cut::config(backend, "30000"), {}, shutdown_cut::models());
+  const std::string tiny = R"({"model":"big","prompt":"Hi","max_tokens":1,"temperature":0})";
+  const auto first = test::post_json(again.port(), "/v1/completions", acme.key, tiny);
+  EXPECT_EQ(first.status, 200) << first.raw.body;  // the slot is free
+  // Past any reservation's expiry (4 s): a reservation that was never settled would have been
+  // refunded whole by now, and this one would fit in the day's 3,000 tokens.
+  std::this_thread::sleep_for(4500ms);
+  const std::int64_t max_tokens = 3000 - used + 20;
+  const auto over = test::post_json(again.port(), "/v1/completions", acme.key,
+                                    R"({"model":"big","prompt":"Hi","temperature":0,"max_tokens":)" +
+                                        std::to_string(max_tokens) + "}");
+  EXPECT_EQ(over.status, 429) << over.raw.body;
+  EXPECT_EQ(over.error_code(), "insufficient_quota") << over.raw.body;
+}
+
+// With no time to wait for the step (shutdown_cut_ms 0: 100 ms), the handler stops with the event
+// loops before the engine's last event. The shutdown then meters the stream itself, once the
+// engines have stopped. (Its usage used to go unmetered: the handler that writes a streamed
+// request's record never ran again.)
+TEST(ShutdownMetering, AStreamWhoseEngineOutlastsTheEventLoopsIsMeteredAsCancelled) {
+  test::Backend backend;
+  const auto acme = backend.tenant("acme");
+  test::ServerProcess server(shutdown_cut::config(backend, "0"), {}, shutdown_cut::models());
+  shutdown_cut::cut_at_shutdown(server, acme.key);
   EXPECT_EQ(server.count_in_log("streamed request cut at shutdown metered as cancelled"), 1) << server.log();
   const auto row = backend.wait_only_ledger_row(2s);  // in Postgres already: drained at exit
   EXPECT_EQ(row.status, "cancelled");
