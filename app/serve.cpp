@@ -85,7 +85,6 @@ asio::awaitable<void> shutdown_on_signal(asio::io_context& io, gateway::HttpServ
     tick.expires_after(10ms);
     co_await tick.async_wait(asio::as_tuple(asio::use_awaitable));
   }
-  signals.cancel();
   if (auto left = server.active_connections(); left > 0) {
     infra::log::warn("closing connections after grace period", {{"connections", left}});
     server.close_all();
@@ -95,7 +94,7 @@ asio::awaitable<void> shutdown_on_signal(asio::io_context& io, gateway::HttpServ
     // handler still waiting after it is metered at exit (meter_abandoned_streams) and its
     // reservation released at its expiry.
     const auto cut_deadline = std::chrono::steady_clock::now() + std::max(cut_wait, infra::Millis(100));
-    while (server.active_connections() > 0 && std::chrono::steady_clock::now() < cut_deadline) {
+    while (server.active_connections() > 0 && std::chrono::steady_clock::now() < cut_deadline && !hurry) {
       tick.expires_after(10ms);
       co_await tick.async_wait(asio::as_tuple(asio::use_awaitable));
     }
@@ -104,6 +103,7 @@ asio::awaitable<void> shutdown_on_signal(asio::io_context& io, gateway::HttpServ
                        "reservations released at expiry",
                        {{"connections", still}});
   }
+  signals.cancel();  // a second signal cut the grace and the wait above short
   // Settlements the last responses did not wait for are still queued or in flight, and so are
   // the releases of reservations admitted ahead that no request took: let them reach Redis
   // (bounded: Redis may be down; a reservation left open is released at its expiry).

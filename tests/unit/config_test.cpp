@@ -36,6 +36,7 @@ void expect_same_settings(const Config& a, const Config& b) {
   EXPECT_EQ(a.server.max_header_bytes, b.server.max_header_bytes);
   EXPECT_EQ(a.server.max_body_bytes, b.server.max_body_bytes);
   EXPECT_EQ(a.server.shutdown_grace, b.server.shutdown_grace);
+  EXPECT_EQ(a.server.shutdown_cut, b.server.shutdown_cut);
   EXPECT_EQ(a.server.access_log, b.server.access_log);
   EXPECT_EQ(a.server.tls_enabled, b.server.tls_enabled);
   EXPECT_EQ(a.server.tls_port, b.server.tls_port);
