@@ -133,13 +133,13 @@ std::optional<std::shared_ptr<const KeyRecord>> KeyCache::get(const std::string&
   std::lock_guard lock(mu_);
   auto it = map_.find(key_id);
   if (it == map_.end()) return std::nullopt;
-  const auto age = std::chrono::steady_clock::now() - it->second.loaded;
+  const auto now = std::chrono::steady_clock::now();
+  const auto age = now - it->second.loaded;
   if (age >= ttl_) {
     order_.erase(it->second.order);
     map_.erase(it);
     return std::nullopt;
   }
-  const auto now = std::chrono::steady_clock::now();
   if (refresh_due && !it->second.refreshing && age >= ttl_ / 2 && now >= it->second.retry_at) {
     it->second.refreshing = true;
     *refresh_due = true;
@@ -347,13 +347,8 @@ boost::asio::awaitable<AuthResult> Authenticator::authenticate(std::string_view 
       rec = *cached;
     } else {
       misses_->inc();
-      // An invalidation that arrives while we read must win over what we read.
-      const std::uint64_t generation = cache_->generation();
       try {
-        const auto load = [id = key->id](pqxx::connection& c) { return load_key_record(c, id); };
-        std::optional<KeyRecord> loaded = co_await pg_.run(load);
-        if (loaded) rec = std::make_shared<const KeyRecord>(std::move(*loaded));
-        cache_->put(key->id, rec, generation);
+        rec = co_await read_and_cache(pg_, cache_, key->id);
       } catch (const std::exception&) {
         available = false;
       }
@@ -374,17 +369,25 @@ void Authenticator::refresh_in_background(const boost::asio::any_io_executor& ex
   boost::asio::co_spawn(ex, reload(pg_, cache_, key_id), boost::asio::detached);
 }
 
+// Reads a key and caches what was read (null: no such key). An invalidation that arrives while
+// it reads wins over what it read. Throws what the pool throws.
+boost::asio::awaitable<std::shared_ptr<const KeyRecord>> Authenticator::read_and_cache(
+    infra::PgPool& pg, const std::shared_ptr<KeyCache>& cache, const std::string& id) {
+  const std::uint64_t generation = cache->generation();
+  const auto load = [id](pqxx::connection& c) { return load_key_record(c, id); };
+  std::optional<KeyRecord> loaded = co_await pg.run(load);
+  std::shared_ptr<const KeyRecord> rec;
+  if (loaded) rec = std::make_shared<const KeyRecord>(std::move(*loaded));
+  cache->put(id, rec, generation);
+  co_return rec;
+}
+
 // Only what outlives the Authenticator: the cache (shared) and the pool (stopped after the
 // servers' event loops, whose leftover frames are destroyed with them, never resumed).
 boost::asio::awaitable<void> Authenticator::reload(infra::PgPool& pg, std::shared_ptr<KeyCache> cache,
                                                    std::string id) {
-  const std::uint64_t generation = cache->generation();
   try {
-    const auto load = [id](pqxx::connection& c) { return load_key_record(c, id); };
-    std::optional<KeyRecord> loaded = co_await pg.run(load);
-    std::shared_ptr<const KeyRecord> rec;
-    if (loaded) rec = std::make_shared<const KeyRecord>(std::move(*loaded));
-    cache->put(id, std::move(rec), generation);
+    co_await read_and_cache(pg, cache, id);
   } catch (const std::exception&) {
     cache->refresh_failed(id);  // tried again later; the entry still expires at its ttl
   }

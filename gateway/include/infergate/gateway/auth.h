@@ -154,6 +154,10 @@ class Authenticator {
   void refresh_in_background(const boost::asio::any_io_executor& ex, const std::string& key_id);
   static boost::asio::awaitable<void> reload(infra::PgPool& pg, std::shared_ptr<KeyCache> cache,
                                              std::string id);
+  // By reference (no temporaries in the callers' co_await, which GCC 12 mishandles): the callers'
+  // cache and id outlive the call.
+  static boost::asio::awaitable<std::shared_ptr<const KeyRecord>> read_and_cache(
+      infra::PgPool& pg, const std::shared_ptr<KeyCache>& cache, const std::string& id);
   infra::PgPool& pg_;
   // Shared with background reloads, which may finish after this object is gone.
   std::shared_ptr<KeyCache> cache_;
