@@ -65,7 +65,8 @@ std::vector<gateway::ReadinessCheck> readiness_checks(infra::PgPool& pg, infra::
 // Waits for a signal, then drains: stop accepting, let requests in progress finish for up to
 // shutdown_grace, close what is left, and stop the io threads. A second signal cuts the grace.
 asio::awaitable<void> shutdown_on_signal(asio::io_context& io, gateway::HttpServer& server,
-                                         gateway::Admission& admission, infra::RedisClient& redis,
+                                         gateway::ModelRegistry& models, gateway::Admission& admission,
+                                         infra::RedisClient& redis,
                                          infra::RedisClient& subscriber, infra::Millis grace,
                                          infra::Millis cut_wait) {
   asio::signal_set signals(io, SIGINT, SIGTERM);
@@ -88,19 +89,26 @@ asio::awaitable<void> shutdown_on_signal(asio::io_context& io, gateway::HttpServ
   if (auto left = server.active_connections(); left > 0) {
     infra::log::warn("closing connections after grace period", {{"connections", left}});
     server.close_all();
-    // Each request cut off cancels its generation, which ends at the engine's next step: then its
-    // handler meters it (cancelled, with the tokens processed) and settles its reservation, as
-    // for any client that left. A step can take seconds (a long prefill), hence cut_wait; a
-    // handler still waiting after it is metered at exit (meter_abandoned_streams) and its
-    // reservation released at its expiry.
+    // Each request cut off ends at its engine's next step (every engine cancels what it holds:
+    // a streamed request would otherwise notice only at its next write, a step later). Its
+    // handler then meters it (cancelled, with the tokens processed) and settles its reservation,
+    // as for any client that left. The wait is for the step under way however long it takes (the
+    // exit would wait for it anyway, and only a handler still running can settle in Redis), and
+    // up to cut_wait for the handlers after it. A second signal cuts it short: then a handler
+    // still waiting is metered at exit (meter_abandoned_streams) and its reservation released at
+    // its expiry.
+    models.cancel_all_generations();
     const auto cut_deadline = std::chrono::steady_clock::now() + std::max(cut_wait, infra::Millis(100));
-    while (server.active_connections() > 0 && std::chrono::steady_clock::now() < cut_deadline && !hurry) {
+    while (server.active_connections() > 0 && !hurry &&
+           (std::chrono::steady_clock::now() < cut_deadline || models.generating())) {
       tick.expires_after(10ms);
       co_await tick.async_wait(asio::as_tuple(asio::use_awaitable));
     }
     if (const auto still = server.active_connections(); still > 0)
-      infra::log::warn("requests still running after shutdown_cut_ms; they are metered at exit and their "
-                       "reservations released at expiry",
+      infra::log::warn(hurry ? "shutdown hurried by a second signal; requests still running are metered at exit and "
+                               "their reservations released at expiry"
+                             : "requests still running after shutdown_cut_ms; they are metered at exit and their "
+                               "reservations released at expiry",
                        {{"connections", still}});
   }
   signals.cancel();  // a second signal cut the grace and the wait above short
@@ -286,7 +294,7 @@ int cmd_serve(const std::vector<std::string>& args) {
   asio::co_spawn(io, maintain_usage_partitions(pg), asio::detached);
   asio::co_spawn(io, refresh_engine_gauges(io, completions), asio::detached);
   asio::co_spawn(io,
-                 shutdown_on_signal(io, server, admission, redis, subscriber, cfg.server.shutdown_grace,
+                 shutdown_on_signal(io, server, *models, admission, redis, subscriber, cfg.server.shutdown_grace,
                                     cfg.server.shutdown_cut),
                  asio::detached);
 

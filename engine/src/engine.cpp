@@ -1,5 +1,6 @@
 #include <pthread.h>
 #include <stdexcept>
+#include <utility>
 
 #include "infergate/engine/engine.h"
 
@@ -76,6 +77,16 @@ void Engine::cancel(Handle h) {
   wake_.notify_one();
 }
 
+void Engine::cancel_all() {
+  {
+    std::lock_guard lock(mu_);
+    cancel_all_ = true;
+    // Those still in the inbox reach the scheduler before the cancellations do.
+    for (const auto& [h, r] : inbox_) cancels_.push_back(h);
+  }
+  wake_.notify_one();
+}
+
 EngineStats Engine::stats() const {
   std::lock_guard lock(mu_);
   EngineStats s;
@@ -90,15 +101,19 @@ void Engine::loop() {
   using Clock = std::chrono::steady_clock;
   std::vector<std::pair<Handle, GenerationRequest>> incoming;
   std::vector<Handle> cancels;
+  bool cancel_everything = false;
   auto window_start = Clock::now();
   std::uint64_t window_tokens = scheduler_->stats().generated_tokens;
   for (;;) {
     {
       std::unique_lock lock(mu_);
-      wake_.wait(lock, [&] { return stop_ || !inbox_.empty() || !cancels_.empty() || !scheduler_->idle(); });
+      wake_.wait(lock, [&] {
+        return stop_ || !inbox_.empty() || !cancels_.empty() || cancel_all_ || !scheduler_->idle();
+      });
       if (stop_) return;
       incoming.swap(inbox_);
       cancels.swap(cancels_);
+      cancel_everything = std::exchange(cancel_all_, false);
     }
     for (auto& [h, r] : incoming) {
       try {
@@ -112,10 +127,12 @@ void Engine::loop() {
         if (r.on_event) r.on_event(ev);
       }
     }
-    const bool changed = !incoming.empty() || !cancels.empty();
+    const bool changed = !incoming.empty() || !cancels.empty() || cancel_everything;
     incoming.clear();
     for (const Handle h : cancels) scheduler_->cancel(h);
     cancels.clear();
+    if (cancel_everything) scheduler_->cancel_all();
+    cancel_everything = false;
     if (changed) {
       // What was just taken from the inbox is the scheduler's now: counted in stats() during the
       // step too (a long one, a big prefill, would otherwise hide it from the router's load).

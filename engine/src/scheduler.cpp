@@ -92,6 +92,12 @@ void Scheduler::add(Id id, GenerationRequest r) {
 
 void Scheduler::cancel(Id id) { cancel_requests_.push_back(id); }
 
+void Scheduler::cancel_all() {
+  for (const auto& [id, s] : seqs_) {
+    if (!s->done) cancel_requests_.push_back(id);
+  }
+}
+
 bool Scheduler::started(Id id) const {
   const auto it = seqs_.find(id);
   return it != seqs_.end() && it->second->scheduled.has_value();

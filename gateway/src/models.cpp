@@ -109,6 +109,21 @@ ModelRegistry::ModelRegistry(std::vector<std::unique_ptr<ServedModel>> models, i
   for (auto& m : models_) m->tier_rank = tier_rank(routing_, m->tier);
 }
 
+void ModelRegistry::cancel_all_generations() {
+  for (auto& m : models_) {
+    if (m->engine) m->engine->cancel_all();
+  }
+}
+
+bool ModelRegistry::generating() const {
+  for (const auto& m : models_) {
+    if (!m->engine) continue;
+    const auto st = m->engine->stats().scheduler;
+    if (st.running + st.waiting > 0) return true;
+  }
+  return false;
+}
+
 void ModelRegistry::stop_engines() {
   for (auto& m : models_) m->engine.reset();
 }

@@ -267,14 +267,19 @@ test::ConfigValues config(const test::Backend& backend, const std::string& cut_m
 
 std::string models() { return test::models_toml({{"big", test::model_file("medium", 1, "q8_0"), "medium"}}); }
 
-// Sends the long stream, waits until its prefill is under way, and stops the server.
-void cut_at_shutdown(test::ServerProcess& server, const std::string& key) {
+// Sends the long stream, waits until its prefill is under way, and stops the server (with a
+// second signal 300 ms after the first, still within that prefill, when `second_signal`).
+void cut_at_shutdown(test::ServerProcess& server, const std::string& key, bool second_signal = false) {
   RawClient c(server.port());
   c.send(request("/v1/completions", key, long_prompt_body()));
   // The response's head goes out as the sequence is submitted; its prefill takes seconds.
   ASSERT_TRUE(c.read_until("HTTP/1.1 200", 1, 10s)) << c.received.substr(0, 3000);
   std::this_thread::sleep_for(300ms);
   server.signal(SIGTERM);
+  if (second_signal) {
+    std::this_thread::sleep_for(300ms);
+    server.signal(SIGTERM);
+  }
   const auto code = server.wait_exit(60s);
   ASSERT_TRUE(code);
   EXPECT_EQ(*code, 0);
@@ -282,20 +287,23 @@ void cut_at_shutdown(test::ServerProcess& server, const std::string& key) {
 
 }  // namespace shutdown_cut
 
-// The shutdown waits (shutdown_cut_ms) for the step to end: the handler then meters the request
-// and settles its reservation in Redis like any client that left. So after a restart the tenant's
-// one concurrency slot is free at once, and its day's quota holds the tokens the request used.
-// (Both used to wait for the reservation's expiry, 10 minutes by default, which then refunded
-// every token: the tenant could use them again. The quota check below is the one that tells the
-// two apart whatever the timing; the slot check does only when the restart is quicker than the
-// reservation's 4 s expiry, as it was here.)
-TEST(ShutdownMetering, ARequestCutAtShutdownIsSettledAndItsTokensCountInTheQuota) {
+// The shutdown waits for the step to end: the handler then meters the request and settles its
+// reservation in Redis like any client that left. So after a restart the tenant's one concurrency
+// slot is free at once, and its day's quota holds the tokens the request used. (Both used to wait
+// for the reservation's expiry, 10 minutes by default, which then refunded every token: the
+// tenant could use them again. The quota check below is the one that tells the two apart whatever
+// the timing; the slot check does only when the restart is quicker than the reservation's 4 s
+// expiry, as it is here.) `cut_ms` "0" (100 ms): the step outlasts shutdown_cut_ms, and is waited
+// for all the same (it used to be left to the exit, which metered the request but could not
+// settle it).
+void expect_cut_request_settled(const std::string& cut_ms) {
   test::Backend backend;
   const auto acme = backend.tenant("acme", {"--max-concurrent-requests", "1", "--tokens-per-day", "3000"});
   {
-    test::ServerProcess server(shutdown_cut::config(backend, "30000"), {}, shutdown_cut::models());
+    test::ServerProcess server(shutdown_cut::config(backend, cut_ms), {}, shutdown_cut::models());
     shutdown_cut::cut_at_shutdown(server, acme.key);
     EXPECT_EQ(server.count_in_log("streamed request cut at shutdown metered as cancelled"), 0) << server.log();
+    EXPECT_EQ(server.count_in_log("metered at exit"), 0) << server.log();
   }
   const auto row = backend.wait_only_ledger_row(2s);
   EXPECT_EQ(row.status, "cancelled");
@@ -325,15 +333,21 @@ TEST(ShutdownMetering, ARequestCutAtShutdownIsSettledAndItsTokensCountInTheQuota
   }
 }
 
-// With no time to wait for the step (shutdown_cut_ms 0: 100 ms), the handler stops with the event
-// loops before the engine's last event. The shutdown then meters the stream itself, once the
-// engines have stopped. (Its usage used to go unmetered: the handler that writes a streamed
-// request's record never ran again.)
+TEST(ShutdownMetering, ARequestCutAtShutdownIsSettledAndItsTokensCountInTheQuota) {
+  expect_cut_request_settled("30000");
+}
+
+TEST(ShutdownMetering, ARequestWhoseStepOutlastsShutdownCutMsIsStillSettled) { expect_cut_request_settled("0"); }
+
+// A second signal while the shutdown waits for the step: the handler stops with the event loops
+// before the engine's last event. The shutdown then meters the stream itself, once the engines
+// have stopped. (Its usage used to go unmetered: the handler that writes a streamed request's
+// record never ran again.)
 TEST(ShutdownMetering, AStreamWhoseEngineOutlastsTheEventLoopsIsMeteredAsCancelled) {
   test::Backend backend;
   const auto acme = backend.tenant("acme");
   test::ServerProcess server(shutdown_cut::config(backend, "0"), {}, shutdown_cut::models());
-  shutdown_cut::cut_at_shutdown(server, acme.key);
+  shutdown_cut::cut_at_shutdown(server, acme.key, /*second_signal=*/true);
   EXPECT_EQ(server.count_in_log("streamed request cut at shutdown metered as cancelled"), 1) << server.log();
   const auto row = backend.wait_only_ledger_row(2s);  // in Postgres already: drained at exit
   EXPECT_EQ(row.status, "cancelled");

@@ -251,23 +251,38 @@ TEST(Scheduler, RejectsRequestsThatCanNeverRun) {
 // (a big prefill on a real model takes seconds). A request that arrived just before that step
 // must count as waiting or running during it, not vanish from both. A backend whose step the
 // test holds stands in for the long one.
-TEST(Engine, ARequestThatArrivedCountsInItsStatsDuringALongStep) {
-  struct HeldBackend final : ie::Backend {
-    std::unique_ptr<ie::Backend> inner;
-    std::mutex mu;
-    std::condition_variable cv;
-    bool release = false;
-    int steps = 0;
-    std::string describe() const override { return inner->describe(); }
-    void forward(std::span<const ie::StepSequence> batch, float* logits) override {
-      std::unique_lock lock(mu);
-      ++steps;
-      cv.notify_all();
-      cv.wait(lock, [&] { return release; });
-      lock.unlock();
-      inner->forward(batch, logits);
+namespace {
+// A backend whose steps wait until the test releases them: a stand-in for a long step.
+struct HeldBackend final : ie::Backend {
+  std::unique_ptr<ie::Backend> inner;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  int steps = 0;
+  std::string describe() const override { return inner->describe(); }
+  void forward(std::span<const ie::StepSequence> batch, float* logits) override {
+    std::unique_lock lock(mu);
+    ++steps;
+    cv.notify_all();
+    cv.wait(lock, [&] { return release; });
+    lock.unlock();
+    inner->forward(batch, logits);
+  }
+  bool wait_for_step() {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, std::chrono::seconds(10), [&] { return steps > 0; });
+  }
+  void let_go() {
+    {
+      std::lock_guard lock(mu);
+      release = true;
     }
-  };
+    cv.notify_all();
+  }
+};
+}  // namespace
+
+TEST(Engine, ARequestThatArrivedCountsInItsStatsDuringALongStep) {
   auto m = ie::testing::toy_model();
   auto backend = std::make_unique<HeldBackend>();
   backend->inner = ie::make_cpu_backend(m, {64, 16}, 1, 64);
@@ -282,18 +297,59 @@ TEST(Engine, ARequestThatArrivedCountsInItsStatsDuringALongStep) {
     if (e.finished) done.set_value();
   };
   engine.submit(std::move(r));
-  {
-    std::unique_lock lock(held.mu);
-    ASSERT_TRUE(held.cv.wait_for(lock, std::chrono::seconds(10), [&] { return held.steps > 0; }));
-  }
+  ASSERT_TRUE(held.wait_for_step());
   const auto st = engine.stats().scheduler;  // the engine is inside its first step now
   EXPECT_EQ(st.waiting + st.running, 1);
-  {
-    std::lock_guard lock(held.mu);
-    held.release = true;
-  }
-  held.cv.notify_all();
+  held.let_go();
   ASSERT_EQ(done.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+}
+
+// Shutdown cancels everything an engine holds at once: the request inside the step under way
+// and those still waiting in the inbox all finish "cancelled" when that step ends, through their
+// callbacks, and the engine is left idle with its KV blocks free. A request submitted afterwards
+// is not affected.
+TEST(Engine, CancelAllEndsEveryRequestHeldAtTheEndOfTheStepUnderWay) {
+  auto m = ie::testing::toy_model();
+  auto backend = std::make_unique<HeldBackend>();
+  backend->inner = ie::make_cpu_backend(m, {64, 16}, 1, 64);
+  HeldBackend& held = *backend;
+  ie::Engine engine(m, std::move(backend), {64, 4, 64, 16});
+  constexpr int kHeld = 3;
+  std::vector<std::promise<ie::GenerationEvent>> done(kHeld + 1);
+  auto request = [&](int i) {
+    ie::GenerationRequest r;
+    r.tenant = "x";
+    r.prompt = kPrompts[static_cast<std::size_t>(i) % 2];
+    r.sampling.max_tokens = 50;
+    r.sampling.ignore_eos = true;
+    r.on_event = [&done, i](const ie::GenerationEvent& e) {
+      if (e.finished) done[static_cast<std::size_t>(i)].set_value(e);
+    };
+    return r;
+  };
+  engine.submit(request(0));
+  ASSERT_TRUE(held.wait_for_step());  // request 0 is inside the engine's first step
+  for (int i = 1; i < kHeld; ++i) engine.submit(request(i));  // in the inbox meanwhile
+  engine.cancel_all();
+  held.let_go();
+  for (int i = 0; i < kHeld; ++i) {
+    auto f = done[static_cast<std::size_t>(i)].get_future();
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(10)), std::future_status::ready) << "request " << i;
+    const auto ev = f.get();
+    EXPECT_EQ(ev.reason, ie::FinishReason::cancelled) << "request " << i;
+    EXPECT_LE(ev.completion_tokens, 1) << "request " << i;  // the token of the step under way at most
+  }
+  for (int i = 0; i < 100 && engine.stats().scheduler.kv_blocks_used != 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const auto st = engine.stats().scheduler;
+  EXPECT_EQ(st.running + st.waiting, 0);
+  EXPECT_EQ(st.kv_blocks_used, 0);
+  engine.submit(request(kHeld));
+  auto later = done[kHeld].get_future();
+  ASSERT_EQ(later.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  const auto ev = later.get();
+  EXPECT_EQ(ev.reason, ie::FinishReason::length);
+  EXPECT_EQ(ev.completion_tokens, 50);
 }
 
 TEST(Engine, StreamsOnItsOwnThreadAndCancelReleasesKv) {

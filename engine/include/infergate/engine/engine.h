@@ -35,6 +35,9 @@ class Engine {
   Handle submit(GenerationRequest request);
   // Thread-safe; takes effect at the next step. Unknown or finished handles are ignored.
   void cancel(Handle h);
+  // Thread-safe: cancels every request submitted so far (at shutdown). Each finishes "cancelled"
+  // at the end of the step under way, through its callback, as if cancelled one by one.
+  void cancel_all();
   EngineStats stats() const;
   const Model& model() const { return *model_; }
 
@@ -49,6 +52,7 @@ class Engine {
   std::condition_variable wake_;
   std::vector<std::pair<Handle, GenerationRequest>> inbox_;
   std::vector<Handle> cancels_;
+  bool cancel_all_ = false;
   bool stop_ = false;
   Handle next_handle_ = 1;
   SchedulerStats last_stats_;

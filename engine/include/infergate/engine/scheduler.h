@@ -57,6 +57,8 @@ class Scheduler {
   void add(Id id, GenerationRequest request);
   // Takes effect at the next step: the sequence's blocks return and it finishes "cancelled".
   void cancel(Id id);
+  // The same for every sequence it holds.
+  void cancel_all();
   // One iteration; false when there was nothing to do.
   bool step();
   bool idle() const { return running_.empty() && waiting_count_ == 0; }

@@ -45,6 +45,11 @@ class ModelRegistry {
   const ServedModel* find(std::string_view name) const;
   const std::vector<std::unique_ptr<ServedModel>>& models() const { return models_; }
   const infra::RoutingConfig& routing() const { return routing_; }
+  // At shutdown, once no request can come: every engine cancels what it holds, which finishes
+  // (through each request's callback) at the end of its step under way.
+  void cancel_all_generations();
+  // Whether any engine still holds a request (running, waiting, or not yet taken from its inbox).
+  bool generating() const;
   // At exit, once no request can come: each engine finishes what it still holds as cancelled
   // (through each request's callback) and stops; the models stay, without engines.
   void stop_engines();

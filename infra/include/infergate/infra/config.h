@@ -24,7 +24,7 @@ struct ServerConfig {
   std::size_t max_header_bytes = 16 * 1024;
   std::size_t max_body_bytes = 4 * 1024 * 1024;
   Millis shutdown_grace{10000};  // in-flight requests get this long after SIGTERM
-  Millis shutdown_cut{5000};     // then those cut off get this long to be metered and settled
+  Millis shutdown_cut{5000};     // then those cut off get this long after their engine step to be metered and settled
   bool access_log = true;
   // HTTPS on a second port (same API): a PEM certificate chain and its private key.
   bool tls_enabled = false;
