@@ -280,14 +280,25 @@ struct HeldBackend final : ie::Backend {
     cv.notify_all();
   }
 };
+
+// The toy model's engine over a HeldBackend.
+struct HeldEngine {
+  static std::unique_ptr<ie::Backend> make(const std::shared_ptr<const ie::Model>& m, HeldBackend*& out) {
+    auto b = std::make_unique<HeldBackend>();
+    b->inner = ie::make_cpu_backend(m, {64, 16}, 1, 64);
+    out = b.get();
+    return b;
+  }
+  std::shared_ptr<const ie::Model> model = ie::testing::toy_model();
+  HeldBackend* held = nullptr;
+  ie::Engine engine{model, make(model, held), {64, 4, 64, 16}};
+};
 }  // namespace
 
 TEST(Engine, ARequestThatArrivedCountsInItsStatsDuringALongStep) {
-  auto m = ie::testing::toy_model();
-  auto backend = std::make_unique<HeldBackend>();
-  backend->inner = ie::make_cpu_backend(m, {64, 16}, 1, 64);
-  HeldBackend& held = *backend;
-  ie::Engine engine(m, std::move(backend), {64, 4, 64, 16});
+  HeldEngine he;
+  HeldBackend& held = *he.held;
+  ie::Engine& engine = he.engine;
   std::promise<void> done;
   ie::GenerationRequest r;
   r.tenant = "x";
@@ -309,11 +320,9 @@ TEST(Engine, ARequestThatArrivedCountsInItsStatsDuringALongStep) {
 // callbacks, and the engine is left idle with its KV blocks free. A request submitted afterwards
 // is not affected.
 TEST(Engine, CancelAllEndsEveryRequestHeldAtTheEndOfTheStepUnderWay) {
-  auto m = ie::testing::toy_model();
-  auto backend = std::make_unique<HeldBackend>();
-  backend->inner = ie::make_cpu_backend(m, {64, 16}, 1, 64);
-  HeldBackend& held = *backend;
-  ie::Engine engine(m, std::move(backend), {64, 4, 64, 16});
+  HeldEngine he;
+  HeldBackend& held = *he.held;
+  ie::Engine& engine = he.engine;
   constexpr int kHeld = 3;
   std::vector<std::promise<ie::GenerationEvent>> done(kHeld + 1);
   auto request = [&](int i) {
