@@ -80,9 +80,7 @@ void Engine::cancel(Handle h) {
 void Engine::cancel_all() {
   {
     std::lock_guard lock(mu_);
-    cancel_all_ = true;
-    // Those still in the inbox reach the scheduler before the cancellations do.
-    for (const auto& [h, r] : inbox_) cancels_.push_back(h);
+    cancel_all_ = true;  // applied after the inbox reaches the scheduler: it covers those too
   }
   wake_.notify_one();
 }
